@@ -1,0 +1,84 @@
+# sre.incident_response — developer and demo entry points.
+# `make demo` and `make test` are the two commands of README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+COLL := .collections/ansible_collections/sre/incident_response
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_LOCALHOST_WARNING := false
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
+LAB_INV := inventory/lab
+PLAYBOOK := $(BIN)/ansible-playbook
+
+.PHONY: help setup system venv demo lab-up lab-down fault heal test test-unit test-integration molecule lint bench build clean
+
+help:
+	@echo "make demo      set up, start the incident lab, run playbooks/triage.yml against it"
+	@echo "make test      lint, unit and integration tests (starts the lab)"
+	@echo "make setup     system packages, .venv, collection link"
+	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | bench | build"
+
+setup: system venv $(COLL)
+
+system:
+	@scripts/setup-system.sh
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(COLL):
+	@mkdir -p $(dir $(COLL))
+	@ln -sfn ../../.. $(COLL)
+
+lab-up: setup
+	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/up.yml
+
+lab-down: setup
+	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/down.yml
+
+fault: setup
+	@test -n "$(NAME)" || { echo "usage: make fault NAME=<fault>  (see docs/lab.md)"; exit 2; }
+	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/fault.yml -e lab_fault=$(NAME) -e lab_fault_state=present
+
+heal: setup
+	@test -n "$(NAME)" || { echo "usage: make heal NAME=<fault>"; exit 2; }
+	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/fault.yml -e lab_fault=$(NAME) -e lab_fault_state=absent
+
+demo: lab-up
+	$(PLAYBOOK) -i $(LAB_INV) playbooks/triage.yml
+	@echo
+	@echo "Incident files: $$(ls -dt $(CURDIR)/incidents/*/ | head -1)"
+
+lint: setup
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline -q
+
+test-unit: setup
+	$(BIN)/pytest -q tests/unit
+
+test-integration: lab-up
+	$(BIN)/pytest -q tests/integration
+
+test: setup
+	$(MAKE) lint
+	$(MAKE) lab-up
+	$(BIN)/pytest -q -p no:cacheprovider -ra tests/unit tests/integration
+	$(MAKE) molecule
+
+molecule: setup
+	$(BIN)/molecule test --all
+
+bench: lab-up
+	$(BIN)/python tests/bench/bench.py
+
+build: setup
+	$(BIN)/ansible-galaxy collection build --force --output-path build/
+
+clean:
+	rm -rf build/ incidents/ tests/output/

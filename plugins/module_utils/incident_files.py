@@ -1,0 +1,239 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The incident directory contracts, shared by modules, action plugins and the callback.
+
+Layout of one incident (see docs/reference/contracts.md):
+
+    <incident_dir>/<incident_id>/
+        incident.json       the incident context (id, title, severity, commander, start)
+        timeline.jsonl      one event a line, append-only, flushed and fsynced
+        findings.json       the latest finding per (host, check)
+        diagnosis.json      ranked hypotheses
+        messages/           rendered communications
+        evidence/<host>/    raw outputs behind findings
+
+Pure Python (standard library only) so that the callback, action plugins and
+unit tests use the very same code.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import errno
+import fcntl
+import json
+import os
+import re
+import tempfile
+
+TIMELINE = 'timeline.jsonl'
+FINDINGS = 'findings.json'
+DIAGNOSIS = 'diagnosis.json'
+INCIDENT = 'incident.json'
+
+EVENT_KINDS = (
+    'declared', 'severity', 'play', 'task', 'finding', 'diagnosis', 'plan',
+    'approval', 'action', 'verify', 'comms', 'note', 'resolved',
+)
+STATUSES = ('ok', 'warn', 'crit', 'unknown')
+STATUS_RANK = {'ok': 0, 'unknown': 1, 'warn': 2, 'crit': 3}
+INCIDENT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
+CHECK_RE = re.compile(r'^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$')
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def isoformat(dt=None):
+    """UTC ISO 8601 with a Z suffix and millisecond precision."""
+    dt = dt or utcnow()
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    dt = dt.astimezone(datetime.timezone.utc)
+    return dt.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (dt.microsecond // 1000)
+
+
+def parse_ts(value):
+    """Parse an ISO 8601 timestamp (Z or offset, with or without fraction) to an aware UTC datetime."""
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    text = str(value).strip()
+    if text.endswith('Z') or text.endswith('z'):
+        text = text[:-1] + '+00:00'
+    dt = datetime.datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt.astimezone(datetime.timezone.utc)
+
+
+def valid_incident_id(incident_id):
+    return bool(incident_id) and bool(INCIDENT_ID_RE.match(str(incident_id)))
+
+
+def incident_path(incident_dir, incident_id):
+    if not valid_incident_id(incident_id):
+        raise ValueError('incident_id %r is not valid: use letters, digits, ".", "_" or "-" (at most 64), '
+                         'e.g. INC-20261127-0312-a1b2' % (incident_id,))
+    return os.path.join(os.path.abspath(os.path.expanduser(str(incident_dir))), str(incident_id))
+
+
+def ensure_dir(path, mode=0o750):
+    try:
+        os.makedirs(path, mode)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    return path
+
+
+class _Locked(object):
+    """An exclusive advisory lock on <path>.lock, held for a read-modify-write."""
+
+    def __init__(self, path):
+        self.lock_path = path + '.lock'
+        self.fd = None
+
+    def __enter__(self):
+        ensure_dir(os.path.dirname(self.lock_path) or '.')
+        self.fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        return False
+
+
+def append_jsonl(path, records):
+    """Append records as JSON lines: one write per record, under a lock, flushed and fsynced.
+
+    A line is written whole with O_APPEND, so a process killed at any point leaves
+    a file of complete lines.
+    """
+    if isinstance(records, dict):
+        records = [records]
+    ensure_dir(os.path.dirname(path) or '.')
+    payload = ''.join(json.dumps(r, sort_keys=True, default=str, ensure_ascii=False) + '\n' for r in records)
+    if not payload:
+        return 0
+    with _Locked(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            data = payload.encode('utf-8')
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return len(records)
+
+
+def read_jsonl(path):
+    """Read a JSON Lines file; a torn last line (from a crash) is skipped."""
+    events = []
+    if not os.path.exists(path):
+        return events
+    with open(path, 'r', encoding='utf-8') as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return events
+
+
+def write_json_atomic(path, data):
+    """Write JSON through a temporary file and rename, so readers never see half a file."""
+    directory = os.path.dirname(path) or '.'
+    ensure_dir(directory)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            json.dump(data, handle, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+            handle.write('\n')
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o640)
+        os.rename(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path, default=None):
+    if not os.path.exists(path):
+        return default
+    with open(path, 'r', encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def make_event(incident_id, kind, summary, host=None, data=None, ts=None):
+    if kind not in EVENT_KINDS:
+        raise ValueError('event kind %r is not one of %s' % (kind, ', '.join(EVENT_KINDS)))
+    return {
+        'ts': ts or isoformat(),
+        'incident_id': incident_id,
+        'kind': kind,
+        'host': host,
+        'summary': summary,
+        'data': data if data is not None else {},
+    }
+
+
+def finding_key(finding):
+    return '%s/%s' % (finding.get('host'), finding.get('check'))
+
+
+def normalize_finding(finding, ts=None):
+    """Validate a finding and fill its defaults; raises ValueError naming the bad field."""
+    if not isinstance(finding, dict):
+        raise ValueError('a finding must be a dict, got %s' % type(finding).__name__)
+    out = dict(finding)
+    for field in ('check', 'host', 'status', 'summary'):
+        if not out.get(field):
+            raise ValueError('finding is missing %r: %r' % (field, finding))
+    if not CHECK_RE.match(str(out['check'])):
+        raise ValueError('finding check %r is not of the form area.name' % (out['check'],))
+    if out['status'] not in STATUSES:
+        raise ValueError('finding %s has status %r, expected one of %s'
+                         % (out['check'], out['status'], ', '.join(STATUSES)))
+    out.setdefault('service', None)
+    out.setdefault('evidence', {})
+    out['ts'] = out.get('ts') or ts or isoformat()
+    out['summary'] = ' '.join(str(out['summary']).split())
+    return out
+
+
+def merge_findings(existing, new):
+    """The latest finding per (host, check): new ones replace old ones with the same key."""
+    merged = {}
+    for finding in list(existing or []) + list(new or []):
+        merged[finding_key(finding)] = finding
+    return sorted(merged.values(), key=lambda f: (-STATUS_RANK.get(f['status'], 0), f['host'], f['check']))
+
+
+def update_findings(path, new):
+    """Merge findings into findings.json under a lock; returns the merged list."""
+    with _Locked(path):
+        existing = read_json(path, default=[]) or []
+        if isinstance(existing, dict):
+            existing = existing.get('findings', [])
+        merged = merge_findings(existing, new)
+        write_json_atomic(path, merged)
+    return merged
+
+
+def safe_name(text):
+    """A file-name-safe form of a host or check name."""
+    return re.sub(r'[^A-Za-z0-9._-]+', '_', str(text)).strip('_') or 'unnamed'

@@ -1,0 +1,256 @@
+"""Every lab fault is real: injected, observed from outside the lab, healed, observed healthy again.
+
+The assertions look at the lab the way an outside observer would: HTTP status
+codes, pg_stat_activity, Redis INFO, the served certificate, DNS answers,
+docker's view of containers and files on the log volume.
+"""
+import datetime
+import json
+import os
+import shutil
+import socket
+import ssl
+import urllib.error
+import urllib.request
+
+import dns.resolver
+import psycopg2
+import pytest
+import redis
+from cryptography import x509
+
+from conftest import LabEnv as L, docker, heal, inject, lab_lock
+
+
+def http(path, port=None, method='GET'):
+    url = 'http://127.0.0.1:%d%s' % (port or L.backend_port, path)
+    req = urllib.request.Request(url, method=method, data=b'' if method == 'POST' else None)
+    try:
+        with urllib.request.urlopen(req, timeout=8) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b''
+
+
+def https_status(path='/health'):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen('https://127.0.0.1:%d%s' % (L.proxy_port, path), timeout=8, context=ctx) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def pg(sql, user='app', password=None):
+    conn = psycopg2.connect(host='127.0.0.1', port=L.db_port, dbname='app', user=user,
+                            password=password or L.pg_password, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def rds():
+    return redis.Redis(host='127.0.0.1', port=L.redis_port, password=L.redis_password, socket_timeout=5)
+
+
+def served_cert_days_left():
+    pem = ssl.get_server_certificate(('127.0.0.1', L.proxy_port), timeout=5)
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    return (cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+
+
+def container(name):
+    return json.loads(docker('inspect', name))[0]
+
+
+def resolve(name):
+    res = dns.resolver.Resolver(configure=False)
+    res.nameservers = ['127.0.0.1']
+    res.port = L.dns_port
+    res.lifetime = 3
+    try:
+        return [r.to_text() for r in res.resolve(name, 'A')]
+    except Exception:
+        return []
+
+
+def disk_pct(path):
+    usage = shutil.disk_usage(path)
+    return 100.0 * usage.used / usage.total
+
+
+def mem_pct(name):
+    stats = json.loads(docker('stats', '--no-stream', '--format', '{{json .}}', name))
+    return float(stats['MemPerc'].rstrip('%'))
+
+
+def check_backend_down(present):
+    state = container(L.backend)['State']
+    assert state['Running'] is (not present)
+    if present:
+        assert https_status('/health') == 502
+        assert http('/health')[0] == 0
+
+
+def check_bad_deploy(present):
+    image = container(L.backend)['Config']['Image']
+    status = http('/api/orders')[0]
+    if present:
+        assert image == 'app-backend:1.1.0'
+        assert status == 500
+        assert http('/api/products')[0] == 200
+    else:
+        assert image == 'app-backend:1.0.0'
+        assert status == 200
+
+
+def check_pool_exhaustion(present):
+    rows = pg("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'app-backend' "
+              "AND state = 'idle in transaction'")
+    if present:
+        assert rows[0][0] >= 5
+        assert http('/health/ready')[0] == 503
+    else:
+        assert rows[0][0] == 0
+
+
+def check_db_lock(present):
+    blocked = pg("SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0")
+    holder = pg("SELECT pid, usename, state, now() - query_start FROM pg_stat_activity "
+                "WHERE application_name = 'report-job'")
+    analyst = pg("SELECT count(*) FROM pg_stat_activity WHERE usename = 'analyst' AND state = 'active'")
+    if present:
+        assert len(blocked) >= 2
+        assert holder and holder[0][1] == 'app' and holder[0][2] == 'active'
+        assert all(holder[0][0] in b[1] for b in blocked)
+        assert analyst[0][0] == 1
+    else:
+        assert blocked == [] and holder == [] and analyst[0][0] == 0
+
+
+def check_memory_growth(present):
+    pct = mem_pct(L.backend)
+    if present:
+        assert pct >= 75, pct
+    else:
+        assert pct < 50, pct
+
+
+def check_redis_full(present):
+    info = rds().info('memory')
+    if present:
+        assert info['used_memory'] >= info['maxmemory'] * 0.95
+        with pytest.raises(redis.exceptions.ResponseError, match='maxmemory'):
+            rds().set('cache:probe', 'x' * 100000)
+    else:
+        assert info['used_memory'] < info['maxmemory'] * 0.5
+
+
+def check_redis_slow(present):
+    entries = rds().slowlog_get(10)
+    if present:
+        assert len(entries) >= 3
+        assert max(e['duration'] for e in entries) >= 10000
+    else:
+        assert entries == []
+
+
+def check_disk_full(present):
+    pct = disk_pct(L.log_volume_path)
+    if present:
+        assert pct >= 95, pct
+        assert os.path.exists(os.path.join(L.log_volume_path, 'app.log.1'))
+    else:
+        assert pct < 50, pct
+    assert os.path.exists(os.path.join(L.log_volume_path, 'app.log'))
+
+
+def check_tls_expiring(present):
+    days = served_cert_days_left()
+    if present:
+        assert 3 < days < 6, days
+    else:
+        assert days > 80, days
+
+
+def check_tls_expired(present):
+    days = served_cert_days_left()
+    if present:
+        assert days < 0, days
+    else:
+        assert days > 80, days
+
+
+def check_dns_failure(present):
+    answer = resolve('api.lab.test')
+    assert resolve('db.lab.test') == ['127.0.0.1']
+    assert answer == ([] if present else ['127.0.0.1'])
+
+
+def check_dependency_down(present):
+    status, body = http('/health/ready')
+    assert status == 200
+    payments_ok = json.loads(body)['checks']['payments']['ok']
+    assert payments_ok is (not present)
+    assert http('/api/payments')[0] == (502 if present else 200)
+    assert http('/health', port=L.payments_port)[0] == (0 if present else 200)
+
+
+def check_partial_failure(present):
+    assert http('/api/products')[0] == (500 if present else 200)
+    assert http('/api/orders')[0] == 200
+
+
+CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
+
+
+def assert_lab_healthy():
+    status, body = http('/health/ready')
+    assert status == 200 and json.loads(body)['status'] == 'ok', body
+    assert https_status('/health') == 200
+    for path in ('/api/orders', '/api/products', '/api/payments'):
+        assert http(path)[0] == 200, path
+    assert http('/api/sessions', method='POST')[0] == 200
+
+
+def test_every_fault_has_a_check():
+    faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
+    listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
+    assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
+    assert len(listed) == 13
+
+
+@pytest.mark.parametrize('name', sorted(CHECKS))
+def test_fault_is_real_and_heals(lab, name):
+    with lab_lock():
+        assert_lab_healthy()
+        inject(name)
+        try:
+            CHECKS[name](present=True)
+        finally:
+            heal(name)
+        CHECKS[name](present=False)
+        assert_lab_healthy()
+
+
+def test_unknown_fault_is_refused(lab, run_playbook):
+    res = run_playbook('tests/lab/playbooks/fault.yml', {'lab_fault': 'nope', 'lab_fault_state': 'present'})
+    assert res.rc != 0
+    assert 'lab_fault must be one of' in res.stdout
+
+
+def test_lab_uses_host_networking_on_loopback(lab):
+    for name in (L.backend, L.db, L.redis, L.proxy, L.payments, L.dns):
+        info = container(name)
+        assert info['HostConfig']['NetworkMode'] == 'host', name
+    for port in (L.backend_port, L.db_port, L.redis_port, L.proxy_port, L.payments_port):
+        with socket.create_connection(('127.0.0.1', port), timeout=3):
+            pass

@@ -1,0 +1,194 @@
+"""The incident lab's backend: a small FastAPI service with PostgreSQL, Redis and an external dependency.
+
+JSON log lines (ts, level, method, path, status, latency_ms, msg) go to stdout
+and to /var/log/app/app.log. APP_VERSION 1.1.0 carries the bad deploy: the core
+endpoint /api/orders fails with a 500. Lab-only fault hooks live under /admin
+and exist only when LAB_FAULTS=1.
+"""
+import datetime
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+import redis
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+VERSION = os.environ.get("APP_VERSION", "1.0.0")
+DB_DSN = "host={h} port={p} dbname={d} user={u} password={pw} application_name=app-backend connect_timeout=3 options='-c statement_timeout=3000'".format(
+    h=os.environ.get("DB_HOST", "127.0.0.1"), p=os.environ.get("DB_PORT", "5432"),
+    d=os.environ.get("DB_NAME", "app"), u=os.environ.get("DB_USER", "app"),
+    pw=os.environ.get("DB_PASSWORD", ""))
+POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "5"))
+PAYMENTS_URL = os.environ.get("PAYMENTS_URL", "http://127.0.0.1:18081")
+LOG_FILE = os.environ.get("LOG_FILE", "/var/log/app/app.log")
+FAULTS = os.environ.get("LAB_FAULTS", "0") == "1"
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        line = {
+            "ts": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "msg": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", {}))
+        return json.dumps(line)
+
+
+log = logging.getLogger("app")
+log.setLevel(logging.INFO)
+_stdout = logging.StreamHandler(sys.stdout)
+_stdout.setFormatter(JsonFormatter())
+log.addHandler(_stdout)
+try:
+    os.makedirs(os.path.dirname(LOG_FILE), exist_ok=True)
+    _file = logging.FileHandler(LOG_FILE)
+    _file.setFormatter(JsonFormatter())
+    log.addHandler(_file)
+except OSError as exc:  # a full or read-only log volume must not stop the service
+    log.warning("file logging disabled: %s", exc)
+
+pool = ConnectionPool(DB_DSN, min_size=1, max_size=POOL_SIZE, timeout=2, open=False)
+cache = redis.Redis(host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(os.environ.get("REDIS_PORT", "6379")),
+                    password=os.environ.get("REDIS_PASSWORD") or None, socket_timeout=2, socket_connect_timeout=2)
+app = FastAPI(title="incident-lab backend", version=VERSION)
+_leaked = []  # connections and memory the lab's faults hold on purpose
+
+
+@app.on_event("startup")
+def _startup():
+    pool.open(wait=False)
+    log.info("backend %s started", VERSION, extra={"fields": {"version": VERSION}})
+
+
+@app.middleware("http")
+async def access_log(request: Request, call_next):
+    started = time.monotonic()
+    status, msg = 500, "unhandled error"
+    try:
+        response = await call_next(request)
+        status, msg = response.status_code, "request"
+        return response
+    except Exception as exc:  # logged below, re-raised to uvicorn as a 500
+        msg = "%s: %s" % (type(exc).__name__, exc)
+        raise
+    finally:
+        fields = {"method": request.method, "path": request.url.path, "status": status,
+                  "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if status >= 500 and msg == "request":
+            msg = getattr(request.state, "error", "request failed")
+        log.log(level, msg, extra={"fields": fields})
+
+
+def _fail(request, status, message):
+    request.state.error = message
+    raise HTTPException(status_code=status, detail=message)
+
+
+def _db_query(request, sql, params=None):
+    try:
+        with pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+    except PoolTimeout:
+        _fail(request, 503, "database pool exhausted: no connection within 2s (size %d)" % POOL_SIZE)
+    except Exception as exc:
+        _fail(request, 500, "database error: %s" % str(exc).splitlines()[0])
+
+
+@app.get("/health")
+def health():
+    return {"status": "ok", "version": VERSION}
+
+
+@app.get("/health/ready")
+def ready():
+    checks, critical_ok = {}, True
+    started = time.monotonic()
+    try:
+        with pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+        checks["database"] = {"ok": True, "critical": True}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "critical": True, "error": type(exc).__name__ + ": " + str(exc).splitlines()[0]}
+        critical_ok = False
+    try:
+        cache.ping()
+        checks["cache"] = {"ok": True, "critical": True}
+    except Exception as exc:
+        checks["cache"] = {"ok": False, "critical": True, "error": type(exc).__name__ + ": " + str(exc)}
+        critical_ok = False
+    try:
+        urllib.request.urlopen(PAYMENTS_URL + "/health", timeout=1).read()
+        checks["payments"] = {"ok": True, "critical": False}
+    except Exception as exc:
+        checks["payments"] = {"ok": False, "critical": False, "error": type(exc).__name__ + ": " + str(exc)}
+    degraded = not all(c["ok"] for c in checks.values())
+    body = {"status": "ok" if not degraded else ("degraded" if critical_ok else "fail"), "version": VERSION,
+            "checks": checks, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+    return JSONResponse(body, status_code=200 if critical_ok else 503)
+
+
+@app.get("/api/orders")
+def orders(request: Request):
+    rows = _db_query(request, "SELECT id, customer, total, note FROM orders ORDER BY id LIMIT 20")
+    if VERSION == "1.1.0":
+        # the bad deploy: 1.1.0 renamed the column it reads, every request fails
+        _fail(request, 500, "KeyError: 'amount' in serialize_order (release 1.1.0)")
+    return {"orders": [{"id": r[0], "customer": r[1], "total": float(r[2]), "note": r[3]} for r in rows]}
+
+
+@app.get("/api/products")
+def products(request: Request):
+    rows = _db_query(request, "SELECT id, name, price FROM products ORDER BY id")
+    try:
+        pipe = cache.pipeline()
+        for r in rows:
+            pipe.setex("cache:product:%d" % r[0], 3600, json.dumps({"name": r[1], "price": float(r[2])}))
+        pipe.execute()
+    except redis.RedisError as exc:
+        _fail(request, 500, "cache error: %s" % exc)
+    return {"products": [{"id": r[0], "name": r[1], "price": float(r[2])} for r in rows]}
+
+
+@app.post("/api/sessions")
+def new_session(request: Request):
+    sid = uuid.uuid4().hex
+    try:
+        cache.setex("session:" + sid, 86400, json.dumps({"created": time.time()}))
+    except redis.RedisError as exc:
+        _fail(request, 500, "cache error: %s" % exc)
+    return {"session": sid}
+
+
+@app.get("/api/payments")
+def payments(request: Request):
+    try:
+        body = urllib.request.urlopen(PAYMENTS_URL + "/status", timeout=2).read()
+    except Exception as exc:
+        _fail(request, 502, "payments dependency unavailable: %s" % exc)
+    return json.loads(body)
+
+
+if FAULTS:
+    @app.post("/admin/leak-connection")
+    def leak_connection():
+        """A connection taken from the pool and never given back, idle in transaction."""
+        conn = pool.getconn(timeout=2)
+        conn.execute("SELECT count(*) FROM orders")
+        _leaked.append(conn)
+        return {"leaked_connections": sum(1 for x in _leaked if not isinstance(x, bytearray))}
+
+    @app.post("/admin/memory-leak")
+    def memory_leak(mb: int = 64):
+        """Grow the heap by `mb` MiB and keep it (a leak)."""
+        for _ in range(mb):
+            _leaked.append(bytearray(os.urandom(1) * (1024 * 1024)))
+        return {"leaked_mb": sum(len(x) for x in _leaked if isinstance(x, bytearray)) // (1024 * 1024)}

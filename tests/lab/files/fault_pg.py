@@ -1,0 +1,48 @@
+"""Hold PostgreSQL sessions for the lab's lock fault until killed.
+
+lock:  one 'report-job' session of the app role takes an ACCESS EXCLUSIVE lock on
+       orders and runs a long query; two app sessions queue behind it (blocked);
+       one analyst session runs an unrelated long query (must survive pg_terminate).
+"""
+import os
+import sys
+import threading
+import time
+
+import psycopg
+
+BASE = "host=127.0.0.1 port=%s dbname=app connect_timeout=5" % os.environ["PGPORT"]
+
+
+def session(user, password, name, statements, autocommit=False):
+    conn = psycopg.connect(BASE + " user=%s password=%s application_name=%s" % (user, password, name),
+                           autocommit=autocommit)
+    for sql in statements:
+        try:
+            conn.execute(sql)
+        except Exception as exc:  # terminated by a remediation: that is the point
+            print("%s ended: %s" % (name, exc), flush=True)
+            return
+
+
+def main():
+    app_pw, analyst_pw = os.environ["APP_DB_PASSWORD"], os.environ["ANALYST_DB_PASSWORD"]
+    threads = [threading.Thread(target=session, daemon=True, args=(
+        "app", app_pw, "report-job",
+        ["BEGIN", "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", "SELECT pg_sleep(3600)"]))]
+    threads[0].start()
+    time.sleep(1.0)
+    for n in (1, 2):
+        threads.append(threading.Thread(target=session, daemon=True, args=(
+            "app", app_pw, "checkout-worker-%d" % n, ["UPDATE orders SET note = 'paid' WHERE id = %d" % n], True)))
+    threads.append(threading.Thread(target=session, daemon=True, args=(
+        "analyst", analyst_pw, "analytics-nightly", ["SELECT pg_sleep(3600)"], True)))
+    for t in threads[1:]:
+        t.start()
+    print("fault holding sessions", flush=True)
+    while True:
+        time.sleep(60)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
