@@ -1,0 +1,153 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: record findings in the incident (documentation in plugins/modules/finding.py).
+
+Runs on the controller: normalizes the findings, merges them into findings.json
+(the latest per host and check), writes evidence/<host>/ files and appends one
+`finding` event per finding to timeline.jsonl. Everything is redacted first.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sre.incident_response.plugins.action.timeline_event import (
+    resolve_incident,
+    secret_literals,
+)
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
+    FINDINGS,
+    TIMELINE,
+    append_jsonl,
+    ensure_dir,
+    isoformat,
+    make_event,
+    normalize_finding,
+    safe_name,
+    update_findings,
+)
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine, counts
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+
+
+def prepare(findings, default_host, ts=None):
+    """Normalize (host defaults to the task's host), then one finding per (host, check)."""
+    ts = ts or isoformat()
+    out = []
+    for item in findings or []:
+        if not isinstance(item, dict):
+            raise ValueError('a finding must be a dict, got %s' % type(item).__name__)
+        item = dict(item)
+        item.setdefault('host', default_host)
+        if not item.get('host'):
+            item['host'] = default_host
+        out.append(normalize_finding(item, ts=ts))
+    return combine(out)
+
+
+def evidence_files(evidence, findings):
+    """(host, filename, text) of the evidence argument plus one <check>.json per finding."""
+    files = []
+    for finding in findings:
+        if finding.get('evidence') not in (None, {}, []):
+            files.append((finding['host'], '%s.json' % safe_name(finding['check']), finding['evidence']))
+    for host, items in (evidence or {}).items():
+        if not isinstance(items, dict):
+            raise ValueError('evidence must map host -> {filename: text or data}, got %s for %s'
+                             % (type(items).__name__, host))
+        for name, content in items.items():
+            files.append((str(host), safe_name(name), content))
+    return files
+
+
+def write_evidence(path, files, redactor):
+    written = []
+    for host, name, content in files:
+        directory = ensure_dir(os.path.join(path, 'evidence', safe_name(host)))
+        target = os.path.join(directory, name)
+        if isinstance(content, (dict, list)):
+            text = json.dumps(redactor.data(content), indent=2, sort_keys=True, default=str, ensure_ascii=False) + '\n'
+        else:
+            text = redactor.text(str(content))
+        tmp = target + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o640)
+        os.rename(tmp, target)
+        written.append(target)
+    return written
+
+
+def finding_event(incident_id, finding):
+    summary = '%s %s: %s' % (finding['check'], finding['status'].upper(), finding['summary'])
+    return make_event(incident_id, 'finding', summary, host=finding['host'], ts=finding['ts'],
+                      data={'check': finding['check'], 'service': finding.get('service'), 'status': finding['status'],
+                            'key': '%s/%s' % (finding['host'], finding['check'])})
+
+
+class ActionModule(ActionBase):
+    """Record findings on the controller; changed is always false (it records, it changes no target)."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    ARGSPEC = dict(
+        findings=dict(type='list', elements='raw', required=True),
+        evidence=dict(type='dict', default={}),
+        incident_id=dict(type='str'),
+        incident_dir=dict(type='path'),
+        redact_patterns=dict(type='list', elements='str', default=[]),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
+        result['changed'] = False
+        try:
+            findings = prepare(args['findings'], task_vars.get('inventory_hostname'))
+        except ValueError as exc:
+            raise AnsibleActionFail('invalid finding: %s' % exc)
+        incident_id, path = resolve_incident(args, task_vars)
+        result['counts'] = counts(findings)
+        if not incident_id:
+            result.update(findings=findings, recorded=False, skipped=True,
+                          msg='no incident_id known (run the incident role first, or give incident_id): '
+                              '%d findings not recorded' % len(findings))
+            return result
+        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
+        try:
+            literals = secret_literals(task_vars, self._templar)
+        except Exception:  # pylint: disable=broad-except
+            literals = set()
+        redactor = Redactor(patterns=patterns, literals=literals)
+        findings = [redactor.data(f) for f in findings]
+        try:
+            files = evidence_files(args['evidence'], findings)
+        except ValueError as exc:
+            raise AnsibleActionFail(str(exc))
+        try:
+            ensure_dir(path)
+            written = write_evidence(path, files, redactor)
+            if findings:
+                update_findings(os.path.join(path, FINDINGS), findings)
+                append_jsonl(os.path.join(path, TIMELINE), [finding_event(incident_id, f) for f in findings])
+        except OSError as exc:
+            raise AnsibleActionFail('could not record findings in %s: %s' % (path, exc))
+        worst = [f for f in findings if f['status'] != 'ok']
+        result.update(
+            findings=findings, recorded=True, incident_id=incident_id, incident_path=path,
+            findings_file=os.path.join(path, FINDINGS), evidence_written=written,
+            msg='%d findings recorded in %s (%s)%s' % (
+                len(findings), incident_id, ', '.join('%d %s' % (v, k) for k, v in result['counts'].items() if v),
+                ''.join('\n%s/%s %s: %s' % (f['host'], f['check'], f['status'].upper(), f['summary']) for f in worst)))
+        return result

@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: render the post-mortem, and mark the incident resolved (documentation in plugins/modules/postmortem.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (
+    IncidentRecord,
+    PostmortemRenderer,
+    compute_metrics,
+    fmt_duration,
+    postmortem_filename,
+    write_if_changed,
+)
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident, secret_literals
+
+
+def mark_resolved(path, record, resolved_at, resolved_by, root_cause, redactor, check_mode=False):
+    """Append the `resolved` event and set incident.json status once; returns True when it changed something."""
+    if any(e.get('kind') == 'resolved' for e in record.events) and \
+            str(record.incident.get('status', '')).lower() == 'resolved':
+        return False
+    if check_mode:
+        return True
+    stamp = files.isoformat(files.parse_ts(resolved_at)) if resolved_at else files.isoformat()
+    if not any(e.get('kind') == 'resolved' for e in record.events):
+        summary = 'Incident resolved%s' % ((' by %s' % resolved_by) if resolved_by else '')
+        if root_cause:
+            summary += '; root cause: %s' % root_cause
+        event = files.make_event(record.incident_id, 'resolved', summary, host=None,
+                                 data={'resolved_by': resolved_by or None, 'root_cause': root_cause or None}, ts=stamp)
+        files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
+        record.events.append(redactor.data(event))
+    incident = dict(files.read_json(os.path.join(path, files.INCIDENT), default={}) or {})
+    incident.setdefault('id', record.incident_id)
+    incident['status'] = 'Resolved'
+    incident['resolved_at'] = next((e['ts'] for e in record.events if e.get('kind') == 'resolved'), stamp)
+    if resolved_by:
+        incident['resolved_by'] = resolved_by
+    incident['updated_at'] = files.isoformat()
+    files.write_json_atomic(os.path.join(path, files.INCIDENT), redactor.data(incident))
+    record.incident = incident
+    return True
+
+
+class ActionModule(ActionBase):
+    """Runs on the controller: the incident directory lives where the playbook runs."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    ARGSPEC = dict(
+        incident_id=dict(type='str'),
+        incident_dir=dict(type='path'),
+        state=dict(type='str', default='draft', choices=['draft', 'final']),
+        resolved_at=dict(type='str', default=''),
+        resolved_by=dict(type='str', default=''),
+        title=dict(type='str', default=''),
+        impact=dict(type='str', default=''),
+        summary=dict(type='str', default=''),
+        root_cause=dict(type='str', default=''),
+        five_whys=dict(type='list', elements='str', default=[]),
+        contributing_factors=dict(type='list', elements='str', default=[]),
+        went_well=dict(type='list', elements='str', default=[]),
+        could_be_improved=dict(type='list', elements='raw', default=[]),
+        action_items=dict(type='list', elements='raw', default=[]),
+        default_owner=dict(type='str', default='@oncall'),
+        redact_patterns=dict(type='list', elements='str', default=[]),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
+        try:
+            incident_id, path = resolve_incident(args, task_vars)
+        except ValueError as exc:
+            raise AnsibleActionFail(str(exc))
+        if not incident_id:
+            result.update(changed=False, skipped=True, msg='no incident_id known: nothing to render')
+            return result
+        if not os.path.exists(os.path.join(path, files.TIMELINE)) and \
+                not os.path.exists(os.path.join(path, files.INCIDENT)):
+            raise AnsibleActionFail('incident %s: no timeline.jsonl or incident.json in %s (wrong incident_id or '
+                                    'incident_dir?)' % (incident_id, path))
+        if args['resolved_at']:
+            try:
+                files.parse_ts(args['resolved_at'])
+            except ValueError:
+                raise AnsibleActionFail('resolved_at %r is not an ISO 8601 time (e.g. 2026-11-27T15:15:00Z)'
+                                        % args['resolved_at'])
+        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
+        try:
+            literals = secret_literals(task_vars, resolve=self._templar.template)
+        except Exception:  # pylint: disable=broad-except
+            literals = set()
+        redactor = Redactor(patterns=patterns, literals=literals)
+        check = bool(self._task.check_mode)
+        record = IncidentRecord.load(path, incident_id=incident_id)
+        final = args['state'] == 'final'
+        resolved_changed = False
+        if final:
+            resolved_changed = mark_resolved(path, record, args['resolved_at'], args['resolved_by'],
+                                             args['root_cause'], redactor, check_mode=check)
+        inputs = dict((k, args[k]) for k in ('title', 'impact', 'summary', 'root_cause', 'five_whys',
+                                             'contributing_factors', 'went_well', 'could_be_improved',
+                                             'action_items', 'default_owner'))
+        text = PostmortemRenderer(redactor=redactor).render(record, inputs=inputs, final=final)
+        metrics = compute_metrics(record)
+        dest = os.path.join(path, postmortem_filename(metrics['started_at']) if metrics['started_at']
+                            else 'postmortem-undated.md')
+        if check:
+            current = None
+            if os.path.exists(dest):
+                with open(dest, 'r', encoding='utf-8') as handle:
+                    current = handle.read()
+            file_changed = current != text
+        else:
+            file_changed = write_if_changed(dest, text)
+        human = dict((k, fmt_duration(metrics[k])) for k in ('time_to_acknowledge', 'time_to_mitigate',
+                                                               'time_to_resolve', 'duration') if metrics.get(k) is not None)
+        result.update(
+            changed=bool(resolved_changed or file_changed),
+            path=dest,
+            incident_id=incident_id,
+            incident_path=path,
+            state=args['state'],
+            resolved=bool(metrics['resolved']),
+            metrics=dict((k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))),
+            durations=human,
+            msg='%s post-mortem %s (%s)' % ('final' if final else 'draft', dest,
+                                            'updated' if file_changed else 'unchanged'),
+        )
+        return result

@@ -1,0 +1,332 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Incident communications: the practice's templates, message files, and delivery payloads.
+
+Rendering is pure and deterministic (``now`` is a parameter) so unit tests pin every line.
+Delivery (Slack incoming webhook, a generic JSON webhook, PagerDuty Events v2, a
+Statuspage-style HTTP API) uses only the standard library; failures are returned, never raised,
+and no URL or key ever appears in what is returned.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import socket
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
+
+from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+
+STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
+KINDS = ('declared', 'update', 'statuspage', 'ticket')
+
+# Statuspage-style status of each practice status (Mitigating: a fix is being applied, still "identified").
+STATUSPAGE_STATUS = {'Investigating': 'investigating', 'Identified': 'identified', 'Mitigating': 'identified',
+                     'Resolved': 'resolved'}
+# The practice's status-page templates exist for Investigating, Identified and Resolved.
+STATUSPAGE_TEMPLATE = {'Investigating': 'Investigating', 'Identified': 'Identified', 'Mitigating': 'Identified',
+                       'Resolved': 'Resolved'}
+PAGERDUTY_SEVERITY = {'SEV1': 'critical', 'SEV2': 'error', 'SEV3': 'warning', 'SEV4': 'info'}
+
+USER_IMPACT = {
+    'backend_down': 'errors (502/503) on every request',
+    'slow_responses': 'slow responses and timeouts',
+    'partial_failures': 'errors on some features',
+    'memory_growth': 'intermittent errors while the service restarts',
+    'error_spike_after_deploy': 'errors since the latest deployment',
+    'gradual_degradation': 'degraded performance and intermittent errors',
+}
+
+
+def normalize_status(status):
+    text = str(status or '').strip().lower()
+    for known in STATUSES:
+        if known.lower() == text:
+            return known
+    raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
+
+
+# --- time ------------------------------------------------------------------------------------------------
+
+def fmt_time(dt):
+    """2026-11-27 03:12 UTC"""
+    return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+
+
+def fmt_minutes(minutes):
+    minutes = int(minutes)
+    if minutes % 1440 == 0:
+        days = minutes // 1440
+        return '%d day%s' % (days, '' if days == 1 else 's')
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return '%d hour%s' % (hours, '' if hours == 1 else 's')
+    return '%d minutes' % minutes
+
+
+def human_duration(seconds):
+    """12 min, 1h 05m, 2d 03h (never negative)."""
+    seconds = max(0, int(seconds))
+    minutes = seconds // 60
+    if minutes < 60:
+        return '%d min' % minutes
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return '%dh %02dm' % (hours, minutes)
+    days, hours = divmod(hours, 24)
+    return '%dd %02dh' % (days, hours)
+
+
+def next_update(now, severity):
+    """(datetime, text) of the next update from the severity's cadence."""
+    minutes = sevtable.info(severity)['update_minutes']
+    due = now + datetime.timedelta(minutes=minutes)
+    return due, '%s (in %s)' % (fmt_time(due), fmt_minutes(minutes))
+
+
+def duration(incident, now):
+    started = files.parse_ts(incident.get('started_at')) if incident.get('started_at') else now
+    return human_duration((now - started).total_seconds())
+
+
+# --- content from the incident's files --------------------------------------------------------------------
+
+def _one_line(text, limit=300):
+    text = ' '.join(str(text or '').split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def summarize_findings(diagnosis, findings=None, limit=3):
+    """What we know, one paragraph, from diagnosis.json (and findings.json when there is no diagnosis)."""
+    if diagnosis:
+        hypotheses = diagnosis.get('hypotheses') or []
+        if hypotheses:
+            parts = []
+            for hyp in hypotheses[:limit]:
+                parts.append('%s (%s, confidence %.2f; evidence %s)' % (
+                    hyp.get('likely_cause'), hyp.get('pattern'), float(hyp.get('confidence') or 0),
+                    ', '.join(hyp.get('evidence') or [])))
+            affected = diagnosis.get('affected_services') or []
+            prefix = 'Affected: %s. ' % ', '.join(affected) if affected else ''
+            return _one_line(prefix + 'Top hypotheses: ' + '; '.join('%d) %s' % (i, p) for i, p in enumerate(parts, 1)), 900)
+        if diagnosis.get('summary'):
+            return _one_line(diagnosis['summary'])
+    bad = [f for f in (findings or []) if f.get('status') in ('warn', 'crit')]
+    if bad:
+        return _one_line('; '.join('%s/%s %s: %s' % (f.get('host'), f.get('check'), f.get('status'), f.get('summary'))
+                                   for f in bad[:limit]), 900)
+    if findings:
+        return 'All %d checks ok.' % len(findings)
+    return 'Assessment in progress.'
+
+
+def summarize_actions(events, diagnosis, status):
+    """What we are doing: recent plan/approval/action/verify events, else the recommended first action."""
+    actions = [e for e in (events or []) if e.get('kind') in ('plan', 'approval', 'action', 'verify')]
+    if actions:
+        return _one_line('; '.join(e.get('summary', '') for e in actions[-3:]), 900)
+    if status == 'Resolved':
+        return 'None; monitoring.'
+    hypotheses = (diagnosis or {}).get('hypotheses') or []
+    if hypotheses:
+        return _one_line('Recommended first action: %s' % hypotheses[0].get('first_action'), 900)
+    return 'Running diagnostics (health, logs, database, cache, network, recent changes).'
+
+
+def user_impact(incident, diagnosis):
+    impact = incident.get('impact')
+    if impact and impact != 'Under assessment':
+        return impact
+    hypotheses = (diagnosis or {}).get('hypotheses') or []
+    affected = (diagnosis or {}).get('affected_services') or []
+    if hypotheses:
+        text = USER_IMPACT.get(hypotheses[0].get('pattern'), 'errors')
+        return '%s%s' % (text, ' (%s)' % ', '.join(affected) if affected else '')
+    if diagnosis and diagnosis.get('healthy'):
+        return 'No user-visible impact detected by the checks'
+    return 'Under assessment'
+
+
+# --- the templates (PRACTICE.md, exactly in structure) -------------------------------------------------------
+
+def render_declared(incident, now, impact=None):
+    dummy, nxt = next_update(now, incident['severity'])
+    return '\n'.join([
+        'INCIDENT DECLARED: %s' % incident.get('title'),
+        'Severity: %s' % incident['severity'],
+        'Commander: %s' % incident.get('commander'),
+        'Start time: %s' % files.isoformat(files.parse_ts(incident.get('started_at') or now)),
+        'Impact: %s' % (impact or incident.get('impact') or 'Under assessment'),
+        'Status: Investigating',
+        'Next update: %s' % nxt,
+    ]) + '\n'
+
+
+def render_update(incident, status, findings_text, actions_text, now):
+    status = normalize_status(status)
+    if status == 'Resolved':
+        nxt = 'None - resolved; post-mortem: %s' % sevtable.info(incident['severity']).get('postmortem')
+    else:
+        dummy, nxt = next_update(now, incident['severity'])
+    return '\n'.join([
+        'INCIDENT UPDATE: %s' % incident.get('title'),
+        'Severity: %s' % incident['severity'],
+        'Duration: %s' % duration(incident, now),
+        'Status: %s' % status,
+        'Current findings: %s' % (findings_text or 'Assessment in progress.'),
+        'Actions in progress: %s' % (actions_text or 'None.'),
+        'Next update: %s' % nxt,
+    ]) + '\n'
+
+
+def _sentence(text):
+    text = _one_line(text, 400).rstrip('.')
+    first = text.split(' ', 1)[0]
+    if len(first) > 1 and (first.isupper() or any(c.isupper() for c in first[1:])):
+        return text  # an acronym or a name (API, TLS, PostgreSQL) keeps its case
+    return text[:1].lower() + text[1:]
+
+
+def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, service=None, root_cause=None):
+    template = STATUSPAGE_TEMPLATE[normalize_status(status)]
+    if template == 'Investigating':
+        minutes = sevtable.info(incident['severity'])['update_minutes']
+        return '\n'.join([
+            '[Investigating] We are investigating reports of %s.' % _sentence(issue or incident.get('title')),
+            'Users may experience %s.' % _sentence(impact or 'errors or slow responses'),
+            'We will provide an update within %s.' % fmt_minutes(minutes),
+        ]) + '\n'
+    if template == 'Identified':
+        return '\n'.join([
+            '[Identified] The issue has been identified as %s.' % _sentence(issue or incident.get('title')),
+            'We are working on a fix. Estimated resolution: %s.' % (_one_line(eta, 120).rstrip('.') if eta else 'to be confirmed'),
+        ]) + '\n'
+    return '\n'.join([
+        '[Resolved] The issue affecting %s has been resolved.' % _one_line(service or ', '.join(incident.get('services') or []) or 'our service', 200),
+        'The root cause was %s.' % _sentence(root_cause or 'under investigation; details will follow in the post-mortem'),
+        'We apologize for the disruption and will publish a detailed post-mortem.',
+    ]) + '\n'
+
+
+def render_ticket(incident, findings_text, actions_text, now):
+    row = sevtable.info(incident['severity'])
+    return '\n'.join([
+        'TICKET: [%s] %s' % (incident['severity'], incident.get('title')),
+        'Incident: %s' % incident.get('id'),
+        'Severity: %s (%s) - %s' % (incident['severity'], row['priority'], row['escalation_text']),
+        'Start time: %s' % files.isoformat(files.parse_ts(incident.get('started_at') or now)),
+        'Respond within: %s' % fmt_minutes(row['response_minutes']),
+        'Impact: %s' % (incident.get('impact') or 'Under assessment'),
+        'Findings: %s' % (findings_text or 'Assessment in progress.'),
+        'Next steps: %s' % (actions_text or 'Handle in working hours.'),
+    ]) + '\n'
+
+
+# --- message files -----------------------------------------------------------------------------------------
+
+def message_name(kind, now, status=None):
+    stamp = now.astimezone(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    suffix = '-%s' % status.lower() if status and kind in ('update', 'statuspage') else ''
+    return '%s-%s%s.md' % (stamp, kind, suffix)
+
+
+def write_message(directory, kind, text, now, status=None):
+    """Write messages/<YYYYMMDDTHHMMSSZ>-<kind>[-status].md without overwriting an earlier one; returns the path."""
+    files.ensure_dir(directory)
+    base = message_name(kind, now, status)
+    path = os.path.join(directory, base)
+    counter = 2
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            break
+        except OSError:
+            if not os.path.exists(path):
+                raise
+            path = os.path.join(directory, base[:-3] + '-%d.md' % counter)
+            counter += 1
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(text)
+    return path
+
+
+# --- delivery payloads -------------------------------------------------------------------------------------
+
+def slack_payload(text, channel, username='incident-bot', mentions=None):
+    """Slack incoming-webhook body: the message as a code block (the template's layout), people tagged first."""
+    body = '```\n%s```' % text if text else ''
+    if mentions:
+        body = '%s\n%s' % (' '.join(mentions), body)
+    return {'channel': channel, 'username': username, 'text': body}
+
+
+def webhook_payload(incident, kind, status, text, channel, now):
+    return {
+        'event': 'incident.%s' % kind,
+        'incident_id': incident.get('id'),
+        'title': incident.get('title'),
+        'severity': incident.get('severity'),
+        'status': status,
+        'channel': channel,
+        'commander': incident.get('commander'),
+        'started_at': incident.get('started_at'),
+        'sent_at': files.isoformat(now),
+        'text': text,
+    }
+
+
+def pagerduty_payload(routing_key, incident, action, summary, source='sre.incident_response', details=None):
+    if action not in ('trigger', 'acknowledge', 'resolve'):
+        raise ValueError('PagerDuty event_action %r is not trigger, acknowledge or resolve' % (action,))
+    body = {'routing_key': routing_key, 'event_action': action, 'dedup_key': incident.get('id')}
+    if action == 'trigger':
+        body['payload'] = {
+            'summary': _one_line('[%s] %s' % (incident.get('severity'), summary), 1024),
+            'source': source,
+            'severity': PAGERDUTY_SEVERITY.get(incident.get('severity'), 'error'),
+            'component': ', '.join(incident.get('services') or []) or None,
+            'custom_details': details or {},
+        }
+    return body
+
+
+def statuspage_payload(incident, status, text, component_ids=None):
+    body = {'incident': {
+        'name': incident.get('title'),
+        'status': STATUSPAGE_STATUS[normalize_status(status)],
+        'body': text,
+        'metadata': {'incident_id': incident.get('id'), 'severity': incident.get('severity')},
+    }}
+    if component_ids:
+        body['incident']['component_ids'] = list(component_ids)
+    return body
+
+
+# --- HTTP --------------------------------------------------------------------------------------------------
+
+def post_json(url, payload, headers=None, method='POST', timeout=5.0):
+    """Send JSON; returns {ok, status, body (parsed when JSON), error}. Never raises, never echoes the URL."""
+    data = json.dumps(payload).encode('utf-8')
+    all_headers = {'Content-Type': 'application/json', 'User-Agent': 'sre.incident_response'}
+    all_headers.update(headers or {})
+    try:
+        response = open_url(url, data=data, headers=all_headers, method=method, timeout=timeout)
+        status = response.getcode()
+        raw = response.read(65536)
+    except HTTPError as exc:
+        return {'ok': False, 'status': exc.code, 'body': None, 'error': 'HTTP %d %s' % (exc.code, exc.reason)}
+    except (URLError, socket.timeout, OSError, ValueError) as exc:
+        reason = getattr(exc, 'reason', exc)
+        return {'ok': False, 'status': None, 'body': None, 'error': '%s: %s' % (type(exc).__name__, reason)}
+    try:
+        body = json.loads(raw.decode('utf-8')) if raw else None
+    except ValueError:
+        body = raw.decode('utf-8', 'replace')[:200]
+    return {'ok': 200 <= status < 300, 'status': status, 'body': body, 'error': None if 200 <= status < 300 else 'HTTP %d' % status}

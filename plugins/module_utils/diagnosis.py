@@ -1,0 +1,562 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Diagnosis: findings matched against the practice's quick-reference patterns.
+
+| Pattern                   | Symptom                       | Likely cause                          | First action                  |
+|---------------------------|-------------------------------|---------------------------------------|-------------------------------|
+| backend_down (502/503)    | users see an error page       | backend crashed or overloaded         | container status, logs, restart |
+| slow_responses            | high latency, timeouts        | DB queries, external API              | slow queries, DB connections  |
+| partial_failures          | some endpoints fail           | single dependency down                | check each service's health   |
+| memory_growth             | OOM kills, restarts           | memory leak                           | container memory, restart     |
+| error_spike_after_deploy  | errors start at deploy time   | bug in new code                       | roll back immediately         |
+| gradual_degradation       | slowly worsening metrics      | resource exhaustion, connection leak  | resource usage, free the resource |
+
+``diagnose(findings, context)`` returns the document written to ``diagnosis.json``:
+``hypotheses`` ranked by confidence, each with ``pattern``, ``likely_cause``, ``evidence``
+(finding keys ``host/check``), ``confidence`` (0..1) and ``first_action`` (an exact command).
+Every hypothesis cites at least one non-ok finding: no hypothesis without evidence.
+Pure Python, standard library only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+try:
+    from shlex import quote as shell_quote
+except ImportError:  # pragma: no cover - Python 2
+    from pipes import quote as shell_quote
+
+from ansible_collections.sre.incident_response.plugins.module_utils import classify
+
+PATTERNS = ('backend_down', 'slow_responses', 'partial_failures', 'memory_growth',
+            'error_spike_after_deploy', 'gradual_degradation')
+
+SYMPTOMS = {
+    'backend_down': 'Users see an error page (502/503)',
+    'slow_responses': 'High latency, timeouts',
+    'partial_failures': 'Some endpoints fail',
+    'memory_growth': 'OOM kills, restarts',
+    'error_spike_after_deploy': 'Errors start exactly at deploy time',
+    'gradual_degradation': 'Slowly worsening metrics',
+}
+
+# Short incident titles, when the responder gave none.
+TITLES = {
+    'backend_down': 'service down (502/503)',
+    'slow_responses': 'slow responses and timeouts',
+    'partial_failures': 'some endpoints failing',
+    'memory_growth': 'memory growth, OOM kills and restarts',
+    'error_spike_after_deploy': 'error spike after deploy',
+    'gradual_degradation': 'gradual degradation (resource exhaustion)',
+}
+
+# Tie-break when confidences are equal: the more urgent pattern first.
+PRIORITY = {
+    'error_spike_after_deploy': 0,
+    'backend_down': 1,
+    'memory_growth': 2,
+    'slow_responses': 3,
+    'partial_failures': 4,
+    'gradual_degradation': 5,
+}
+
+# Checks that describe a change rather than a symptom: they never make the system unhealthy.
+CHANGE_CHECKS = ('deploy.recent', 'infra.changes', 'changes.infra', 'deploy.infra')
+
+BAD = ('warn', 'crit')
+_DOWN_RE = re.compile(r'(connection refused|refused|unreachable|no route|timed? ?out|cannot connect|could not connect|'
+                      r'not running|exited|stopped|no such container|dead|name or service not known|'
+                      r'connection reset|remote end closed)', re.I)
+_OOM_RE = re.compile(r'(oom|out of memory)', re.I)
+_MEM_RE = re.compile(r'(mem)', re.I)
+_LAT_RE = re.compile(r'(latency|slow|timed? ?out|timeout|p9\d)', re.I)
+SLOW_MS = 1000.0
+
+
+def _slow(finding):
+    """A finding that reports high latency (its words, or latency numbers in its evidence)."""
+    if _LAT_RE.search(finding.get('summary') or ''):
+        return True
+    for name in ('latency_ms', 'p95_ms'):
+        for value in _values(finding, (name,)):
+            try:
+                if float(value) >= SLOW_MS:
+                    return True
+            except (TypeError, ValueError):
+                continue
+    return False
+
+
+def key(finding):
+    return '%s/%s' % (finding.get('host'), finding.get('check'))
+
+
+def is_bad(finding):
+    return finding.get('status') in BAD
+
+
+def is_symptom(finding):
+    return finding.get('check') not in CHANGE_CHECKS
+
+
+def _ev(finding):
+    evidence = finding.get('evidence')
+    return evidence if isinstance(evidence, dict) else {}
+
+
+def _walk(value, depth=0):
+    """Every (key, value) pair of nested evidence, so rules survive small shape changes."""
+    if depth > 5:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k, v
+            for pair in _walk(v, depth + 1):
+                yield pair
+    elif isinstance(value, list):
+        for item in value[:50]:
+            for pair in _walk(item, depth + 1):
+                yield pair
+
+
+def _any(finding, names, predicate=lambda v: bool(v)):
+    for k, v in _walk(_ev(finding)):
+        if k in names:
+            try:
+                if predicate(v):
+                    return True
+            except (TypeError, ValueError):
+                continue
+    return False
+
+
+def _values(finding, names):
+    return [v for k, v in _walk(_ev(finding)) if k in names]
+
+
+def _text(finding):
+    return '%s %s' % (finding.get('summary') or '', ' '.join(str(v) for k, v in _walk(_ev(finding))
+                                                          if k in ('error', 'errors', 'reason', 'state', 'status')
+                                                          and isinstance(v, str)))
+
+
+def _by(findings, *checks):
+    return [f for f in findings if f.get('check') in checks]
+
+
+def _bad(findings, *checks):
+    return [f for f in findings if f.get('check') in checks and is_bad(f)]
+
+
+def _service(findings, default):
+    for finding in findings:
+        if finding.get('service'):
+            return finding['service']
+    return default
+
+
+class Commands(object):
+    """Builds the exact playbook commands of first actions."""
+
+    def __init__(self, incident_id=None, inventory=None, playbook_dir='playbooks'):
+        self.incident_id = incident_id
+        self.inventory = inventory
+        self.playbook_dir = playbook_dir.rstrip('/') or 'playbooks'
+
+    def _base(self, playbook):
+        parts = ['ansible-playbook', '%s/%s' % (self.playbook_dir, playbook)]
+        if self.inventory:
+            parts += ['-i', shell_quote(self.inventory)]
+        return parts
+
+    def remediate(self, action, service, apply=False):
+        parts = self._base('remediate.yml') + ['-e', 'action=%s' % action]
+        if self.incident_id:
+            parts += ['-e', 'incident_id=%s' % shell_quote(self.incident_id)]
+        if service:
+            parts += ['-e', 'service=%s' % shell_quote(service)]
+        if apply:
+            parts += ['-e', 'apply=true', '-e', 'approved_by=<approver>', '-e', "approval_reason='<reason or change ref>'"]
+        return ' '.join(parts)
+
+    def investigate(self, area):
+        parts = self._base('investigate.yml') + ['-e', 'area=%s' % area]
+        if self.incident_id:
+            parts += ['-e', 'incident_id=%s' % shell_quote(self.incident_id)]
+        return ' '.join(parts)
+
+
+def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, service=None, action=None):
+    keys = []
+    for finding in evidence:
+        k = key(finding)
+        if k not in keys:
+            keys.append(k)
+    return {
+        'pattern': pattern,
+        'symptom': SYMPTOMS[pattern],
+        'likely_cause': cause,
+        'evidence': keys,
+        'evidence_summaries': [' '.join(str(f.get('summary', '')).split())[:200] for f in evidence][:6],
+        'confidence': round(min(0.99, max(0.05, confidence)), 2),
+        'first_action': first_action,
+        'then': then,
+        'service': service,
+        'action': action,
+    }
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+
+def _deploys_in_window(findings):
+    out = []
+    for finding in _by(findings, 'deploy.recent'):
+        if is_bad(finding) or _any(finding, ('in_window', 'deploy_in_window', 'deployed_in_window'), lambda v: v is True):
+            out.append(finding)
+    return out
+
+
+def _image_changed(finding):
+    """The deploy replaced an image (a previous image or tag is known and differs)."""
+    ev = _ev(finding)
+    if _any(finding, ('image_changed', 'changed_image', 'tag_changed'), lambda v: v is True):
+        return True
+    deploys = ev.get('deploys')
+    if isinstance(deploys, list) and deploys:
+        for item in deploys:
+            if not isinstance(item, dict) or item.get('deployed_in_window') is False:
+                continue
+            previous, image = item.get('previous_image') or item.get('previous_tag'), item.get('image') or item.get('tag')
+            if previous and image and str(previous) != str(image):
+                return True
+        return False
+    current = [str(v) for v in _values(finding, ('image', 'current_image', 'tag', 'current_tag')) if v]
+    previous = [str(v) for v in _values(finding, ('previous_image', 'previous_tag', 'previous')) if v and not isinstance(v, (dict, list))]
+    if previous and current and any(p not in current for p in previous):
+        return True
+    return bool(ev.get('previous_image') or ev.get('previous_tag')) and not current
+
+
+def rule_error_spike_after_deploy(findings, ctx, cmd):
+    deploys = _deploys_in_window(findings)
+    if not deploys:
+        return []
+    out = []
+    for deploy in deploys:
+        service = deploy.get('service') or 'backend'
+        errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint')
+                  if f.get('host') == deploy.get('host') or f.get('service') == service]
+        if not errors:
+            continue
+        confidence = 0.3
+        if _image_changed(deploy):
+            confidence += 0.5  # a new image, not a restart of the same one
+        if any(f.get('check') == 'app.errors' for f in errors):
+            confidence += 0.1
+        infra = [f for f in findings if is_bad(f) and f.get('check', '').split('.')[0] in ('pg', 'redis', 'net', 'host', 'dependency')]
+        if not infra:
+            confidence += 0.05
+        cause = 'Bug in the new code: %s' % deploy.get('summary')
+        out.append(_hypothesis(
+            'error_spike_after_deploy', cause, [deploy] + errors, confidence,
+            cmd.remediate('rollback', service),
+            then='Roll back immediately: plan above, then apply with %s' % cmd.remediate('rollback', service, apply=True),
+            service=service, action='rollback'))
+    return out
+
+
+def _down_evidence(finding, ctx=None):
+    """0..3, see classify.down_strength, for the backend services of the context."""
+    return classify.down_strength(finding, (ctx or {}).get('backend_services') or None)
+
+
+def rule_backend_down(findings, ctx, cmd):
+    backends = set(ctx.get('backends') or [])
+    candidates = [f for f in _by(findings, 'health.container', 'health.endpoint', 'app.process')
+                  if (not backends or f.get('host') in backends) and f.get('status') == 'crit']
+    if not candidates:
+        return []
+    strength = max(_down_evidence(f, ctx) for f in candidates)
+    if strength == 0:
+        return []
+    candidates = [f for f in candidates if _down_evidence(f, ctx) > 0]
+    service = _service([f for f in candidates if f.get('check') == 'health.container'] + candidates, 'backend')
+    oom = any(_any(f, ('oom_killed', 'OOMKilled'), lambda v: v is True) for f in candidates)
+    confidence = {3: 0.95, 2: 0.8, 1: 0.45}[strength]
+    if strength < 3 and any(is_bad(f) for f in _by(findings, 'pg.connections', 'pg.locks', 'pg.long_queries',
+                                                      'pg.connectivity', 'redis.memory', 'redis.connectivity')):
+        confidence -= 0.2  # a data-store cause explains an overloaded backend better
+    if strength == 3:
+        cause = 'Backend crashed: the container is not running'
+    elif strength == 2:
+        cause = 'Backend crashed or not answering (connection refused / timeouts)'
+    else:
+        cause = 'Backend overloaded or failing its health checks'
+    if oom:
+        cause += ' (OOM-killed: see memory_growth)'
+    return [_hypothesis(
+        'backend_down', cause, candidates, confidence,
+        cmd.remediate('restart', service),
+        then='Container status and backend logs are in the evidence/ directory; apply the restart with %s'
+             % cmd.remediate('restart', service, apply=True),
+        service=service, action='restart')]
+
+
+def rule_memory_growth(findings, ctx, cmd):
+    evidence = []
+    confidence = 0.0
+    for finding in findings:
+        check = finding.get('check')
+        if check in ('health.container', 'app.process', 'container.resources') and \
+                _any(finding, ('oom_killed', 'OOMKilled'), lambda v: v is True):
+            evidence.append(finding)
+            confidence = max(confidence, 0.9)
+        elif check == 'container.resources' and is_bad(finding) and \
+                (_MEM_RE.search(finding.get('summary') or '') or _any(finding, ('memory_pct', 'mem_pct', 'memory_percent'))):
+            evidence.append(finding)
+            confidence = max(confidence, 0.85 if finding.get('status') == 'crit' else 0.7)
+        elif check in ('app.process', 'health.container') and is_bad(finding) and \
+                _any(finding, ('restart_count', 'restarts'), lambda v: int(v) >= 3):
+            evidence.append(finding)
+            confidence = max(confidence, 0.6)
+    if not evidence:
+        return []
+    service = _service(evidence, 'backend')
+    return [_hypothesis(
+        'memory_growth', 'Memory leak in %s: memory near its limit, OOM kills or restarts' % service,
+        evidence, confidence, cmd.remediate('restart', service),
+        then='Restart the service to reclaim memory: %s; then find the leak (heap profile) before it recurs'
+             % cmd.remediate('restart', service, apply=True),
+        service=service, action='restart')]
+
+
+def rule_slow_responses(findings, ctx, cmd):
+    out = []
+    db = _bad(findings, 'pg.locks', 'pg.long_queries')
+    latency = [f for f in _bad(findings, 'health.endpoint', 'app.latency', 'app.errors') if _slow(f)]
+    if db:
+        service = _service(db, 'db')
+        locks = [f for f in db if f.get('check') == 'pg.locks']
+        cause = ('Database lock contention: sessions blocked behind a lock holder' if locks
+                 else 'Long-running database queries')
+        out.append(_hypothesis(
+            'slow_responses', cause, db + latency, 0.85 if (latency or len(db) > 1 or locks) else 0.75,
+            cmd.remediate('kill_query', service),
+            then='The plan lists the blocking/long-running PIDs and their SQL; apply with %s'
+                 % cmd.remediate('kill_query', service, apply=True),
+            service=service, action='kill_query'))
+    slowlog = _bad(findings, 'redis.slowlog')
+    if slowlog:
+        service = _service(slowlog, 'redis')
+        out.append(_hypothesis(
+            'slow_responses', 'Slow Redis commands (slowlog): expensive commands block the cache',
+            slowlog + latency, 0.7, cmd.investigate('redis'),
+            then='Find the caller of the slow commands in the slowlog evidence; avoid KEYS/large scans',
+            service=service, action=None))
+    deps = [f for f in _bad(findings, 'dependency.reachability') if _LAT_RE.search(f.get('summary') or '')]
+    if deps:
+        out.append(_hypothesis(
+            'slow_responses', 'Slow external API: %s' % deps[0].get('summary'), deps + latency, 0.65,
+            cmd.investigate('network'), service=_service(deps, None)))
+    if latency and not out:
+        out.append(_hypothesis(
+            'slow_responses', 'High latency without a database or cache cause found yet (DB queries or external API)',
+            latency, 0.45, cmd.investigate('db'), service=_service(latency, 'backend')))
+    return out
+
+
+def rule_gradual_degradation(findings, ctx, cmd):
+    out = []
+    conns = _bad(findings, 'pg.connections')
+    if conns:
+        backend = ctx.get('backend_service') or 'backend'
+        symptoms = [f for f in _bad(findings, 'health.endpoint', 'app.errors')]
+        out.append(_hypothesis(
+            'gradual_degradation', 'Connection pool exhausted (connection leak): %s' % conns[0].get('summary'),
+            conns + symptoms, 0.85 if conns[0].get('status') == 'crit' else 0.7,
+            cmd.remediate('restart', backend),
+            then='Restart the backend to release its connections: %s; then fix the leak (sessions not released)'
+                 % cmd.remediate('restart', backend, apply=True),
+            service=backend, action='restart'))
+    mem = _bad(findings, 'redis.memory')
+    if mem:
+        service = _service(mem, 'redis')
+        out.append(_hypothesis(
+            'gradual_degradation', 'Redis memory exhausted (maxmemory reached, writes refused): %s' % mem[0].get('summary'),
+            mem + _bad(findings, 'redis.keyspace', 'app.errors'), 0.85 if mem[0].get('status') == 'crit' else 0.65,
+            cmd.remediate('flush_keys', service),
+            then='The plan lists the evictable keys and bytes; apply with %s' % cmd.remediate('flush_keys', service, apply=True),
+            service=service, action='flush_keys'))
+    clients = _bad(findings, 'redis.clients')
+    if clients and not mem:
+        out.append(_hypothesis(
+            'gradual_degradation', 'Redis client connections piling up (connection leak)', clients, 0.55,
+            cmd.investigate('redis'), service=_service(clients, 'redis')))
+    disk = _bad(findings, 'host.disk', 'pg.disk')
+    if disk:
+        service = _service(disk, 'backend')
+        out.append(_hypothesis(
+            'gradual_degradation', 'Disk filling up: %s' % disk[0].get('summary'), disk + _bad(findings, 'app.errors'),
+            0.85 if any(f.get('status') == 'crit' for f in disk) else 0.65,
+            cmd.remediate('clean_disk', service),
+            then='The plan lists files and bytes to free; apply with %s' % cmd.remediate('clean_disk', service, apply=True),
+            service=service, action='clean_disk'))
+    tls = _bad(findings, 'net.tls_expiry')
+    if tls:
+        service = ctx.get('tls_service') or _service(tls, 'proxy')
+        expired = any(f.get('status') == 'crit' for f in tls)
+        out.append(_hypothesis(
+            'gradual_degradation', 'TLS certificate %s: %s' % ('expired' if expired else 'about to expire', tls[0].get('summary')),
+            tls, 0.85 if expired else 0.6, cmd.remediate('apply_cert', service),
+            then='Apply a new certificate (load balancer/proxy): %s -e tls_cert_src=<cert> -e tls_key_src=<key>'
+                 % cmd.remediate('apply_cert', service, apply=True),
+            service=service, action='apply_cert'))
+    cpu = [f for f in _bad(findings, 'container.resources') if not _MEM_RE.search(f.get('summary') or '')]
+    if cpu:
+        out.append(_hypothesis(
+            'gradual_degradation', 'Resource exhaustion: %s' % cpu[0].get('summary'), cpu, 0.5,
+            cmd.investigate('network'), service=_service(cpu, None)))
+    return out
+
+
+def _failing_paths(finding):
+    paths = []
+    for name in ('failing_paths', 'paths', 'by_path', 'errors_by_path'):
+        for value in _values(finding, (name,)):
+            if isinstance(value, dict):
+                for path, stats in value.items():
+                    errors = stats.get('errors') if isinstance(stats, dict) else stats
+                    try:
+                        if errors is None or float(errors) > 0:
+                            paths.append(str(path))
+                    except (TypeError, ValueError):
+                        paths.append(str(path))
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, dict) and item.get('path'):
+                        paths.append(str(item['path']))
+                    elif isinstance(item, str):
+                        paths.append(item)
+    seen = []
+    for path in paths:
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+def rule_partial_failures(findings, ctx, cmd):
+    out = []
+    deps = [f for f in _bad(findings, 'dependency.reachability') if not _LAT_RE.search(f.get('summary') or '')
+            or f.get('status') == 'crit']
+    readiness = [f for f in _bad(findings, 'health.endpoint')
+                 if _down_evidence(f, ctx) < 2 and re.search(r'(degraded|fail|payments|database|cache)', _text(f), re.I)]
+    if deps:
+        names = ', '.join(sorted({str(f.get('service') or f.get('host')) for f in deps}))
+        out.append(_hypothesis(
+            'partial_failures', 'External dependency down: %s' % deps[0].get('summary'), deps + readiness, 0.85,
+            cmd.investigate('network'),
+            then='Endpoints using %s fail while the rest work; degrade the feature or contact the provider' % names,
+            service=_service(deps, None)))
+    for check, svc_default, label in (('pg.connectivity', 'db', 'Database'), ('redis.connectivity', 'redis', 'Redis')):
+        down = [f for f in findings if f.get('check') == check and f.get('status') == 'crit']
+        if down:
+            service = _service(down, svc_default)
+            out.append(_hypothesis(
+                'partial_failures', '%s unreachable: %s' % (label, down[0].get('summary')), down + readiness, 0.8,
+                cmd.remediate('restart', service),
+                then='Endpoints that need %s fail; restart it after checking its logs: %s'
+                     % (service, cmd.remediate('restart', service, apply=True)),
+                service=service, action='restart'))
+    dns = _bad(findings, 'net.dns')
+    if dns:
+        out.append(_hypothesis(
+            'partial_failures', 'DNS resolution failing: %s' % dns[0].get('summary'), dns, 0.7,
+            cmd.investigate('network'), then='Check the resolver and the zone records of the failing names',
+            service=_service(dns, None)))
+    errors = _bad(findings, 'app.errors')
+    if errors and not out:
+        paths = []
+        for finding in errors:
+            paths.extend(p for p in _failing_paths(finding) if p not in paths)
+        endpoints = ctx.get('endpoints') or []
+        subset = bool(paths) and (not endpoints or len([p for p in endpoints if p not in paths]) > 0)
+        healthy_liveness = not any(_down_evidence(f, ctx) >= 2 for f in _by(findings, 'health.endpoint', 'health.container'))
+        if subset and healthy_liveness:
+            out.append(_hypothesis(
+                'partial_failures', 'A single dependency of %s is broken (other endpoints work)' % ', '.join(paths[:5]),
+                errors + readiness, 0.6, cmd.investigate('db'),
+                then='Check each service the failing endpoints need; the failing requests are in the app.errors evidence',
+                service=_service(errors, 'backend')))
+        elif healthy_liveness:
+            out.append(_hypothesis(
+                'partial_failures', 'Errors in the application logs (intermittent or endpoint-specific)',
+                errors + readiness, 0.5, cmd.investigate('app'), service=_service(errors, 'backend')))
+    elif readiness and not out:
+        out.append(_hypothesis(
+            'partial_failures', 'Readiness degraded: a dependency check fails', readiness, 0.6,
+            cmd.investigate('all'), service=_service(readiness, 'backend')))
+    return out
+
+
+RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
+         rule_gradual_degradation, rule_partial_failures)
+
+
+def affected_services(findings):
+    return sorted({str(f.get('service') or f.get('host')) for f in findings if is_bad(f) and is_symptom(f)})
+
+
+def diagnose(findings, context=None):
+    """Findings -> the diagnosis document (see module docstring)."""
+    ctx = dict(context or {})
+    findings = [f for f in (findings or []) if isinstance(f, dict)]
+    cmd = Commands(ctx.get('incident_id'), ctx.get('inventory'), ctx.get('playbook_dir') or 'playbooks')
+    symptoms = [f for f in findings if is_symptom(f)]
+    bad = [f for f in symptoms if is_bad(f)]
+    hypotheses = []
+    if bad:
+        for rule in RULES:
+            for hyp in rule(findings, ctx, cmd):
+                if any(k in [key(f) for f in findings if is_bad(f)] for k in hyp['evidence']):
+                    hypotheses.append(hyp)
+    hypotheses.sort(key=lambda h: (-h['confidence'], PRIORITY[h['pattern']]))
+    for rank, hyp in enumerate(hypotheses, 1):
+        hyp['rank'] = rank
+    floor, reasons = classify.severity_from_findings(symptoms, ctx.get('backends'), ctx.get('backend_services') or None,
+                                                     ctx.get('critical_paths') or None)
+    counts = {'ok': 0, 'warn': 0, 'crit': 0, 'unknown': 0}
+    for finding in findings:
+        counts[finding.get('status', 'unknown')] = counts.get(finding.get('status', 'unknown'), 0) + 1
+    unknown = [key(f) for f in findings if f.get('status') == 'unknown']
+    deploys = _deploys_in_window(findings)
+    top_hyp = hypotheses[0] if hypotheses else None
+    doc = {
+        'incident_id': ctx.get('incident_id'),
+        'title': ('%s: %s' % (top_hyp.get('service') or ', '.join(affected_services(findings)) or 'service',
+                              TITLES[top_hyp['pattern']])) if top_hyp else None,
+        'healthy': not bad,
+        'counts': counts,
+        'findings_total': len(findings),
+        'affected_services': affected_services(findings),
+        'severity_floor': floor,
+        'severity_reasons': reasons,
+        'recent_deploys': [{'key': key(f), 'service': f.get('service'), 'summary': f.get('summary')} for f in deploys],
+        'unknown': unknown,
+        'hypotheses': hypotheses,
+    }
+    if not findings:
+        doc['summary'] = 'No findings to diagnose (did the probes run?)'
+        doc['healthy'] = None
+    elif not bad:
+        doc['summary'] = 'All %d checks ok%s: no incident evident' % (
+            len(findings), (' (%d could not run: %s)' % (len(unknown), ', '.join(unknown[:5]))) if unknown else '')
+    else:
+        top = hypotheses[0] if hypotheses else None
+        doc['summary'] = ('%s (%s, confidence %.2f): %s' % (top['pattern'], top['likely_cause'], top['confidence'],
+                                                             top['first_action'])
+                          if top else '%d non-ok findings, no pattern matched' % len(bad))
+    return doc

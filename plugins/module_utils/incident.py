@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Declare or load an incident: incident.json plus the `declared` and `severity` events.
+
+Used by the `incident_context` action plugin (role `incident`) and by unit tests.
+Pure Python, standard library only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+import os
+
+from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils import classify
+from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+
+STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
+POLICY_KEYS = ('priority', 'response_minutes', 'update_minutes', 'escalation', 'notify', 'escalation_text',
+               'page', 'channel', 'status_page', 'postmortem')
+
+
+def generate_id(now=None, suffix=None):
+    """INC-YYYYMMDD-HHMM-xxxx (UTC, 4 random hex digits)."""
+    now = now or files.utcnow()
+    suffix = suffix or binascii.hexlify(os.urandom(2)).decode('ascii')
+    return 'INC-%s-%s' % (now.strftime('%Y%m%d-%H%M'), suffix)
+
+
+def policy(sev):
+    row = sevtable.info(sev)
+    return dict((key, row.get(key)) for key in POLICY_KEYS)
+
+
+def _commander(given, contacts):
+    if given:
+        return given
+    ic = (contacts or {}).get('incident_commander') or {}
+    if isinstance(ic, dict):
+        name, handle = ic.get('name'), ic.get('handle')
+        if name and handle:
+            return '%s (%s)' % (name, handle)
+        return name or handle or 'unassigned'
+    return str(ic) if ic else 'unassigned'
+
+
+def declare_or_load(incident_id='', incident_dir='incidents', title='', commander='', started_at='', impact='',
+                    severity='', impact_facts=None, thresholds=None, severity_floor='', severity_floor_reasons=None,
+                    services=None, contacts=None, must_exist=False, default_severity='SEV4', host=None, now=None,
+                    status='', auto_title=''):
+    """Create or update <incident_dir>/<id>/incident.json and append the events; returns a dict.
+
+    Returns: {incident, path, created, severity_changed, decision, events (kinds appended)}.
+    Raises ValueError with a message naming the offending variable.
+    """
+    now = now or files.utcnow()
+    if incident_id and not files.valid_incident_id(incident_id):
+        raise ValueError('incident_id %r is malformed: use letters, digits, ".", "_" or "-" (at most 64 characters), '
+                         'e.g. INC-20261127-0312-a1b2' % (incident_id,))
+    if severity:
+        try:
+            sevtable.normalize(severity)
+        except ValueError:
+            raise ValueError('severity %r is unknown: use SEV1, SEV2, SEV3, SEV4 (or P1..P4)' % (severity,))
+    if severity_floor:
+        sevtable.normalize(severity_floor)
+    try:
+        impact_facts = classify.normalize_facts(impact_facts)
+    except ValueError as exc:
+        raise ValueError('impact_facts: %s' % exc)
+    if started_at:
+        try:
+            started = files.isoformat(files.parse_ts(started_at))
+        except ValueError:
+            raise ValueError('started_at %r is not an ISO 8601 timestamp (e.g. 2026-11-27T03:12:00Z)' % (started_at,))
+    else:
+        started = None
+
+    incident_id = incident_id or generate_id(now)
+    path = files.incident_path(incident_dir, incident_id)
+    meta_path = os.path.join(path, files.INCIDENT)
+    existing = files.read_json(meta_path)
+    if existing is None and must_exist:
+        raise ValueError('incident_id %s: no incident at %s (declare it first with playbooks/triage.yml)'
+                         % (incident_id, path))
+    created = existing is None
+    incident = dict(existing or {})
+    stamp = files.isoformat(now)
+    redactor = Redactor()
+
+    if created:
+        incident.update({
+            'id': incident_id,
+            'title': title or 'Incident %s' % incident_id,
+            'title_auto': not title,
+            'commander': _commander(commander, contacts),
+            'started_at': started or stamp,
+            'declared_at': stamp,
+            'impact': impact or 'Under assessment',
+            'status': 'Investigating',
+            'services': sorted(set(services or [])),
+            'severity': None,
+        })
+    else:
+        for key, value in (('title', title), ('impact', impact)):
+            if value:
+                incident[key] = value
+        if title:
+            incident['title_auto'] = False
+        elif auto_title and incident.get('title_auto'):
+            # A generated title is replaced once by the diagnosis' (before the first message goes out).
+            incident['title'] = auto_title
+            incident['title_auto'] = False
+        if commander:
+            incident['commander'] = commander
+        if started:
+            incident['started_at'] = started
+        if services:
+            incident['services'] = sorted(set(incident.get('services') or []) | set(services))
+    if status:
+        if status not in STATUSES:
+            raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
+        incident['status'] = status
+    if impact_facts:
+        merged = dict(incident.get('impact_facts') or {})
+        merged.update(impact_facts)
+        incident['impact_facts'] = merged
+
+    decision = classify.decide(
+        explicit=severity,
+        facts=impact_facts,
+        current=incident.get('severity'),
+        floor=severity_floor or None,
+        floor_reasons=severity_floor_reasons,
+        thresholds=thresholds,
+        default=default_severity,
+    )
+    previous = incident.get('severity')
+    severity_changed = decision['severity'] != previous
+    incident['severity'] = decision['severity']
+    incident['policy'] = policy(decision['severity'])
+    if severity_changed:
+        incident['severity_source'] = decision['source']
+        incident['severity_reasons'] = decision['reasons']
+    incident['updated_at'] = stamp
+
+    events = []
+    timeline = os.path.join(path, files.TIMELINE)
+    files.ensure_dir(path)
+    files.ensure_dir(os.path.join(path, 'messages'))
+    if created:
+        events.append(files.make_event(
+            incident_id, 'declared',
+            'Incident declared: %s (commander %s, started %s)' % (incident['title'], incident['commander'],
+                                                                  incident['started_at']),
+            host=host,
+            data={'title': incident['title'], 'commander': incident['commander'],
+                  'started_at': incident['started_at'], 'impact': incident['impact'],
+                  'services': incident['services'], 'acknowledged_at': stamp}, ts=stamp))
+    if severity_changed:
+        if previous:
+            verb = 'raised' if sevtable.more_severe(previous, decision['severity']) == decision['severity'] else 'changed'
+            summary = 'Severity %s from %s to %s: %s' % (verb, previous, decision['severity'], '; '.join(decision['reasons']))
+        else:
+            summary = 'Severity %s: %s' % (decision['severity'], '; '.join(decision['reasons']))
+        events.append(files.make_event(
+            incident_id, 'severity', summary, host=host,
+            data={'severity': decision['severity'], 'previous': previous, 'source': decision['source'],
+                  'reasons': decision['reasons'], 'impact_facts': impact_facts,
+                  'response_minutes': decision['response_minutes'], 'update_minutes': decision['update_minutes'],
+                  'escalation': decision['escalation'], 'channel': decision['channel']}, ts=stamp))
+    if events:
+        files.append_jsonl(timeline, [redactor.data(e) for e in events])
+    files.write_json_atomic(meta_path, redactor.data(incident))
+    messages = os.path.join(path, 'messages')
+    announced = any(name.endswith('-declared.md') for name in os.listdir(messages)) if os.path.isdir(messages) else False
+    return {
+        'incident': incident,
+        'announced': announced,
+        'path': path,
+        'created': created,
+        'severity_changed': severity_changed,
+        'decision': decision,
+        'events': [e['kind'] for e in events],
+    }

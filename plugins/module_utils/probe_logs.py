@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Application log analysis: error counts by path and status, latency percentiles.
+
+JSON log lines (ts, level, method, path, status, latency_ms, msg) are broken down
+by endpoint; anything else falls back to counting ERROR-level lines.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import math
+import re
+
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
+    finding, fmt_pct, level, pct, percentile, worst)
+
+ERROR_LEVELS = ('ERROR', 'CRITICAL', 'FATAL', 'PANIC')
+TEXT_ERROR_RE = re.compile(r'\b(ERROR|CRITICAL|FATAL|PANIC|Traceback)\b')
+_DOCKER_TS_RE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ')
+
+
+def strip_docker_ts(line):
+    """Docker logs with timestamps=1 prefix each line with an RFC 3339 time."""
+    match = _DOCKER_TS_RE.match(line)
+    return (line[match.end():], match.group(1)) if match else (line, None)
+
+
+def parse_lines(lines):
+    """Split lines into JSON records and plain-text lines."""
+    records, text = [], []
+    for raw in lines:
+        line = raw.rstrip('\n')
+        if not line.strip():
+            continue
+        body = line.strip()
+        if body.startswith('{'):
+            try:
+                rec = json.loads(body)
+                if isinstance(rec, dict):
+                    records.append(rec)
+                    continue
+            except ValueError:
+                pass
+        text.append(line)
+    return records, text
+
+
+# a path whose latest requests (at least this many) all succeeded has recovered from earlier errors
+RECOVERED_AFTER = 5
+
+
+def _is_error(rec):
+    status = rec.get('status')
+    try:
+        if status is not None and int(status) >= 500:
+            return True
+    except (TypeError, ValueError):
+        pass
+    return str(rec.get('level', '')).upper() in ERROR_LEVELS
+
+
+def analyze(lines, ignore_paths=None):
+    """Counts of a window of log lines: JSON breakdown by path and status, or text ERROR lines."""
+    records, text = parse_lines(lines)
+    ignore = set(ignore_paths or [])
+    paths = {}
+    errors_by_status = {}
+    latencies = []
+    error_samples = []
+    total_requests = 0
+    total_errors = 0
+    other_errors = 0
+    for rec in records:
+        path = rec.get('path')
+        is_err = _is_error(rec)
+        if path is None:
+            if is_err:
+                other_errors += 1
+                if len(error_samples) < 20:
+                    error_samples.append(rec)
+            continue
+        if path in ignore:
+            continue
+        entry = paths.setdefault(path, {'requests': 0, 'errors': 0, 'statuses': {}, 'latencies': [], 'messages': {},
+                                        'trailing_ok': 0})
+        entry['requests'] += 1
+        entry['trailing_ok'] = 0 if is_err else entry['trailing_ok'] + 1
+        total_requests += 1
+        status = str(rec.get('status', '?'))
+        entry['statuses'][status] = entry['statuses'].get(status, 0) + 1
+        lat = rec.get('latency_ms')
+        if isinstance(lat, (int, float)):
+            entry['latencies'].append(float(lat))
+            latencies.append(float(lat))
+        if is_err:
+            entry['errors'] += 1
+            total_errors += 1
+            errors_by_status[status] = errors_by_status.get(status, 0) + 1
+            msg = str(rec.get('msg', ''))[:160]
+            entry['messages'][msg] = entry['messages'].get(msg, 0) + 1
+            if len(error_samples) < 20:
+                error_samples.append(rec)
+    by_path = {}
+    for path, entry in paths.items():
+        by_path[path] = {
+            'requests': entry['requests'],
+            'errors': entry['errors'],
+            'error_rate_pct': pct(entry['errors'], entry['requests']),
+            'statuses': entry['statuses'],
+            'p50_ms': percentile(entry['latencies'], 50),
+            'p95_ms': percentile(entry['latencies'], 95),
+            'top_error': max(entry['messages'].items(), key=lambda kv: kv[1])[0] if entry['messages'] else None,
+            'trailing_ok': entry['trailing_ok'],
+        }
+    text_errors = [line for line in text if TEXT_ERROR_RE.search(line)]
+    return {
+        'format': 'json' if records and len(records) >= len(text) else ('text' if text else 'empty'),
+        'lines': len(records) + len(text),
+        'json_lines': len(records),
+        'text_lines': len(text),
+        'requests': total_requests,
+        'errors': total_errors,
+        'other_errors': other_errors,
+        'error_rate_pct': pct(total_errors, total_requests),
+        'errors_by_status': errors_by_status,
+        'p50_ms': percentile(latencies, 50),
+        'p95_ms': percentile(latencies, 95),
+        'by_path': by_path,
+        'text_error_lines': len(text_errors),
+        'error_samples': error_samples,
+        'text_error_samples': text_errors[:20],
+    }
+
+
+def evaluate(stats, host, service, window, thresholds, source):
+    """The app.errors finding of analyze() output.
+
+    thresholds: error_rate_warn_pct, error_rate_crit_pct, min_errors, error_lines_warn,
+    error_lines_crit, latency_p95_warn_ms, latency_p95_crit_ms.
+    """
+    t = thresholds
+    evidence = {k: v for k, v in stats.items() if k not in ('error_samples', 'text_error_samples')}
+    evidence['window'] = window
+    evidence['source'] = source
+    statuses = ['ok']
+    parts = []
+    # per path error rates: the worst path leads the summary
+    failing = []
+    recovered = []
+    recovered_after = int(t.get('recovered_after', RECOVERED_AFTER))
+    for path, entry in stats['by_path'].items():
+        if entry['errors'] < t['min_errors']:
+            continue
+        st = level(entry['error_rate_pct'], t['error_rate_warn_pct'], t['error_rate_crit_pct'])
+        # Recovered: the latest requests all succeed, a run of successes much longer than this
+        # path's error rate explains (three expected gaps), so intermittent errors still count.
+        needed = max(recovered_after, int(math.ceil(3.0 * entry['requests'] / max(entry['errors'], 1))))
+        if st != 'ok' and recovered_after > 0 and entry.get('trailing_ok', 0) >= needed:
+            recovered.append((entry['errors'], path, entry['trailing_ok']))
+        elif st != 'ok':
+            failing.append((st, entry['errors'], path, entry))
+    failing.sort(key=lambda x: ({'crit': 2, 'warn': 1}[x[0]], x[1]), reverse=True)
+    for st, _count, path, entry in failing:
+        statuses.append(st)
+    if failing:
+        st, count, path, entry = failing[0]
+        codes = ', '.join('%s' % code for code in sorted(c for c in entry['statuses'] if c.isdigit() and int(c) >= 500))
+        parts.append('%s: %d errors (%s) in %s, %s of its requests' % (
+            path, count, codes or 'ERROR', window, fmt_pct(entry['error_rate_pct'])))
+        if len(failing) > 1:
+            parts.append('also failing: %s' % ', '.join('%s (%d)' % (p, c) for _s, c, p, _e in failing[1:4]))
+        if entry.get('top_error'):
+            parts.append('"%s"' % entry['top_error'][:100])
+    evidence['failing_paths'] = [p for _s, _c, p, _e in failing]
+    evidence['recovered_paths'] = [p for _c, p, _n in sorted(recovered, reverse=True)]
+    if recovered:
+        parts.append('recovered: %s' % ', '.join('%s (%d errors earlier, last %d requests OK)' % (p, c, n)
+                                                for c, p, n in sorted(recovered, reverse=True)[:3]))
+    # latency
+    p95 = stats.get('p95_ms')
+    lat_status = level(p95, t['latency_p95_warn_ms'], t['latency_p95_crit_ms']) if p95 is not None else 'ok'
+    statuses.append(lat_status)
+    slow = sorted(((e['p95_ms'], p) for p, e in stats['by_path'].items() if e['p95_ms'] is not None), reverse=True)
+    if lat_status != 'ok' and slow:
+        parts.append('latency p95 %d ms (p50 %d ms), slowest %s p95 %d ms' % (p95, stats['p50_ms'] or 0, slow[0][1], slow[0][0]))
+    # plain text logs or errors without a path
+    text_errors = stats['text_error_lines'] + stats['other_errors']
+    if text_errors:
+        st = level(text_errors, t['error_lines_warn'], t['error_lines_crit'])
+        statuses.append(st)
+        if st != 'ok' or not parts:
+            parts.append('%d ERROR lines in %s' % (text_errors, window))
+    status = worst(statuses)
+    if not parts:
+        if stats['requests']:
+            summary = '%d errors in %d requests in %s (%s), p95 %s ms' % (
+                stats['errors'], stats['requests'], window, fmt_pct(stats['error_rate_pct'] or 0),
+                '%d' % p95 if p95 is not None else '?')
+        elif stats['lines']:
+            summary = 'no errors in %d log lines in %s' % (stats['lines'], window)
+        else:
+            summary = 'no log lines in %s' % window
+    else:
+        if stats['requests'] and failing:
+            parts.append('%d errors of %d requests overall' % (stats['errors'], stats['requests']))
+        summary = '; '.join(parts)
+    return finding('app.errors', host, service, status, summary, evidence)
+
+
+def excerpt(lines, stats, limit=200):
+    """The evidence excerpt: the error lines first, then the tail of the window."""
+    errors = [ln for ln in lines if TEXT_ERROR_RE.search(ln) or '"status": 5' in ln]
+    tail = lines[-max(0, limit - min(len(errors), limit // 2)):]
+    chosen = errors[-(limit // 2):] + ['--- last %d lines ---' % len(tail)] + tail
+    return '\n'.join(line.rstrip('\n') for line in chosen) + '\n'

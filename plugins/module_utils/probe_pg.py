@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL diagnostics: the queries (run in one connection) and their evaluation into findings.
+
+collect() runs every query over one psycopg2 connection and returns plain data;
+the evaluate_*() functions are pure and unit-tested.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
+    finding, fmt_pct, human_bytes, human_duration, level, one_line, pct)
+
+SQL_SERVER = """
+SELECT version() AS version,
+       current_setting('server_version') AS server_version,
+       current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved_connections,
+       EXTRACT(EPOCH FROM (now() - pg_postmaster_start_time()))::float AS uptime_s,
+       pg_is_in_recovery() AS in_recovery
+"""
+
+SQL_ACTIVITY = """
+SELECT pid, usename, application_name, client_addr::text AS client_addr, backend_type, datname,
+       state, wait_event_type, wait_event,
+       EXTRACT(EPOCH FROM (now() - xact_start))::float AS xact_age_s,
+       EXTRACT(EPOCH FROM (now() - query_start))::float AS query_age_s,
+       EXTRACT(EPOCH FROM (now() - state_change))::float AS state_age_s,
+       pg_blocking_pids(pid) AS blocked_by,
+       left(query, %(query_chars)s) AS query
+FROM pg_stat_activity
+WHERE pid <> pg_backend_pid()
+ORDER BY pid
+"""
+
+SQL_LOCK_WAITS = """
+SELECT l.pid, l.locktype, l.mode,
+       CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END AS relation,
+       EXTRACT(EPOCH FROM (now() - l.waitstart))::float AS wait_s
+FROM pg_locks l
+WHERE NOT l.granted
+"""
+
+SQL_DB_SIZES = """
+SELECT datname, pg_database_size(datname)::bigint AS bytes
+FROM pg_database WHERE datallowconn ORDER BY 2 DESC
+"""
+
+SQL_DATA_DIRECTORY = "SELECT current_setting('data_directory') AS data_directory"
+
+
+def rows(cursor):
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def collect(conn, query_chars=500):
+    """Run every query in one connection; per-query errors are kept, not raised."""
+    data = {'errors': {}}
+    queries = (
+        ('server', SQL_SERVER, None),
+        ('activity', SQL_ACTIVITY, {'query_chars': query_chars}),
+        ('lock_waits', SQL_LOCK_WAITS, None),
+        ('db_sizes', SQL_DB_SIZES, None),
+        ('data_directory', SQL_DATA_DIRECTORY, None),
+    )
+    executed = []
+    for key, sql, params in queries:
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, params)
+            result = rows(cur)
+            data[key] = result[0] if key in ('server', 'data_directory') and result else result
+        except Exception as exc:  # pylint: disable=broad-except
+            data['errors'][key] = '%s: %s' % (type(exc).__name__, one_line(str(exc), 200))
+            data[key] = None
+        finally:
+            cur.close()
+        executed.append(' '.join(sql.split()))
+    data['executed_queries'] = executed
+    return data
+
+
+def _client(activity):
+    return [a for a in activity or [] if (a.get('backend_type') or 'client backend') == 'client backend']
+
+
+def _who(a):
+    parts = [str(a.get('usename') or '?')]
+    if a.get('application_name'):
+        parts.append(str(a['application_name']))
+    return ' '.join(parts)
+
+
+def _q(text, limit=80):
+    return one_line(text, limit)
+
+
+def evaluate_connectivity(host, service, server, latency_ms, error=None):
+    if error:
+        return finding('pg.connectivity', host, service, 'crit', 'cannot connect: %s' % error, {'error': error})
+    server = server or {}
+    summary = 'accepting connections in %d ms (PostgreSQL %s, up %s%s)' % (
+        latency_ms, server.get('server_version', '?'), human_duration(server.get('uptime_s')),
+        ', in recovery' if server.get('in_recovery') else '')
+    return finding('pg.connectivity', host, service, 'ok', summary,
+                   {'latency_ms': latency_ms, 'version': server.get('version'), 'uptime_s': server.get('uptime_s'),
+                    'in_recovery': server.get('in_recovery')})
+
+
+def evaluate_connections(host, service, server, activity, t):
+    """pg.connections: client connections by state vs max_connections, idle in transaction."""
+    clients = _client(activity)
+    max_conn = (server or {}).get('max_connections')
+    by_state = {}
+    by_app = {}
+    for a in clients:
+        state = a.get('state') or 'unknown'
+        by_state[state] = by_state.get(state, 0) + 1
+        app = '%s/%s' % (a.get('usename') or '?', a.get('application_name') or '')
+        by_app[app] = by_app.get(app, 0) + 1
+    total = len(clients)
+    used_pct = pct(total, max_conn)
+    idle_tx = [a for a in clients if str(a.get('state') or '').startswith('idle in transaction')]
+    oldest_idle_tx = max([a.get('state_age_s') or 0 for a in idle_tx] or [0])
+    statuses = [level(used_pct, t['connections_warn_pct'], t['connections_crit_pct'])]
+    idle_tx_old = [a for a in idle_tx if (a.get('state_age_s') or 0) >= t['idle_in_transaction_warn_seconds']]
+    if idle_tx_old:
+        statuses.append('crit' if len(idle_tx_old) >= t['idle_in_transaction_crit_count'] else 'warn')
+    status = sorted(statuses, key=lambda s: {'ok': 0, 'warn': 1, 'crit': 2}[s])[-1]
+    states = ', '.join('%d %s' % (n, s) for s, n in sorted(by_state.items(), key=lambda kv: -kv[1]))
+    summary = '%d of %s connections used (%s)%s' % (total, max_conn if max_conn else '?', fmt_pct(used_pct),
+                                                    ': ' + states if states else '')
+    if idle_tx:
+        worst_tx = max(idle_tx, key=lambda a: a.get('state_age_s') or 0)
+        summary = '%d of %d connections idle in transaction (oldest %d s, pid %s %s); %s' % (
+            len(idle_tx), total, oldest_idle_tx, worst_tx.get('pid'), _who(worst_tx), summary)
+    top_apps = sorted(by_app.items(), key=lambda kv: -kv[1])[:5]
+    if top_apps and status != 'ok':
+        summary += '; top: %s' % ', '.join('%s %d' % (k, v) for k, v in top_apps[:3])
+    evidence = {
+        'max_connections': max_conn, 'reserved_connections': (server or {}).get('reserved_connections'),
+        'total': total, 'used_pct': used_pct, 'by_state': by_state, 'by_user_application': dict(top_apps),
+        'idle_in_transaction': [{'pid': a.get('pid'), 'user': a.get('usename'), 'application': a.get('application_name'),
+                                 'idle_s': round(a.get('state_age_s') or 0, 1), 'xact_age_s': round(a.get('xact_age_s') or 0, 1),
+                                 'query': _q(a.get('query'), 300)} for a in idle_tx],
+    }
+    return finding('pg.connections', host, service, status, summary, evidence)
+
+
+def evaluate_long_queries(host, service, activity, t):
+    """pg.long_queries: not idle, running longer than the threshold."""
+    clients = _client(activity)
+    long_q = sorted([a for a in clients if not str(a.get('state') or 'idle').startswith('idle')
+                     and (a.get('query_age_s') or 0) >= t['long_query_seconds']],
+                    key=lambda a: -(a.get('query_age_s') or 0))
+    evidence = {'threshold_s': t['long_query_seconds'], 'queries': [{
+        'pid': a.get('pid'), 'user': a.get('usename'), 'application': a.get('application_name'),
+        'state': a.get('state'), 'duration_s': round(a.get('query_age_s') or 0, 1),
+        'wait_event': '%s:%s' % (a.get('wait_event_type'), a.get('wait_event')) if a.get('wait_event_type') else None,
+        'query': _q(a.get('query'), 500)} for a in long_q]}
+    if not long_q:
+        active = [a for a in clients if a.get('state') == 'active']
+        longest = max([a.get('query_age_s') or 0 for a in active] or [0])
+        return finding('pg.long_queries', host, service, 'ok', 'no query running longer than %d s (%d active, longest %.1f s)' % (
+            t['long_query_seconds'], len(active), longest), evidence)
+    top = long_q[0]
+    status = level(top.get('query_age_s') or 0, t['long_query_seconds'], t['long_query_crit_seconds'])
+    summary = '%d quer%s running longer than %d s; longest pid %s (%s) %s%s: %s' % (
+        len(long_q), 'y' if len(long_q) == 1 else 'ies', t['long_query_seconds'], top.get('pid'), _who(top),
+        human_duration(top.get('query_age_s')), ' waiting on %s' % top.get('wait_event_type') if top.get('wait_event_type') else '',
+        _q(top.get('query'), 80))
+    return finding('pg.long_queries', host, service, status, summary, evidence)
+
+
+def blocking_chains(blocked_by):
+    """Chains root -> ... -> leaf from {pid: [blocking pids]}; roots block others and are not blocked."""
+    children = {}
+    for pid, blockers in blocked_by.items():
+        for b in blockers:
+            children.setdefault(b, []).append(pid)
+    roots = sorted(b for b in children if not blocked_by.get(b))
+    if not roots and children:  # a cycle (deadlock about to be broken): start anywhere
+        roots = [sorted(children)[0]]
+    chains = []
+
+    def walk(pid, path):
+        kids = sorted(children.get(pid, []))
+        if not kids or pid in path:
+            chains.append(path + [pid])
+            return
+        for kid in kids:
+            walk(kid, path + [pid])
+
+    for root in roots:
+        walk(root, [])
+    return roots, chains
+
+
+def evaluate_locks(host, service, activity, lock_waits, t):
+    """pg.locks: blocked pid, blocking pid, both queries, wait time and the whole chain."""
+    by_pid = {a.get('pid'): a for a in activity or []}
+    waits = {}
+    for lw in lock_waits or []:
+        waits.setdefault(lw.get('pid'), lw)
+    blocked = {a['pid']: list(a.get('blocked_by') or []) for a in activity or [] if a.get('blocked_by')}
+    if not blocked:
+        return finding('pg.locks', host, service, 'ok', 'no lock waits (%d ungranted locks)' % len(lock_waits or []),
+                       {'blocked': [], 'chains': []})
+    roots, chains = blocking_chains(blocked)
+
+    def wait_s(pid):
+        lw = waits.get(pid) or {}
+        if lw.get('wait_s') is not None:
+            return lw['wait_s']
+        return (by_pid.get(pid) or {}).get('state_age_s') or 0
+
+    blocked_list = []
+    for pid in sorted(blocked, key=lambda p: -wait_s(p)):
+        a = by_pid.get(pid, {})
+        lw = waits.get(pid) or {}
+        blocked_list.append({
+            'pid': pid, 'user': a.get('usename'), 'application': a.get('application_name'), 'blocked_by': blocked[pid],
+            'wait_s': round(wait_s(pid), 1), 'lock': '%s %s' % (lw.get('mode') or '', lw.get('relation') or lw.get('locktype') or ''),
+            'query': _q(a.get('query'), 500)})
+    blocking_pids = sorted({b for bs in blocked.values() for b in bs})
+    blockers = []
+    for pid in blocking_pids:
+        a = by_pid.get(pid, {})
+        blockers.append({'pid': pid, 'user': a.get('usename'), 'application': a.get('application_name'),
+                         'state': a.get('state'), 'xact_age_s': round(a.get('xact_age_s') or 0, 1),
+                         'query_age_s': round(a.get('query_age_s') or 0, 1), 'blocked_by': blocked.get(pid, []),
+                         'root': pid in roots, 'query': _q(a.get('query'), 500)})
+    longest = blocked_list[0]
+    status = level(longest['wait_s'], t['lock_wait_warn_seconds'], t['lock_wait_crit_seconds'])
+    if status == 'ok':
+        status = 'warn' if len(blocked_list) >= t['blocked_sessions_warn'] else 'ok'
+    root = by_pid.get(roots[0], {}) if roots else {}
+    chain_text = '; '.join(' <- '.join(str(p) for p in c) for c in chains[:3])
+    summary = '%d session%s blocked by pid %s (%s, %s %s: %s); longest wait %d s pid %s: %s; chain %s' % (
+        len(blocked_list), '' if len(blocked_list) == 1 else 's', ', '.join(str(r) for r in roots) or '?',
+        _who(root), root.get('state', '?'), human_duration(root.get('xact_age_s')), _q(root.get('query'), 60),
+        longest['wait_s'], longest['pid'], _q(longest['query'], 60), chain_text)
+    evidence = {'blocked': blocked_list, 'blocking': blockers, 'root_pids': roots, 'chains': chains,
+                'blocked_pids': [b['pid'] for b in blocked_list], 'blocking_pids': blocking_pids}
+    return finding('pg.locks', host, service, status, summary, evidence)
+
+
+def evaluate_disk(host, service, db_sizes, data_directory, fs, t, fs_error=None):
+    """pg.disk: database sizes and the data directory's filesystem usage."""
+    sizes = {d['datname']: d['bytes'] for d in db_sizes or []}
+    size_text = ', '.join('%s %s' % (k, human_bytes(v)) for k, v in list(sizes.items())[:4])
+    evidence = {'databases': sizes, 'data_directory': data_directory, 'filesystem': fs, 'filesystem_error': fs_error}
+    if fs and fs.get('total'):
+        used_pct = pct(fs['used'], fs['used'] + (fs.get('avail') or 0)) if fs.get('avail') is not None else pct(fs['used'], fs['total'])
+        inode_pct = pct(fs.get('inodes_used'), fs.get('inodes_total')) if fs.get('inodes_total') else None
+        status = level(max(used_pct, inode_pct or 0), t['disk_warn_pct'], t['disk_crit_pct'])
+        summary = 'data directory %s %s used (%s of %s, %s free)%s; databases: %s' % (
+            data_directory or '?', fmt_pct(used_pct), human_bytes(fs['used']), human_bytes(fs['total']),
+            human_bytes(fs.get('avail')), ', inodes %s' % fmt_pct(inode_pct) if inode_pct is not None else '', size_text or 'none visible')
+        return finding('pg.disk', host, service, status, summary, evidence)
+    if sizes:
+        return finding('pg.disk', host, service, 'ok', 'databases: %s (data directory usage not reachable: %s)' % (
+            size_text, fs_error or 'no container or local path'), evidence)
+    return finding('pg.disk', host, service, 'unknown', 'no size information: %s' % (fs_error or 'queries failed'), evidence)
+
+
+def parse_df(kb_output, inode_output=None):
+    """Filesystem usage from `df -P -k PATH` (and `df -P -i PATH`) output."""
+    def last_fields(text):
+        lines = [ln for ln in (text or '').splitlines() if ln.strip()]
+        return lines[-1].split() if len(lines) >= 2 else None
+    fields = last_fields(kb_output)
+    if not fields or len(fields) < 6:
+        return None
+    out = {'filesystem': fields[0], 'total': int(fields[1]) * 1024, 'used': int(fields[2]) * 1024,
+           'avail': int(fields[3]) * 1024, 'mount': fields[5]}
+    ifields = last_fields(inode_output)
+    if ifields and len(ifields) >= 6 and ifields[1].isdigit():
+        out.update({'inodes_total': int(ifields[1]), 'inodes_used': int(ifields[2])})
+    return out
+
+
+def statvfs_usage(path):
+    """Filesystem usage of a local path (bytes and inodes), like df."""
+    import os
+    st = os.statvfs(path)
+    total = st.f_blocks * st.f_frsize
+    avail = st.f_bavail * st.f_frsize
+    free = st.f_bfree * st.f_frsize
+    return {'path': path, 'total': total, 'used': total - free, 'avail': avail,
+            'inodes_total': st.f_files, 'inodes_used': st.f_files - st.f_ffree}
+
+
+def not_checked(check, host, service, reason):
+    return finding(check, host, service, 'unknown', 'not checked: %s' % reason, {'error': reason})

@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Redis diagnostics: commands run over one connection and their evaluation into findings."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
+    finding, fmt_pct, human_bytes, human_duration, level, one_line, pct)
+
+
+def collect(client, slowlog_count=10):
+    """PING, INFO (server, memory, clients, stats, keyspace), CONFIG maxmemory*, SLOWLOG GET; per-command errors kept."""
+    data = {'errors': {}, 'executed_commands': []}
+
+    def run(key, func, *args):
+        data['executed_commands'].append(' '.join([key] + [str(a) for a in args]))
+        try:
+            return func(*args)
+        except Exception as exc:  # pylint: disable=broad-except
+            data['errors'][key] = '%s: %s' % (type(exc).__name__, one_line(str(exc), 200))
+            return None
+
+    started = time.monotonic()
+    data['ping'] = run('PING', client.ping)
+    data['ping_ms'] = round((time.monotonic() - started) * 1000, 1)
+    data['info'] = run('INFO', client.info, 'everything') or {}
+    data['slowlog'] = run('SLOWLOG GET', client.slowlog_get, slowlog_count) or []
+    data['slowlog_len'] = run('SLOWLOG LEN', client.slowlog_len)
+    return data
+
+
+def evaluate_connectivity(host, service, data, error=None):
+    if error:
+        return finding('redis.connectivity', host, service, 'crit', 'cannot connect: %s' % error, {'error': error})
+    if not data.get('ping'):
+        err = data['errors'].get('PING', 'no PONG')
+        return finding('redis.connectivity', host, service, 'crit', 'PING failed: %s' % err, {'error': err})
+    info = data.get('info') or {}
+    return finding('redis.connectivity', host, service, 'ok', 'PONG in %d ms (Redis %s, %s, up %s)' % (
+        data['ping_ms'], info.get('redis_version', '?'), info.get('role', '?'), human_duration(info.get('uptime_in_seconds'))),
+        {'ping_ms': data['ping_ms'], 'version': info.get('redis_version'), 'role': info.get('role'),
+         'uptime_s': info.get('uptime_in_seconds')})
+
+
+def evaluate_memory(host, service, info, t):
+    used = info.get('used_memory')
+    maxmem = info.get('maxmemory') or 0
+    policy = info.get('maxmemory_policy')
+    frag = info.get('mem_fragmentation_ratio')
+    evicted = info.get('evicted_keys', 0)
+    rejected_oom = (info.get('errorstat_OOM') or {}).get('count') if isinstance(info.get('errorstat_OOM'), dict) else None
+    evidence = {'used_memory': used, 'used_memory_human': info.get('used_memory_human'), 'used_memory_peak': info.get('used_memory_peak'),
+                'maxmemory': maxmem, 'maxmemory_policy': policy, 'mem_fragmentation_ratio': frag,
+                'evicted_keys': evicted, 'oom_errors': rejected_oom, 'used_memory_rss': info.get('used_memory_rss')}
+    if used is None:
+        return finding('redis.memory', host, service, 'unknown', 'INFO memory unavailable', evidence)
+    statuses = []
+    if maxmem:
+        used_pct = pct(used, maxmem)
+        evidence['used_pct'] = used_pct
+        statuses.append(level(used_pct, t['memory_warn_pct'], t['memory_crit_pct']))
+        text = '%s of maxmemory %s used (%s), policy %s' % (human_bytes(used), human_bytes(maxmem), fmt_pct(used_pct), policy)
+        if statuses[-1] != 'ok' and policy == 'noeviction':
+            text += ': writes fail with OOM when full'
+    else:
+        text = '%s used, no maxmemory (policy %s)' % (human_bytes(used), policy)
+        statuses.append('ok')
+    if frag is not None and used >= t['fragmentation_min_bytes']:
+        statuses.append(level(frag, t['fragmentation_warn'], None))
+    if evicted:
+        statuses.append('warn' if evicted >= t['evicted_keys_warn'] else 'ok')
+    text += ', fragmentation %.2f, %d keys evicted' % (frag or 0, evicted or 0)
+    if rejected_oom:  # cumulative since the server started: context, not a rating
+        text += ', %d OOM errors since start' % rejected_oom
+    status = sorted(statuses, key=lambda s: {'ok': 0, 'warn': 1, 'crit': 2}[s])[-1]
+    return finding('redis.memory', host, service, status, text, evidence)
+
+
+def evaluate_clients(host, service, info, t):
+    connected = info.get('connected_clients')
+    blocked = info.get('blocked_clients', 0)
+    rejected = info.get('rejected_connections', 0)
+    maxclients = info.get('maxclients')
+    evidence = {'connected_clients': connected, 'blocked_clients': blocked, 'rejected_connections': rejected,
+                'maxclients': maxclients, 'tracking_clients': info.get('tracking_clients')}
+    if connected is None:
+        return finding('redis.clients', host, service, 'unknown', 'INFO clients unavailable', evidence)
+    used_pct = pct(connected, maxclients)
+    statuses = [level(used_pct, t['clients_warn_pct'], t['clients_crit_pct'])]
+    statuses.append('warn' if blocked and blocked >= t['blocked_clients_warn'] else 'ok')
+    statuses.append('warn' if rejected and rejected >= t['rejected_connections_warn'] else 'ok')
+    status = sorted(statuses, key=lambda s: {'ok': 0, 'warn': 1, 'crit': 2}[s])[-1]
+    return finding('redis.clients', host, service, status, '%d clients connected (%s of maxclients %s), %d blocked, %d rejected since start' % (
+        connected, fmt_pct(used_pct), maxclients, blocked or 0, rejected or 0), evidence)
+
+
+def evaluate_slowlog(host, service, entries, total, t):
+    items = []
+    for e in entries or []:
+        cmd = e.get('command')
+        if isinstance(cmd, bytes):
+            cmd = cmd.decode('utf-8', 'replace')
+        items.append({'id': e.get('id'), 'start_time': e.get('start_time'), 'duration_us': e.get('duration'),
+                      'command': one_line(cmd, 200), 'client': e.get('client_address'), 'client_name': e.get('client_name')})
+    now = time.time()
+    recent = [i for i in items if i['start_time'] and now - i['start_time'] <= t['window_seconds']]
+    slow = [i for i in recent if (i['duration_us'] or 0) >= t['slowlog_warn_ms'] * 1000]
+    evidence = {'entries': items, 'slowlog_len': total, 'recent_in_window': len(recent)}
+    if not slow:
+        return finding('redis.slowlog', host, service, 'ok', '%d slowlog entries, %d in the window, none over %d ms' % (
+            total or 0, len(recent), t['slowlog_warn_ms']), evidence)
+    top = max(slow, key=lambda i: i['duration_us'] or 0)
+    status = 'warn' if len(slow) < t['slowlog_crit_count'] else 'crit'
+    return finding('redis.slowlog', host, service, status, '%d command%s slower than %d ms in the window; slowest %d ms: %s' % (
+        len(slow), '' if len(slow) == 1 else 's', t['slowlog_warn_ms'], (top['duration_us'] or 0) // 1000,
+        one_line(top['command'], 80)), evidence)
+
+
+def evaluate_keyspace(host, service, info):
+    dbs = {k: v for k, v in info.items() if k.startswith('db') and k[2:].isdigit() and isinstance(v, dict)}
+    total = sum(v.get('keys', 0) for v in dbs.values())
+    expires = sum(v.get('expires', 0) for v in dbs.values())
+    hits, misses = info.get('keyspace_hits', 0), info.get('keyspace_misses', 0)
+    hit_pct = pct(hits, (hits or 0) + (misses or 0))
+    evidence = {'databases': dbs, 'keys': total, 'expires': expires, 'keyspace_hits': hits, 'keyspace_misses': misses,
+                'hit_rate_pct': hit_pct, 'expired_keys': info.get('expired_keys')}
+    parts = ', '.join('%s %d keys (%d with TTL)' % (k, v.get('keys', 0), v.get('expires', 0)) for k, v in sorted(dbs.items()))
+    return finding('redis.keyspace', host, service, 'ok', '%d keys%s; hit rate %s' % (
+        total, ': ' + parts if parts else '', fmt_pct(hit_pct) if hit_pct is not None else 'n/a'), evidence)
+
+
+def not_checked(check, host, service, reason):
+    return finding(check, host, service, 'unknown', 'not checked: %s' % reason, {'error': reason})

@@ -1,0 +1,358 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The incident timeline: event building, secret collection and the buffered writer.
+
+Plain classes, standard library only, so that the timeline callback, the
+``timeline_event`` action plugin and unit tests share one implementation. The
+callback only translates ``v2_*`` hooks into calls on these classes.
+
+Events follow the contract of docs/reference/contracts.md and are appended
+with ``incident_files.append_jsonl`` (one locked, fsynced write per call):
+the file is never rewritten, so a run killed at any point leaves whole lines.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import time
+import uuid
+
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
+    TIMELINE,
+    append_jsonl,
+    incident_path,
+    isoformat,
+    make_event,
+    valid_incident_id,
+)
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+
+TASK_STATUSES = ('ok', 'changed', 'failed', 'skipped', 'unreachable')
+
+# Names of variables whose values are secrets: their values are redacted literally
+# wherever they appear (messages, stdout, summaries), not only under secret-looking keys.
+DEFAULT_SECRET_VAR_PATTERNS = (
+    r'(?i)(^|_)(password|passwd|pass|secret|token|api_?key|webhook_?url|webhook|routing_?key|integration_?key|'
+    r'private_?key|credentials?|dsn)$',
+)
+# Variables that name other variables holding secrets (credentials by reference).
+DEFAULT_REFERENCE_KEYS = ('password_var', 'pagerduty_routing_key_var', 'token_var', 'webhook_url_var',
+                          'secret_var', 'routing_key_var')
+# Variables that hold the NAME of a secret variable, e.g. comms_slack_webhook_url_var, *_routing_key_vars.
+_REFERENCE_NAME_RE = re.compile(r'(?i)(password|passwd|secret|token|api_?key|webhook_?url|routing_?key|'
+                                r'integration_?key|credential|dsn)_vars?$')
+MIN_LITERAL_LENGTH = 6
+URL_PART_MIN_LENGTH = 8
+_URL_RE = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://(?:(?P<userinfo>[^/@\s]+)@)?[^/\s]+(?P<rest>/\S*)?$')
+
+# Result keys worth keeping in a task event (all are redacted and truncated).
+_RESULT_KEYS = ('msg', 'rc', 'stderr', 'reason')
+
+
+def new_run_id():
+    return uuid.uuid4().hex[:12]
+
+
+def task_status(hook, result=None):
+    """The timeline status of a task result given the callback hook that reported it."""
+    result = result or {}
+    if hook == 'failed':
+        return 'failed'
+    if hook == 'unreachable':
+        return 'unreachable'
+    if hook == 'skipped':
+        return 'skipped'
+    return 'changed' if result.get('changed') else 'ok'
+
+
+def _truncate(text, limit):
+    text = ' '.join(str(text).split())
+    if limit and len(text) > limit:
+        return text[:max(limit - 3, 1)] + '...'
+    return text
+
+
+def summarize_result(result, max_chars=300):
+    """The small, human part of a task result: message, rc, stderr tail. Never the args.
+
+    A result censored by no_log keeps only the fact that it was hidden.
+    """
+    result = result or {}
+    if result.get('_ansible_no_log') or result.get('censored'):
+        return {'no_log': True}
+    out = {}
+    for key in _RESULT_KEYS:
+        value = result.get(key)
+        if value in (None, '', [], {}):
+            continue
+        if key == 'stderr':
+            value = str(value)[-max_chars:] if max_chars else str(value)
+        if isinstance(value, (int, float, bool)):
+            out[key] = value
+        else:
+            out[key] = _truncate(value, max_chars)
+    if isinstance(result.get('results'), list):
+        out['items'] = len(result['results'])
+    return out
+
+
+def task_event(incident_id, host, task_name, status, duration=None, result=None, action=None, play=None,
+               role=None, run_id=None, ignore_errors=False, max_chars=300, ts=None):
+    """A `task` event for one host's result of one task."""
+    details = summarize_result(result, max_chars=max_chars)
+    data = {
+        'task': task_name,
+        'action': action,
+        'status': status,
+        'duration_s': round(duration, 3) if duration is not None else None,
+        'play': play,
+        'role': role,
+        'run': run_id,
+    }
+    if ignore_errors and status == 'failed':
+        data['ignored'] = True
+    data.update(details)
+    summary = '%s: %s' % (task_name or action or 'task', status)
+    if status in ('failed', 'unreachable') and details.get('msg'):
+        summary += ' - %s' % _truncate(details['msg'], 160)
+    elif details.get('no_log'):
+        summary += ' (output hidden by no_log)'
+    return make_event(incident_id, 'task', summary, host=host, data=data, ts=ts)
+
+
+def play_event(incident_id, phase, play_name, hosts=None, run_id=None, playbook=None, stats=None,
+               check_mode=False, ts=None):
+    """A `play` event: phase is 'start' or 'end'."""
+    data = {'phase': phase, 'play': play_name, 'run': run_id, 'playbook': playbook}
+    if hosts is not None:
+        data['hosts'] = list(hosts)
+    if stats is not None:
+        data['stats'] = stats
+    if check_mode:
+        data['check_mode'] = True
+    summary = 'Play %s: %s' % ('started' if phase == 'start' else 'ended', play_name or 'unnamed')
+    if playbook:
+        summary += ' (%s)' % os.path.basename(str(playbook))
+    return make_event(incident_id, 'play', summary, host=None, data=data, ts=ts)
+
+
+class TaskClock(object):
+    """Per (host, task) start times, for the duration of each result."""
+
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock
+        self._task = {}
+        self._host = {}
+
+    def task_started(self, task_id):
+        self._task[task_id] = self._clock()
+
+    def host_started(self, host, task_id):
+        self._host[(host, task_id)] = self._clock()
+
+    def elapsed(self, host, task_id):
+        start = self._host.pop((host, task_id), None)
+        if start is None:
+            start = self._task.get(task_id)
+        if start is None:
+            return None
+        return max(self._clock() - start, 0.0)
+
+
+class SecretCollector(object):
+    """Finds secret values among variables: by variable name, and by reference (`password_var`).
+
+    `resolve` turns a raw variable value into its final value (e.g. templating);
+    it may raise, in which case the raw value is used when it is not a template.
+    """
+
+    def __init__(self, name_patterns=None, reference_keys=DEFAULT_REFERENCE_KEYS, min_length=MIN_LITERAL_LENGTH):
+        self.name_res = [re.compile(p) for p in (list(DEFAULT_SECRET_VAR_PATTERNS) + list(name_patterns or []))]
+        self.reference_keys = tuple(reference_keys)
+        self.min_length = min_length
+
+    def is_secret_name(self, name):
+        return isinstance(name, str) and any(r.search(name) for r in self.name_res)
+
+    def _references(self, value, found):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in self.reference_keys and isinstance(item, str) and item:
+                    found.add(item)
+                else:
+                    self._references(item, found)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self._references(item, found)
+        return found
+
+    @staticmethod
+    def _url_parts(value):
+        """The secret-bearing parts of a secret URL (webhook tokens, keys in the path or query), to redact them alone too."""
+        match = _URL_RE.match(value.strip())
+        if not match:
+            return set()
+        parts = set()
+        if match.group('userinfo'):
+            parts.add(match.group('userinfo'))
+        for piece in re.split(r'[/?&=#;]+', match.group('rest') or ''):
+            if len(piece) >= URL_PART_MIN_LENGTH and re.search(r'\d', piece) and re.search(r'[A-Za-z]', piece):
+                parts.add(piece)
+        return parts
+
+    def _literal(self, value, out):
+        if isinstance(value, bool) or value is None:
+            return
+        if isinstance(value, (int, float)):
+            value = str(value)
+        if isinstance(value, str):
+            if len(value) >= self.min_length and '{{' not in value:
+                out.add(value)
+                out.update(self._url_parts(value))
+        elif isinstance(value, dict):
+            for item in value.values():
+                self._literal(item, out)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                self._literal(item, out)
+
+    def collect(self, variables, resolve=None):
+        """Secret literal values among `variables` (a mapping of name -> raw value)."""
+        literals = set()
+        if not variables:
+            return literals
+        referenced = set()
+        for name in ('incident_services', 'incident_contacts'):
+            if name in variables:
+                value = variables[name]
+                if resolve is not None:
+                    try:
+                        value = resolve(value)
+                    except Exception:  # pylint: disable=broad-except
+                        pass
+                self._references(value, referenced)
+        for name in list(variables):
+            if isinstance(name, str) and _REFERENCE_NAME_RE.search(name):
+                value = variables[name]
+                if isinstance(value, str):
+                    value = [value]
+                elif isinstance(value, dict):
+                    value = list(value.values())
+                if isinstance(value, (list, tuple)):
+                    referenced.update(v for v in value if isinstance(v, str) and v and '{{' not in v)
+        for name in list(variables):
+            if not (name in referenced or self.is_secret_name(name)):
+                continue
+            value = variables[name]
+            if resolve is not None:
+                try:
+                    value = resolve(value)
+                except Exception:  # pylint: disable=broad-except
+                    pass
+            self._literal(value, literals)
+        return literals
+
+
+def resolve_incident(args, task_vars):
+    """(incident_id, path) from task arguments, else the incident facts, else the variables; (None, None).
+
+    Raises ValueError for a malformed incident id.
+    """
+    task_vars = task_vars or {}
+    incident_id = args.get('incident_id') or task_vars.get('incident_id')
+    fact_path = task_vars.get('incident_path')
+    if not incident_id and fact_path:
+        # `-e incident_id=` (empty, e.g. an AWX survey) outranks the incident role's fact: the path still knows it
+        incident_id = os.path.basename(os.path.normpath(str(fact_path)))
+        task_vars = dict(task_vars, incident_id=incident_id)
+    if not incident_id:
+        return None, None
+    incident_id = str(incident_id)
+    if not valid_incident_id(incident_id):
+        raise ValueError('incident_id %r is not valid: use letters, digits, ".", "_" or "-" (at most 64)' % incident_id)
+    if args.get('incident_dir'):
+        return incident_id, incident_path(args['incident_dir'], incident_id)
+    if fact_path and incident_id == str(task_vars.get('incident_id')) \
+            and os.path.basename(os.path.normpath(str(fact_path))) == incident_id:
+        return incident_id, os.path.abspath(str(fact_path))
+    return incident_id, incident_path(task_vars.get('incident_dir') or 'incidents', incident_id)
+
+
+def secret_literals(task_vars, resolve=None, patterns=None):
+    """Secret values among a task's variables (secret-looking names, `password_var` references).
+
+    `resolve` is a callable turning a raw value into its final value, or a Templar (its `template` is used).
+    """
+    if resolve is not None and not callable(resolve) and hasattr(resolve, 'template'):
+        resolve = resolve.template
+    visible = dict((k, v) for k, v in (task_vars or {}).items() if k not in ('hostvars', 'vars', 'groups'))
+    return SecretCollector(name_patterns=patterns).collect(visible, resolve=resolve)
+
+
+class TimelineWriter(object):
+    """Buffers events until the incident is known, then appends them (redacted) to timeline.jsonl.
+
+    Switching to another incident flushes to the new one; events of different
+    incidents never share a file.
+    """
+
+    def __init__(self, redactor=None, append=append_jsonl):
+        self.redactor = redactor or Redactor()
+        self._append = append
+        self.incident_id = None
+        self.path = None
+        self.buffer = []
+        self.written = 0
+
+    @property
+    def known(self):
+        return self.path is not None
+
+    @property
+    def timeline_path(self):
+        return os.path.join(self.path, TIMELINE) if self.path else None
+
+    def add_secrets(self, literals):
+        if literals:
+            self.redactor.add_literals(literals)
+
+    def set_incident(self, incident_id, path=None, incident_dir=None):
+        """Bind to an incident by id and absolute path (or dir root); flush buffered events. Returns True on change."""
+        if not valid_incident_id(incident_id):
+            return False
+        if not path:
+            path = incident_path(incident_dir or 'incidents', incident_id)
+        path = os.path.abspath(str(path))
+        if incident_id == self.incident_id and path == self.path:
+            return False
+        self.incident_id = str(incident_id)
+        self.path = path
+        self.flush()
+        return True
+
+    def emit(self, event):
+        """Write one event now when the incident is known, else keep it for later."""
+        self.buffer.append(event)
+        if self.known:
+            self.flush()
+
+    def flush(self):
+        if not self.known or not self.buffer:
+            return 0
+        events = []
+        for event in self.buffer:
+            event = dict(event)
+            event['incident_id'] = self.incident_id
+            events.append(self.redactor.data(event))
+        self.buffer = []
+        count = self._append(self.timeline_path, events)
+        self.written += count
+        return count
+
+
+__all__ = ['resolve_incident', 'secret_literals', 'TASK_STATUSES', 'TaskClock', 'SecretCollector', 'TimelineWriter', 'task_event', 'play_event',
+           'summarize_result', 'task_status', 'new_run_id', 'isoformat']

@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: disk_cleanup
+short_description: Free disk space by removing rotated logs and temp files under configured paths only
+version_added: 0.1.0
+description:
+  - Under each of O(paths) only (no symlinks followed, no other file system entered), deletes rotated log files
+    and temp files older than O(older_than_days).
+  - A file that a process holds open (found through C(/proc/*/fd)) is truncated, not deleted, because deleting it
+    would free nothing; an active log file (O(active_patterns)) held open and larger than O(truncate_over) is
+    truncated so the writer keeps writing to it. Active logs are never deleted.
+  - Reports every file with its size and whether it is held open, the bytes freed and the file system usage
+    before and after. Check mode reports and changes nothing.
+author: sre.incident_response contributors
+options:
+  paths:
+    description: Directories that may be cleaned (the service's log and temp directories). System directories are refused.
+    type: list
+    elements: path
+    required: true
+  older_than_days:
+    description: Rotated and temp files must be older (mtime) than this many days; 0 means any age.
+    type: float
+    default: 1
+  rotated_patterns:
+    description: File name patterns of rotated logs.
+    type: list
+    elements: str
+    default: ['*.log.[0-9]*', '*.log.gz', '*.log.*.gz', '*.[0-9].gz', '*.old']
+  temp_patterns:
+    description: File name patterns of temp files.
+    type: list
+    elements: str
+    default: ['*.tmp', 'tmp*', '*.temp', '*.swp', 'core.[0-9]*']
+  active_patterns:
+    description: File name patterns of active log files (truncated when held open and large, never deleted).
+    type: list
+    elements: str
+    default: ['*.log']
+  truncate_active:
+    description: Truncate active log files held open that are larger than O(truncate_over).
+    type: bool
+    default: true
+  truncate_over:
+    description: Size in bytes above which an active log is truncated.
+    type: int
+    default: 1048576
+  state:
+    description: C(list) only, or C(absent) to delete/truncate.
+    type: str
+    default: list
+    choices: [list, absent]
+attributes:
+  check_mode:
+    support: full
+    details: Lists what would be freed; changes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    details: A second run finds nothing old enough or large enough.
+notes:
+  - Run it as a user that can read C(/proc/*/fd) of the writers (root), or held-open files are not recognised.
+'''
+
+EXAMPLES = r'''
+- name: Free the log volume
+  sre.incident_response.disk_cleanup:
+    paths: [/var/log/app]
+    older_than_days: 1
+    state: absent
+'''
+
+RETURN = r'''
+files:
+  description: Every file acted on (or to act on in a plan).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /var/log/app/app.log.1, size: 8388608, age_days: 2.1, kind: rotated, held_by: [], action: delete}]
+bytes:
+  description: Bytes the files hold (what the plan would free).
+  returned: always
+  type: int
+  sample: 62914560
+bytes_freed:
+  description: Free space after minus before, summed over the file systems.
+  returned: always
+  type: int
+  sample: 62914560
+deleted:
+  description: Paths deleted.
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/log/app/app.log.1]
+truncated:
+  description: Paths truncated (held open).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/log/app/app.log]
+disk_before:
+  description: Usage of each path's file system before.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /var/log/app, total: 67108864, used: 67108864, free: 0, used_percent: 100.0}]
+disk_after:
+  description: Usage after (equal to before in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /var/log/app, total: 67108864, used: 1048576, free: 66060288, used_percent: 1.6}]
+plan:
+  description: One line per file, for people.
+  returned: always
+  type: list
+  elements: str
+  sample: ["delete /var/log/app/app.log.1 (8.0 MiB, 2.1 days old, not open)"]
+'''
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sre.incident_response.plugins.module_utils import remediation as common
+from ansible_collections.sre.incident_response.plugins.module_utils import remediation_disk as logic
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            paths=dict(type='list', elements='path', required=True),
+            older_than_days=dict(type='float', default=1.0),
+            rotated_patterns=dict(type='list', elements='str', default=list(logic.DEFAULT_ROTATED)),
+            temp_patterns=dict(type='list', elements='str', default=list(logic.DEFAULT_TEMP)),
+            active_patterns=dict(type='list', elements='str', default=list(logic.DEFAULT_ACTIVE)),
+            truncate_active=dict(type='bool', default=True),
+            truncate_over=dict(type='int', default=1048576),
+            state=dict(type='str', default='list', choices=['list', 'absent']),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    errors = [e for e in (logic.root_error(x) for x in p['paths']) if e]
+    if errors:
+        module.fail_json(msg='refusing to clean: %s' % '; '.join(errors))
+    roots = sorted(set(os.path.realpath(x) for x in p['paths']))
+    held = logic.open_files()
+    now = time.time()
+    active = p['active_patterns'] if p['truncate_active'] else []
+    files = []
+    for root in roots:
+        files.extend(logic.walk(root, p['rotated_patterns'], p['temp_patterns'], active,
+                                p['older_than_days'] * 86400.0, p['truncate_over'], now, held))
+    before = [logic.usage(r) for r in roots]
+    result = dict(changed=bool(files) and p['state'] == 'absent', files=files, bytes=sum(f['size'] for f in files),
+                  bytes_freed=0, deleted=[], truncated=[], failed=[], disk_before=before, disk_after=before, plan=[])
+    for f in files:
+        result['plan'].append('%s %s (%s, %.2f days old, %s)' % (
+            f['action'], f['path'], common.human_bytes(f['size']), f['age_days'],
+            ('held open by pid %s' % ','.join(str(x) for x in f['held_by'])) if f['held_by'] else 'not open'))
+    if p['state'] == 'absent' and not module.check_mode:
+        for f in files:
+            try:
+                if f['action'] == 'delete':
+                    os.unlink(f['path'])
+                    result['deleted'].append(f['path'])
+                else:
+                    with open(f['path'], 'r+b') as handle:
+                        handle.truncate(0)
+                    result['truncated'].append(f['path'])
+            except OSError as exc:
+                result['failed'].append({'path': f['path'], 'error': str(exc)})
+        result['disk_after'] = [logic.usage(r) for r in roots]
+        result['bytes_freed'] = max(0, sum(a['free'] for a in result['disk_after']) - sum(b['free'] for b in before))
+        if result['failed']:
+            module.fail_json(msg='disk_cleanup could not clean %d file(s)' % len(result['failed']), **result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

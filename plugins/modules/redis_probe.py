@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: redis_probe
+short_description: Diagnose a Redis server in one connection and return findings
+version_added: 0.1.0
+description:
+  - Connects once (plain TCP or TLS, with timeouts) and returns the findings C(redis.connectivity) (PING),
+    C(redis.memory) (used vs maxmemory, fragmentation, evicted keys, policy, OOM errors), C(redis.clients)
+    (connected, blocked, rejected), C(redis.slowlog) (the top entries, those inside the window rated) and
+    C(redis.keyspace) (keys per database, hit rate).
+  - A server that cannot be reached or refuses the credentials gives a C(crit) C(redis.connectivity) finding with
+    the error in one line and C(unknown) for the other checks; the module itself does not fail.
+  - Read-only (PING, INFO, SLOWLOG GET/LEN only).
+author: sre.incident_response contributors
+extends_documentation_fragment:
+  - sre.incident_response.redis_connection
+options:
+  report_host:
+    description: Inventory host the findings are reported for.
+    type: str
+    required: true
+  service:
+    description: Service name (C(incident_services[].name)) the findings are about.
+    type: str
+    required: true
+  slowlog_count:
+    description: Slowlog entries fetched (C(SLOWLOG GET n)).
+    type: int
+    default: 10
+  window:
+    description: The incident window (C(15m)); only slowlog entries inside it are rated.
+    type: str
+    default: 15m
+  thresholds:
+    description: Thresholds of the findings.
+    type: dict
+    default: {}
+    suboptions:
+      memory_warn_pct:
+        description: Used memory (percent of maxmemory) that makes C(redis.memory) C(warn).
+        type: float
+        default: 90
+      memory_crit_pct:
+        description: Used memory that makes C(redis.memory) C(crit).
+        type: float
+        default: 98
+      fragmentation_warn:
+        description: C(mem_fragmentation_ratio) that makes C(redis.memory) C(warn).
+        type: float
+        default: 3.0
+      fragmentation_min_bytes:
+        description: Fragmentation is rated only above this used memory (small instances always look fragmented).
+        type: int
+        default: 104857600
+      evicted_keys_warn:
+        description: Evicted keys since start that make C(redis.memory) C(warn).
+        type: int
+        default: 1
+      clients_warn_pct:
+        description: Connected clients (percent of maxclients) that make C(redis.clients) C(warn).
+        type: float
+        default: 80
+      clients_crit_pct:
+        description: Connected clients that make C(redis.clients) C(crit).
+        type: float
+        default: 95
+      blocked_clients_warn:
+        description: Blocked clients that make C(redis.clients) C(warn).
+        type: int
+        default: 10
+      rejected_connections_warn:
+        description: Rejected connections since start that make C(redis.clients) C(warn).
+        type: int
+        default: 1
+      slowlog_warn_ms:
+        description: Commands inside the window at least this slow make C(redis.slowlog) C(warn).
+        type: float
+        default: 20
+      slowlog_crit_count:
+        description: This many such commands make it C(crit).
+        type: int
+        default: 10
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+'''
+
+EXAMPLES = r'''
+- name: Diagnose Redis
+  sre.incident_response.redis_probe:
+    report_host: "{{ inventory_hostname }}"
+    service: redis
+    login_host: 127.0.0.1
+    login_port: 6379
+    login_password: "{{ vault_redis_password }}"
+    tls: false
+  register: __redis_probe
+'''
+
+RETURN = r'''
+findings:
+  description: The findings redis.connectivity, redis.memory, redis.clients, redis.slowlog and redis.keyspace.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - check: redis.memory
+      host: app-redis
+      service: redis
+      status: crit
+      summary: "63.9 MiB of maxmemory 64.0 MiB used (99.8%), policy noeviction: writes fail with OOM when full"
+      evidence: {used_memory: 67000000, maxmemory: 67108864}
+evidence_files:
+  description: File name to data for C(evidence/<host>/) (INFO sections and the slowlog).
+  returned: always
+  type: dict
+  sample: {redis-info-redis.json: {memory: {used_memory: 1024}}}
+executed_commands:
+  description: The commands the module ran (read-only).
+  returned: always
+  type: list
+  elements: str
+  sample: [PING, INFO everything, SLOWLOG GET 10]
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sre.incident_response.plugins.module_utils import redis_common, probe_redis
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import parse_duration
+
+THRESHOLD_SPEC = dict(
+    memory_warn_pct=dict(type='float', default=90),
+    memory_crit_pct=dict(type='float', default=98),
+    fragmentation_warn=dict(type='float', default=3.0),
+    fragmentation_min_bytes=dict(type='int', default=104857600),
+    evicted_keys_warn=dict(type='int', default=1),
+    clients_warn_pct=dict(type='float', default=80),
+    clients_crit_pct=dict(type='float', default=95),
+    blocked_clients_warn=dict(type='int', default=10),
+    rejected_connections_warn=dict(type='int', default=1),
+    slowlog_warn_ms=dict(type='float', default=20),
+    slowlog_crit_count=dict(type='int', default=10),
+)
+INFO_KEYS = ('redis_version', 'role', 'uptime_in_seconds', 'used_memory', 'used_memory_human', 'used_memory_rss',
+             'used_memory_peak', 'maxmemory', 'maxmemory_policy', 'mem_fragmentation_ratio', 'evicted_keys',
+             'expired_keys', 'connected_clients', 'blocked_clients', 'rejected_connections', 'maxclients',
+             'keyspace_hits', 'keyspace_misses', 'total_commands_processed', 'instantaneous_ops_per_sec',
+             'total_error_replies')
+
+
+def main():
+    argument_spec = redis_common.redis_argument_spec()
+    argument_spec.update(
+        report_host=dict(type='str', required=True),
+        service=dict(type='str', required=True),
+        slowlog_count=dict(type='int', default=10),
+        window=dict(type='str', default='15m'),
+        thresholds=dict(type='dict', default={}, options=THRESHOLD_SPEC),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    if not redis_common.HAS_REDIS:  # a missing tool is a finding, not a failed play
+        reason = missing_required_lib('redis').split('.')[0]
+        module.exit_json(changed=False, executed_commands=[], evidence_files={}, findings=[
+            probe_redis.not_checked(c, p['report_host'], p['service'], reason)
+            for c in ('redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')])
+    t = dict(p['thresholds'] or {})
+    for key, spec in THRESHOLD_SPEC.items():
+        if t.get(key) is None:
+            t[key] = spec['default']
+    for warn, crit in (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct')):
+        if t[warn] > t[crit]:
+            module.fail_json(msg='thresholds.%s (%s) must not exceed thresholds.%s (%s)' % (warn, t[warn], crit, t[crit]))
+    try:
+        t['window_seconds'] = parse_duration(p['window'])
+    except ValueError as exc:
+        module.fail_json(msg='window: %s' % exc)
+    host, service = p['report_host'], p['service']
+    secrets = [p['login_password']]
+    others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')
+    client = None
+    try:
+        client = redis_common.redis_connect(p)
+        client.ping()
+    except Exception as exc:  # pylint: disable=broad-except
+        error = redis_common.describe_error(exc, secrets)
+        findings = [probe_redis.evaluate_connectivity(host, service, {}, error=error)]
+        findings += [probe_redis.not_checked(c, host, service, 'no connection to %s:%s' % (p['login_host'], p['login_port']))
+                     for c in others]
+        if client is not None:
+            client.close()
+        module.exit_json(changed=False, findings=findings, evidence_files={}, executed_commands=['PING'])
+    try:
+        data = probe_redis.collect(client, p['slowlog_count'])
+    finally:
+        client.close()
+    info = data.get('info') or {}
+    findings = [probe_redis.evaluate_connectivity(host, service, data)]
+    if info:
+        findings.append(probe_redis.evaluate_memory(host, service, info, t))
+        findings.append(probe_redis.evaluate_clients(host, service, info, t))
+        findings.append(probe_redis.evaluate_keyspace(host, service, info))
+    else:
+        findings += [probe_redis.not_checked(c, host, service, 'INFO: %s' % data['errors'].get('INFO', 'empty'))
+                     for c in ('redis.memory', 'redis.clients', 'redis.keyspace')]
+    if 'SLOWLOG GET' in data['errors']:
+        findings.append(probe_redis.not_checked('redis.slowlog', host, service, data['errors']['SLOWLOG GET']))
+    else:
+        findings.append(probe_redis.evaluate_slowlog(host, service, data['slowlog'], data.get('slowlog_len'), t))
+    files = {'redis-info-%s.json' % service: {k: info.get(k) for k in INFO_KEYS if k in info},
+             'redis-slowlog-%s.json' % service: findings[-1]['evidence'].get('entries', [])}
+    if data['errors']:
+        files['redis-errors-%s.json' % service] = data['errors']
+    module.exit_json(changed=False, findings=findings, evidence_files=files, executed_commands=data['executed_commands'])
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,89 @@
+"""Diagnosis rules against findings.json captured from real triage runs on the lab, one per fault.
+
+The fixtures (tests/unit/fixtures/triage/<fault>.json) are the findings the diagnostic roles wrote while the
+fault was injected; refresh them by running playbooks/triage.yml with the fault present and copying the
+incident's findings.json. The expectations are the issue's: the right pattern first, with the right evidence.
+"""
+import json
+import os
+
+import pytest
+
+from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.module_utils import classify
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'triage')
+CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
+       'backends': ['app-backend'], 'backend_services': ['backend'], 'backend_service': 'backend', 'tls_service': 'proxy',
+       'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
+       'critical_paths': ['/api/orders', '/api/sessions']}
+
+# fault -> (acceptable first patterns, a substring of the first hypothesis' evidence, first-action fragment, severity floor)
+EXPECTED = {
+    'healthy': (None, None, None, None),
+    'bad_deploy': ({'error_spike_after_deploy'}, 'app-backend/deploy.recent', '-e action=rollback', 'SEV2'),
+    'backend_down': ({'backend_down'}, 'app-backend/health.', '-e action=restart', 'SEV1'),
+    'db_lock': ({'slow_responses', 'gradual_degradation'}, 'app-db/pg.', '-e action=kill_query', None),
+    'pool_exhaustion': ({'slow_responses', 'gradual_degradation'}, 'app-db/pg.connections', '-e action=restart', None),
+    'dependency_down': ({'partial_failures'}, 'dependency.reachability', None, 'SEV3'),
+    'partial_failure': ({'partial_failures'}, 'app-backend/app.errors', None, None),
+    'memory_growth': ({'memory_growth'}, 'container.resources', '-e action=restart', None),
+    'redis_full': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e action=flush_keys', None),
+    'redis_slow': ({'slow_responses'}, 'app-redis/redis.slowlog', None, None),
+    'disk_full': ({'gradual_degradation'}, 'host.disk', '-e action=clean_disk', None),
+    'tls_expired': ({'gradual_degradation'}, 'net.tls_expiry', '-e action=apply_cert', None),
+    'dns_failure': ({'partial_failures'}, 'net.dns', None, None),
+}
+AVAILABLE = sorted(name for name in EXPECTED if os.path.exists(os.path.join(FIXTURES, name + '.json')))
+
+
+def load(name):
+    with open(os.path.join(FIXTURES, name + '.json')) as handle:
+        return json.load(handle)
+
+
+def test_fixtures_exist_for_the_issue_faults():
+    assert {'healthy', 'bad_deploy', 'backend_down', 'db_lock', 'pool_exhaustion'} <= set(AVAILABLE)
+
+
+@pytest.mark.parametrize('name', AVAILABLE)
+def test_captured_findings(name):
+    patterns, evidence, action, floor = EXPECTED[name]
+    findings = load(name)
+    doc = dx.diagnose(findings, CTX)
+    if patterns is None:
+        assert doc['healthy'] is True and doc['hypotheses'] == [] and doc['severity_floor'] is None
+        return
+    top = doc['hypotheses'][0]
+    assert top['pattern'] in patterns, [(h['pattern'], h['confidence'], h['likely_cause']) for h in doc['hypotheses']]
+    assert any(evidence in key for key in top['evidence']), top['evidence']
+    if action:
+        assert action in top['first_action'], top['first_action']
+    if floor:
+        assert doc['severity_floor'] == floor, doc['severity_reasons']
+    bad = {dx.key(f) for f in findings if f['status'] in ('warn', 'crit')}
+    for hyp in doc['hypotheses']:
+        assert set(hyp['evidence']) & bad
+
+
+def test_a_restart_of_the_same_image_is_not_a_bad_deploy():
+    """After a heal the backend was recreated with the same image inside the window: not an error spike first."""
+    for name in ('db_lock', 'pool_exhaustion', 'backend_down'):
+        if name in AVAILABLE:
+            doc = dx.diagnose(load(name), CTX)
+            spikes = [h for h in doc['hypotheses'] if h['pattern'] == 'error_spike_after_deploy']
+            assert all(h['confidence'] < doc['hypotheses'][0]['confidence'] for h in spikes)
+
+
+@pytest.mark.skipif('backend_down' not in AVAILABLE, reason='fixture missing')
+def test_down_strength_reads_combined_container_evidence():
+    findings = {dx.key(f): f for f in load('backend_down')}
+    assert classify.down_strength(findings['app-backend/health.container'], ['backend']) == 3
+    assert classify.down_strength(findings['app-backend/health.endpoint'], ['backend']) == 3
+    assert classify.down_strength(findings['app-backend/health.container'], ['proxy']) == 0
+
+
+@pytest.mark.skipif('pool_exhaustion' not in AVAILABLE, reason='fixture missing')
+def test_a_failing_readiness_behind_a_live_endpoint_is_not_down():
+    findings = {dx.key(f): f for f in load('pool_exhaustion')}
+    assert classify.down_strength(findings['app-backend/health.endpoint'], ['backend']) == 0

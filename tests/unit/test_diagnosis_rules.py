@@ -1,0 +1,206 @@
+"""Diagnosis rules: findings -> ranked hypotheses (quick-reference patterns), each with evidence and a first action."""
+import pytest
+
+from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+
+CTX = {'incident_id': 'INC-T-1', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
+       'backends': ['app-backend'], 'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
+       'backend_service': 'backend', 'tls_service': 'proxy'}
+
+
+def f(host, check, st, summary='', service=None, **evidence):
+    return {'host': host, 'check': check, 'status': st, 'summary': summary or '%s %s' % (check, status),
+            'service': service, 'evidence': evidence}
+
+
+def healthy():
+    return [
+        f('app-backend', 'health.endpoint', 'ok', 'backend liveness: HTTP 200 in 3 ms; 3 of 3 endpoints healthy', 'backend'),
+        f('app-backend', 'health.container', 'ok', 'app-backend running, healthy', 'backend', running=True, status='running'),
+        f('app-backend', 'app.errors', 'ok', '0 errors in 120 requests', 'backend'),
+        f('app-backend', 'app.process', 'ok', 'uvicorn running', 'backend'),
+        f('app-backend', 'deploy.recent', 'ok', 'no deploy in the window', 'backend'),
+        f('app-db', 'pg.connectivity', 'ok', 'accepting connections', 'db'),
+        f('app-db', 'pg.connections', 'ok', '5 of 100 connections', 'db'),
+        f('app-db', 'pg.locks', 'ok', 'no blocked sessions', 'db'),
+        f('app-db', 'pg.long_queries', 'ok', 'none over 30 s', 'db'),
+        f('app-redis', 'redis.memory', 'ok', '1.2 MiB of 64 MiB', 'redis'),
+        f('app-redis', 'redis.slowlog', 'ok', 'slowlog empty', 'redis'),
+        f('app-backend', 'dependency.reachability', 'ok', 'payments HTTP 200', 'payments'),
+    ]
+
+
+def replace(findings, *new):
+    keys = {dx.key(n) for n in new}
+    return [x for x in findings if dx.key(x) not in keys] + list(new)
+
+
+def top(doc):
+    assert doc['hypotheses'], doc
+    return doc['hypotheses'][0]
+
+
+def test_healthy_has_no_hypotheses_and_no_floor():
+    doc = dx.diagnose(healthy(), CTX)
+    assert doc['healthy'] is True
+    assert doc['hypotheses'] == []
+    assert doc['severity_floor'] is None
+    assert 'no incident evident' in doc['summary']
+
+
+def test_recent_deploy_alone_is_not_a_symptom():
+    doc = dx.diagnose(replace(healthy(), f('app-backend', 'deploy.recent', 'warn', 'backend deployed 3 min ago', 'backend',
+                                             in_window=True)), CTX)
+    assert doc['healthy'] is True and doc['hypotheses'] == [] and doc['severity_floor'] is None
+    assert doc['recent_deploys'][0]['key'] == 'app-backend/deploy.recent'
+
+
+def test_no_findings_is_not_healthy():
+    doc = dx.diagnose([], CTX)
+    assert doc['healthy'] is None and doc['hypotheses'] == []
+
+
+def test_bad_deploy_ranks_error_spike_first_with_rollback():
+    findings = replace(healthy(),
+                       f('app-backend', 'deploy.recent', 'warn', 'backend image app-backend:1.1.0 started 40 s ago (was 1.0.0)',
+                         'backend', in_window=True, image='app-backend:1.1.0', previous_image='app-backend:1.0.0'),
+                       f('app-backend', 'app.errors', 'crit', '52 errors in 140 requests (37%); failing: /api/orders', 'backend',
+                         errors=52, failing_paths=['/api/orders']))
+    doc = dx.diagnose(findings, CTX)
+    hyp = top(doc)
+    assert hyp['pattern'] == 'error_spike_after_deploy'
+    assert hyp['confidence'] >= 0.9
+    assert hyp['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e action=rollback '
+                                   '-e incident_id=INC-T-1 -e service=backend')
+    assert 'apply=true' in hyp['then'] and 'approved_by=' in hyp['then']
+    assert set(hyp['evidence']) == {'app-backend/deploy.recent', 'app-backend/app.errors'}
+    assert doc['severity_floor'] == 'SEV2'
+    assert [h['rank'] for h in doc['hypotheses']] == list(range(1, len(doc['hypotheses']) + 1))
+
+
+def test_restart_in_window_without_image_change_does_not_outrank_the_db_cause():
+    findings = replace(healthy(),
+                       f('app-backend', 'deploy.recent', 'warn', 'backend started 4 min ago', 'backend', in_window=True,
+                         image='app-backend:1.0.0'),
+                       f('app-db', 'pg.connections', 'crit', '98 of 100 connections used (60 idle in transaction)', 'db'),
+                       f('app-backend', 'app.errors', 'crit', '30 errors: QueuePool limit reached', 'backend'))
+    doc = dx.diagnose(findings, CTX)
+    assert top(doc)['pattern'] == 'gradual_degradation'
+    assert 'app-db/pg.connections' in top(doc)['evidence']
+    assert 'action=restart' in top(doc)['first_action'] and 'service=backend' in top(doc)['first_action']
+
+
+def test_backend_down_when_container_is_not_running():
+    findings = replace(healthy(),
+                       f('app-backend', 'health.container', 'crit', 'app-backend exited (code 137)', 'backend',
+                         running=False, status='exited'),
+                       f('app-backend', 'health.endpoint', 'crit', 'backend liveness: connection refused', 'backend'))
+    doc = dx.diagnose(findings, CTX)
+    hyp = top(doc)
+    assert hyp['pattern'] == 'backend_down' and hyp['confidence'] >= 0.9
+    assert 'action=restart' in hyp['first_action']
+    assert doc['severity_floor'] == 'SEV1'
+
+
+def test_backend_down_from_connection_refused_only():
+    findings = replace(healthy(), f('app-backend', 'health.endpoint', 'crit',
+                                    'backend liveness: URLError connection refused; 0 of 3 endpoints healthy', 'backend'))
+    assert top(dx.diagnose(findings, CTX))['pattern'] == 'backend_down'
+
+
+@pytest.mark.parametrize('check,summary', [
+    ('pg.locks', '3 sessions blocked by pid 4242 for 45 s'),
+    ('pg.long_queries', '2 queries running longer than 30 s (max 95 s)'),
+])
+def test_db_lock_or_long_query_is_slow_responses_with_db_evidence(check, summary):
+    findings = replace(healthy(), f('app-db', check, 'crit', summary, 'db'),
+                       f('app-backend', 'health.endpoint', 'warn', 'backend readiness: HTTP 200 in 2400 ms (slow)', 'backend'))
+    hyp = top(dx.diagnose(findings, CTX))
+    assert hyp['pattern'] == 'slow_responses'
+    assert 'app-db/%s' % check in hyp['evidence']
+    assert 'action=kill_query' in hyp['first_action'] and 'service=db' in hyp['first_action']
+
+
+def test_pool_exhaustion_is_gradual_degradation_with_db_evidence():
+    findings = replace(healthy(), f('app-db', 'pg.connections', 'crit', '95 of 100 connections (90 idle in transaction)', 'db'))
+    hyp = top(dx.diagnose(findings, CTX))
+    assert hyp['pattern'] == 'gradual_degradation'
+    assert hyp['evidence'][0] == 'app-db/pg.connections'
+
+
+def test_dependency_down_is_partial_failures():
+    findings = replace(healthy(),
+                       f('app-backend', 'dependency.reachability', 'crit', 'payments: connection refused', 'payments'),
+                       f('app-backend', 'health.endpoint', 'warn', 'backend readiness: status=degraded (payments: fail)', 'backend'),
+                       f('app-backend', 'app.errors', 'warn', '12 errors; failing: /api/payments', 'backend',
+                         failing_paths=['/api/payments']))
+    doc = dx.diagnose(findings, CTX)
+    hyp = top(doc)
+    assert hyp['pattern'] == 'partial_failures'
+    assert 'app-backend/dependency.reachability' in hyp['evidence']
+    assert doc['severity_floor'] == 'SEV2'  # crit on the (only) backend host
+
+
+def test_endpoint_specific_errors_are_partial_failures():
+    findings = replace(healthy(), f('app-backend', 'app.errors', 'crit', '40 errors in 120 requests; failing: /api/products',
+                                    'backend', by_path={'/api/products': 40}))
+    hyp = top(dx.diagnose(findings, CTX))
+    assert hyp['pattern'] == 'partial_failures'
+    assert '/api/products' in hyp['likely_cause']
+
+
+@pytest.mark.parametrize('finding,confidence', [
+    (f('app-backend', 'container.resources', 'crit', 'app-backend memory 240 MiB of 256 MiB (94%)', 'backend', memory_pct=94), 0.85),
+    (f('app-backend', 'health.container', 'warn', 'app-backend restarted 3 times, OOM-killed', 'backend', oom_killed=True,
+       running=True), 0.9),
+])
+def test_memory_growth(finding, confidence):
+    hyp = top(dx.diagnose(replace(healthy(), finding), CTX))
+    assert hyp['pattern'] == 'memory_growth' and hyp['confidence'] == confidence
+    assert 'action=restart' in hyp['first_action']
+
+
+@pytest.mark.parametrize('finding,action,service', [
+    (f('app-redis', 'redis.memory', 'crit', 'used 63.9 MiB of 64 MiB (99.8%), noeviction', 'redis'), 'flush_keys', 'redis'),
+    (f('app-backend', 'host.disk', 'crit', '/var/log/app 97% used', 'backend'), 'clean_disk', 'backend'),
+    (f('app-backend', 'net.tls_expiry', 'crit', 'api: certificate expired 2 days ago', 'api'), 'apply_cert', 'proxy'),
+])
+def test_resource_exhaustion_is_gradual_degradation(finding, action, service):
+    hyp = top(dx.diagnose(replace(healthy(), finding), CTX))
+    assert hyp['pattern'] == 'gradual_degradation'
+    assert '-e action=%s' % action in hyp['first_action'] and '-e service=%s' % service in hyp['first_action']
+
+
+def test_redis_slowlog_is_slow_responses():
+    hyp = top(dx.diagnose(replace(healthy(), f('app-redis', 'redis.slowlog', 'warn', '10 slow commands (max 250 ms)', 'redis')), CTX))
+    assert hyp['pattern'] == 'slow_responses' and 'area=redis' in hyp['first_action']
+
+
+def test_every_hypothesis_cites_a_non_ok_finding():
+    findings = replace(healthy(),
+                       f('app-db', 'pg.locks', 'crit', 'blocked', 'db'),
+                       f('app-redis', 'redis.memory', 'warn', '92%', 'redis'),
+                       f('app-backend', 'app.errors', 'crit', 'errors; failing: /api/orders', 'backend', failing_paths=['/api/orders']),
+                       f('app-backend', 'net.dns', 'crit', 'api.lab.test: NXDOMAIN', None))
+    doc = dx.diagnose(findings, CTX)
+    bad = {dx.key(x) for x in findings if x['status'] in ('warn', 'crit')}
+    assert doc['hypotheses']
+    for hyp in doc['hypotheses']:
+        assert hyp['pattern'] in dx.PATTERNS
+        assert set(hyp['evidence']) & bad, hyp
+        assert hyp['first_action'].startswith('ansible-playbook playbooks/')
+        assert 0 < hyp['confidence'] < 1
+    confidences = [h['confidence'] for h in doc['hypotheses']]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_commands_quote_and_omit_missing_parts():
+    cmd = dx.Commands(incident_id=None, inventory='inv dir/prod', playbook_dir='pb')
+    assert cmd.remediate('restart', 'back end') == "ansible-playbook pb/remediate.yml -i 'inv dir/prod' -e action=restart -e service='back end'"
+    assert cmd.investigate('db') == "ansible-playbook pb/investigate.yml -i 'inv dir/prod' -e area=db"
+
+
+def test_unknown_only_is_healthy_with_a_note():
+    doc = dx.diagnose(replace(healthy(), f('app-db', 'pg.connectivity', 'unknown', 'psycopg2 missing', 'db')), CTX)
+    assert doc['healthy'] is True and doc['unknown'] == ['app-db/pg.connectivity']
+    assert '1 could not run' in doc['summary']

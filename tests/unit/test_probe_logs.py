@@ -1,0 +1,82 @@
+"""Unit tests: application log analysis (errors by path and status, latency, text fallback)."""
+import json
+
+from ansible_collections.sre.incident_response.plugins.module_utils import probe_logs
+
+T = {'error_rate_warn_pct': 5, 'error_rate_crit_pct': 25, 'min_errors': 3, 'error_lines_warn': 10,
+     'error_lines_crit': 100, 'latency_p95_warn_ms': 1000, 'latency_p95_crit_ms': 5000}
+
+
+def line(path, status, latency=5.0, level=None, msg='request'):
+    return json.dumps({'ts': '2026-11-27T03:00:00Z', 'level': level or ('ERROR' if status >= 500 else 'INFO'),
+                       'msg': msg, 'method': 'GET', 'path': path, 'status': status, 'latency_ms': latency})
+
+
+def test_partial_failure_breakdown_names_path_count_and_share():
+    lines = [line('/api/orders', 200) for _ in range(50)]
+    lines += [line('/api/products', 500, msg='database error: relation "products" does not exist') for _ in range(48)]
+    lines += [line('/api/products', 200) for _ in range(2)]
+    stats = probe_logs.analyze(lines)
+    assert stats['requests'] == 100 and stats['errors'] == 48 and stats['errors_by_status'] == {'500': 48}
+    f = probe_logs.evaluate(stats, 'app-backend', 'backend', '15m', T, 'docker logs')
+    assert f['status'] == 'crit'
+    assert f['summary'].startswith('/api/products: 48 errors (500) in 15m, 96% of its requests')
+    assert 'relation "products" does not exist' in f['summary']
+    assert f['evidence']['failing_paths'] == ['/api/products']
+    assert f['evidence']['by_path']['/api/orders']['errors'] == 0
+
+
+def test_few_errors_below_min_errors_stay_ok():
+    lines = [line('/api/orders', 200) for _ in range(20)] + [line('/api/orders', 500) for _ in range(2)]
+    f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
+    assert f['status'] == 'ok' and f['summary'].startswith('2 errors in 22 requests in 15m')
+
+
+def test_warn_between_thresholds_and_4xx_are_not_errors():
+    lines = [line('/a', 200) for _ in range(90)] + [line('/a', 503) for _ in range(10)] + [line('/a', 404) for _ in range(30)]
+    f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
+    assert f['status'] == 'warn' and '10 errors (503)' in f['summary'] and '7.7% of its requests' in f['summary']
+
+
+def test_latency_p95_rates_slow_responses():
+    lines = [line('/slow', 200, latency=3000.0) for _ in range(20)] + [line('/fast', 200, latency=2.0) for _ in range(20)]
+    stats = probe_logs.analyze(lines)
+    assert stats['p95_ms'] == 3000.0 and stats['by_path']['/fast']['p50_ms'] == 2.0
+    f = probe_logs.evaluate(stats, 'h', 's', '15m', T, 'x')
+    assert f['status'] == 'warn' and 'latency p95 3000 ms' in f['summary'] and 'slowest /slow' in f['summary']
+
+
+def test_plain_text_fallback_counts_error_lines():
+    lines = ['2026-11-27 INFO started'] + ['2026-11-27 ERROR db timeout'] * 12 + ['Traceback (most recent call last):']
+    stats = probe_logs.analyze(lines)
+    assert stats['format'] == 'text' and stats['text_error_lines'] == 13
+    f = probe_logs.evaluate(stats, 'h', 's', '15m', T, 'file')
+    assert f['status'] == 'warn' and f['summary'] == '13 ERROR lines in 15m'
+
+
+def test_empty_window_and_ignored_paths():
+    f = probe_logs.evaluate(probe_logs.analyze([]), 'h', 's', '5m', T, 'x')
+    assert f['status'] == 'ok' and f['summary'] == 'no log lines in 5m'
+    stats = probe_logs.analyze([line('/health', 500) for _ in range(10)], ignore_paths=['/health'])
+    assert stats['requests'] == 0 and stats['errors'] == 0
+
+
+def test_docker_timestamp_strip_and_excerpt_puts_errors_first():
+    body, ts = probe_logs.strip_docker_ts('2026-11-27T03:55:47.416345234Z {"a": 1}')
+    assert body == '{"a": 1}' and ts.startswith('2026-11-27T03:55:47')
+    lines = [line('/a', 200) for _ in range(300)] + [line('/b', 500)]
+    text = probe_logs.excerpt(lines, None, limit=20)
+    assert '"status": 500' in text.splitlines()[0] and len(text.splitlines()) <= 22
+
+
+def test_recovered_path_is_ok_but_intermittent_errors_are_not():
+    healed = [line('/p', 200) for _ in range(5)] + [line('/p', 500) for _ in range(8)] + [line('/p', 200) for _ in range(40)]
+    f = probe_logs.evaluate(probe_logs.analyze(healed), 'h', 's', '15m', T, 'x')
+    assert f['status'] == 'ok', f
+    assert f['evidence']['recovered_paths'] == ['/p'] and 'recovered: /p (8 errors earlier' in f['summary']
+    still = healed + [line('/p', 500)]
+    f = probe_logs.evaluate(probe_logs.analyze(still), 'h', 's', '15m', T, 'x')
+    assert f['status'] in ('warn', 'crit') and f['evidence']['failing_paths'] == ['/p']
+    intermittent = ([line('/q', 200) for _ in range(12)] + [line('/q', 500)]) * 8
+    f = probe_logs.evaluate(probe_logs.analyze(intermittent), 'h', 's', '15m', T, 'x')
+    assert f['status'] != 'ok' and f['evidence']['recovered_paths'] == []
