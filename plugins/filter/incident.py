@@ -76,8 +76,17 @@ def hypothesis_lines(hypotheses):
     return lines
 
 
+def finding_lines(findings, statuses=('crit', 'warn', 'unknown'), limit=8):
+    """Printable lines of the findings that are not ok, worst first: 'CRIT host/check: summary'."""
+    rank = {'crit': 0, 'warn': 1, 'unknown': 2, 'ok': 3}
+    chosen = [f for f in (findings or []) if f.get('status') in statuses]
+    chosen.sort(key=lambda f: (rank.get(f.get('status'), 9), f.get('host') or '', f.get('check') or ''))
+    return ['%s %s/%s: %s' % (str(f.get('status')).upper(), f.get('host'), f.get('check'), f.get('summary'))
+            for f in chosen[:int(limit)]]
+
+
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, _wrap(f)) for f in (
             severity_info, severity_normalize, severity_max, severity_from_impact, severity_from_findings,
-            pattern_info, hypothesis_lines))
+            pattern_info, hypothesis_lines, finding_lines))

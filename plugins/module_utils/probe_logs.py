@@ -53,6 +53,15 @@ def parse_lines(lines):
 RECOVERED_AFTER = 5
 
 
+def _recent_spacing(error_at, last_index, last_errors=RECOVERED_AFTER):
+    """Requests per error over the span of the last few errors (1.0 for a burst of consecutive errors)."""
+    if not error_at:
+        return None
+    recent = error_at[-last_errors:]
+    span = last_index - recent[0] + 1
+    return round(float(span) / len(recent), 2)
+
+
 def _is_error(rec):
     status = rec.get('status')
     try:
@@ -86,9 +95,12 @@ def analyze(lines, ignore_paths=None):
         if path in ignore:
             continue
         entry = paths.setdefault(path, {'requests': 0, 'errors': 0, 'statuses': {}, 'latencies': [], 'messages': {},
-                                        'trailing_ok': 0})
+                                        'trailing_ok': 0, 'trailing_errors': 0, 'error_at': []})
         entry['requests'] += 1
+        if is_err:
+            entry['error_at'].append(entry['requests'])
         entry['trailing_ok'] = 0 if is_err else entry['trailing_ok'] + 1
+        entry['trailing_errors'] = entry['trailing_errors'] + 1 if is_err else 0
         total_requests += 1
         status = str(rec.get('status', '?'))
         entry['statuses'][status] = entry['statuses'].get(status, 0) + 1
@@ -115,6 +127,8 @@ def analyze(lines, ignore_paths=None):
             'p95_ms': percentile(entry['latencies'], 95),
             'top_error': max(entry['messages'].items(), key=lambda kv: kv[1])[0] if entry['messages'] else None,
             'trailing_ok': entry['trailing_ok'],
+            'trailing_errors': entry['trailing_errors'],
+            'recent_error_spacing': _recent_spacing(entry['error_at'], entry['requests'] - entry['trailing_ok']),
         }
     text_errors = [line for line in text if TEXT_ERROR_RE.search(line)]
     return {
@@ -156,11 +170,14 @@ def evaluate(stats, host, service, window, thresholds, source):
         if entry['errors'] < t['min_errors']:
             continue
         st = level(entry['error_rate_pct'], t['error_rate_warn_pct'], t['error_rate_crit_pct'])
-        # Recovered: the latest requests all succeed, a run of successes much longer than this
-        # path's error rate explains (three expected gaps), so intermittent errors still count.
-        needed = max(recovered_after, int(math.ceil(3.0 * entry['requests'] / max(entry['errors'], 1))))
+        # Recovered: the latest requests all succeed, a run of successes three times longer than the
+        # recent spacing of this path's errors, so intermittent errors still count.
+        needed = max(recovered_after, int(math.ceil(3.0 * (entry.get('recent_error_spacing') or 1))))
         if st != 'ok' and recovered_after > 0 and entry.get('trailing_ok', 0) >= needed:
             recovered.append((entry['errors'], path, entry['trailing_ok']))
+        elif entry.get('trailing_errors', 0) >= max(recovered_after, t['min_errors']):
+            # failing now: the latest requests all failed, however many succeeded earlier in the window
+            failing.append(('crit', entry['errors'], path, entry))
         elif st != 'ok':
             failing.append((st, entry['errors'], path, entry))
     failing.sort(key=lambda x: ({'crit': 2, 'warn': 1}[x[0]], x[1]), reverse=True)
@@ -169,8 +186,10 @@ def evaluate(stats, host, service, window, thresholds, source):
     if failing:
         st, count, path, entry = failing[0]
         codes = ', '.join('%s' % code for code in sorted(c for c in entry['statuses'] if c.isdigit() and int(c) >= 500))
-        parts.append('%s: %d errors (%s) in %s, %s of its requests' % (
-            path, count, codes or 'ERROR', window, fmt_pct(entry['error_rate_pct'])))
+        parts.append('%s: %d errors (%s) in %s, %s of its requests%s' % (
+            path, count, codes or 'ERROR', window, fmt_pct(entry['error_rate_pct']),
+            ', failing now (last %d all failed)' % entry['trailing_errors']
+            if entry.get('trailing_errors', 0) >= recovered_after else ''))
         if len(failing) > 1:
             parts.append('also failing: %s' % ', '.join('%s (%d)' % (p, c) for _s, c, p, _e in failing[1:4]))
         if entry.get('top_error'):

@@ -99,7 +99,7 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
     assert severity <= min_sev, (severity, dx['severity_reasons'])  # 'SEV1' < 'SEV2': at least as severe
     assert any(m.endswith('-declared.md') for m in out['messages'])
     declared = open(os.path.join(incident['path'], 'messages',
-                                 [m for m in out['messages'] if m.endswith('-declared.md')][0])).read()
+                                 sorted(m for m in out['messages'] if m.endswith('-declared.md'))[-1])).read()
     assert declared.startswith('INCIDENT DECLARED: ') and '\nSeverity: %s\n' % severity in declared
     pages = [r['json'] for r in receiver.by_path('/pd/')]
     if severity in ('SEV1', 'SEV2'):

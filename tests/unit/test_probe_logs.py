@@ -33,7 +33,7 @@ def test_few_errors_below_min_errors_stay_ok():
 
 
 def test_warn_between_thresholds_and_4xx_are_not_errors():
-    lines = [line('/a', 200) for _ in range(90)] + [line('/a', 503) for _ in range(10)] + [line('/a', 404) for _ in range(30)]
+    lines = [line('/a', 404) for _ in range(30)] + ([line('/a', 200) for _ in range(9)] + [line('/a', 503)]) * 10
     f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
     assert f['status'] == 'warn' and '10 errors (503)' in f['summary'] and '7.7% of its requests' in f['summary']
 
@@ -80,3 +80,22 @@ def test_recovered_path_is_ok_but_intermittent_errors_are_not():
     intermittent = ([line('/q', 200) for _ in range(12)] + [line('/q', 500)]) * 8
     f = probe_logs.evaluate(probe_logs.analyze(intermittent), 'h', 's', '15m', T, 'x')
     assert f['status'] != 'ok' and f['evidence']['recovered_paths'] == []
+
+
+def test_a_path_failing_now_is_crit_even_when_the_window_dilutes_its_rate():
+    lines = [line('/pay', 200) for _ in range(60)] + [line('/pay', 502) for _ in range(8)]
+    f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
+    assert f['status'] == 'crit', f
+    assert 'failing now (last 8 all failed)' in f['summary'] and '/pay: 8 errors (502)' in f['summary']
+    assert f['evidence']['failing_paths'] == ['/pay']
+
+
+def test_recovery_after_repeated_bursts_but_not_for_steady_intermittent_errors():
+    burst = [line('/p', 502) for _ in range(8)]
+    ok = [line('/p', 200) for _ in range(12)]
+    healed_twice = [line('/p', 200) for _ in range(40)] + burst + ok + [line('/p', 200) for _ in range(30)] + burst + ok
+    f = probe_logs.evaluate(probe_logs.analyze(healed_twice), 'h', 's', '15m', T, 'x')
+    assert f['status'] == 'ok' and f['evidence']['recovered_paths'] == ['/p'], f
+    steady = ([line('/q', 200) for _ in range(6)] + [line('/q', 500)]) * 10 + [line('/q', 200) for _ in range(12)]
+    f = probe_logs.evaluate(probe_logs.analyze(steady), 'h', 's', '15m', T, 'x')
+    assert f['status'] != 'ok' and f['evidence']['failing_paths'] == ['/q'], f
