@@ -110,10 +110,11 @@ class _Locked(object):
 
 
 def append_jsonl(path, records):
-    """Append records as JSON lines: one write per record, under a lock, flushed and fsynced.
+    """Append records as JSON lines under a lock, then fsync.
 
-    A line is written whole with O_APPEND, so a process killed at any point leaves
-    a file of complete lines.
+    A process killed mid-write can leave a partial last line; readers skip it
+    (read_jsonl) and the next append cuts it off first, so the file is whole
+    lines again with every complete event kept.
     """
     if isinstance(records, dict):
         records = [records]
@@ -122,8 +123,9 @@ def append_jsonl(path, records):
     if not payload:
         return 0
     with _Locked(path):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
+            _drop_torn_tail(fd)
             data = payload.encode('utf-8')
             view = memoryview(data)
             while view:
@@ -133,6 +135,27 @@ def append_jsonl(path, records):
         finally:
             os.close(fd)
     return len(records)
+
+
+def _drop_torn_tail(fd):
+    """Cut a partial last line left by a writer killed mid-write (the kernel may stop a write at a page).
+
+    Called under the lock before appending, so the file stays whole lines: the torn event was never
+    complete, every complete event before it stays.
+    """
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b'\n':
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        nl = chunk.rfind(b'\n')
+        if nl >= 0:
+            os.ftruncate(fd, start + nl + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
 
 
 def read_jsonl(path):

@@ -116,3 +116,13 @@ def test_files_are_private(tmp_path):
     path = str(tmp_path / 'x' / 'findings.json')
     f.write_json_atomic(path, [])
     assert oct(os.stat(path).st_mode & 0o777) == '0o640'
+
+
+def test_append_cuts_a_torn_tail_before_writing(tmp_path):
+    path = tmp_path / 'timeline.jsonl'
+    path.write_text('{"n": 1}\n{"n": 2}\n{"n": 3, "summary": "half wri')
+    f.append_jsonl(str(path), {'n': 4})
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{'n': 1}, {'n': 2}, {'n': 4}]
+    path.write_text('no newline at all')
+    f.append_jsonl(str(path), {'n': 5})
+    assert path.read_text() == '{"n": 5}\n'
