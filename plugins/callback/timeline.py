@@ -136,6 +136,7 @@ from ansible import context
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
+    incident_path,
     isoformat,
     valid_incident_id,
 )
@@ -193,6 +194,7 @@ class CallbackModule(CallbackBase):
         self._opts = {}
         self._finished = False
         self._write_failed = False
+        self._pending = None
         atexit.register(self._at_exit)
 
     # --- options ---------------------------------------------------------------------------------
@@ -226,6 +228,15 @@ class CallbackModule(CallbackBase):
         if not incident_id or not valid_incident_id(str(incident_id)):
             return
         incident_dir = extra_vars.get('incident_dir') or self._opts['incident_dir']
+        try:
+            exists = os.path.isdir(incident_path(str(incident_dir), str(incident_id)))
+        except ValueError:
+            return
+        if not exists and self._opts['incident_id_source'] != 'vars':
+            # A new id: keep the events until a task has succeeded (or the incident role's facts bind us), so a
+            # run refused by its first task (the input checks) leaves no half-written incident directory behind.
+            self._pending = (str(incident_id), str(incident_dir))
+            return
         self._bind(str(incident_id), incident_dir=str(incident_dir))
 
     def _from_facts(self, facts, hostname):
@@ -395,6 +406,8 @@ class CallbackModule(CallbackBase):
             duration=self.clock.elapsed(host, task._uuid),  # pylint: disable=protected-access
             result=data, action=task.action, play=self.play_name, role=role, run_id=self.run_id,
             ignore_errors=ignore_errors, max_chars=self._opts['result_max_chars'])
+        if hook == 'ok' and self._pending and not self.writer.known:
+            self._bind(self._pending[0], incident_dir=self._pending[1])
         self._emit(event)
         if hook == 'ok':
             self._from_facts(data.get('ansible_facts'), host)

@@ -125,9 +125,10 @@ def test_every_hook_in_order(tmp_path, callback):
                            'incident_services': [{'name': 'db', 'postgres': {'password_var': 'my_ref'}}],
                            'incident_contacts': {'oncall': {'handle': '@dba-oncall'}}}},
         hosts=hosts)
+    path = tmp_path / 'INC-CB'
+    path.mkdir()  # an existing incident: the extra vars bind it at once
     cb.v2_playbook_on_start(Playbook())
     cb.v2_playbook_on_play_start(Play('Triage', vm, play_vars={'play_api_key': 'play-level-key-9'}))
-    path = tmp_path / 'INC-CB'
     assert [e['kind'] for e in events_of(path)] == ['play']  # the incident came from the extra vars
 
     ok_task = Task('u1', 'Probe', role=Role())
@@ -192,6 +193,7 @@ def test_vars_source_ignores_facts_but_uses_the_option(tmp_path, callback):
 
 def test_skipped_results_can_be_left_out_and_draft_disabled(tmp_path, callback):
     cb = callback(record_skipped=False, postmortem_draft=False)
+    (tmp_path / 'INC-S').mkdir()
     cb.v2_playbook_on_play_start(Play('P', VariableManager({'incident_id': 'INC-S', 'incident_dir': str(tmp_path)},
                                                            {}, [])))
     cb.v2_runner_on_skipped(Result(Host('h'), Task('s', 'Skip me'), {}))
@@ -215,6 +217,7 @@ def test_resolved_incident_keeps_its_final_document(tmp_path, callback):
 def test_exit_hook_records_an_interrupted_run(tmp_path, callback):
     cb = callback()
     cb._finished = False
+    (tmp_path / 'INC-I').mkdir()
     cb.v2_playbook_on_play_start(Play('P', VariableManager({'incident_id': 'INC-I', 'incident_dir': str(tmp_path)},
                                                            {}, [])))
     cb._at_exit()
@@ -235,3 +238,17 @@ def test_unwritable_directory_warns_once_and_never_raises(tmp_path, callback):
     cb.v2_runner_on_ok(Result(Host('h'), Task('w', 'T'), {}))
     assert len([w for w in warnings if 'cannot write' in w]) == 1
     json.dumps(warnings)
+
+
+def test_a_new_incident_id_creates_nothing_until_the_incident_is_declared(tmp_path, callback):
+    """-e incident_id=NEW of a run the input checks refuse must not leave a half-written incident directory."""
+    cb = callback()
+    vm = VariableManager(extra_vars={'incident_id': 'INC-NEW', 'incident_dir': str(tmp_path)}, host_vars={},
+                         hosts=[Host('web1')])
+    cb.v2_playbook_on_start(Playbook())
+    cb.v2_playbook_on_play_start(Play('Triage', vm))
+    bad = Task('u9', 'Check the input')
+    cb.v2_playbook_on_task_start(bad, False)
+    cb.v2_runner_on_failed(Result(Host('web1'), bad, {'msg': 'Invalid input'}))
+    cb.v2_playbook_on_stats(Stats())
+    assert not (tmp_path / 'INC-NEW').exists()
