@@ -12,7 +12,9 @@ import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 
+from ansible_collections.sre.incident_response.plugins.module_utils import incident_approval
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as logic
 
@@ -44,14 +46,22 @@ class ActionModule(ActionBase):
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         incident_id = args['incident_id'] or task_vars.get('incident_id') or ''
         incident_dir = logic.resolve_incident_dir(args['incident_dir'], incident_id, task_vars)
-        if args['launcher']:
-            launcher, source = args['launcher'], 'remediation_launcher'
-        else:
-            try:
-                os_user = getpass.getuser()
-            except Exception:  # no passwd entry (containers)
-                os_user = os.environ.get('USER', 'unknown')
-            launcher, source = logic.launcher_from_vars(task_vars, os_user)
+        # The launcher is who runs this (OS user / SUDO_USER, or awx_user_name in an AWX job), never an extra var:
+        # a policy may name it, or lift four eyes, only in inventory or the playbook.
+        try:
+            extra = load_extra_vars(self._loader)
+        except Exception:  # pylint: disable=broad-except
+            extra = {}
+        try:
+            os_user = getpass.getuser()
+        except Exception:  # no passwd entry (containers)
+            os_user = os.environ.get('USER', 'unknown')
+        policy_vars = dict(task_vars)
+        if args['launcher'] and args['launcher'] != str(extra.get('remediation_launcher', '')).strip():
+            policy_vars['remediation_launcher'] = args['launcher']
+        launcher, source, allow_self, notes = incident_approval.launcher_identity(policy_vars, extra, os.environ, os_user)
+        if args['allow_self_approval'] and 'remediation_allow_self_approval' not in extra:
+            allow_self = True
         events = []
         if incident_id:
             try:
@@ -66,9 +76,13 @@ class ActionModule(ActionBase):
             args['action'], service=args['service'] or None, apply=args['apply'],
             check_mode=bool(self._task.check_mode), approved_by=args['approved_by'],
             reason=args['approval_reason'], change_ref=args['change_ref'], launcher=launcher,
-            allow_self_approval=args['allow_self_approval'], budget=budget if incident_id else None,
+            allow_self_approval=allow_self, budget=budget if incident_id else None,
             used=used, incident_id=incident_id or None)
         decision['launcher_source'] = source
+        decision['launcher_notes'] = notes
+        decision['allow_self_approval'] = allow_self
+        if notes:
+            decision['msg'] = '%s (%s)' % (decision['msg'], '; '.join(notes))
         decision['incident_id'] = incident_id or None
         previous = logic.find_action(events, decision['approval_id']) if incident_id else None
         decision['already_applied'] = bool(previous)

@@ -195,6 +195,7 @@ class CallbackModule(CallbackBase):
         self._finished = False
         self._write_failed = False
         self._pending = None
+        self._failed = False
         atexit.register(self._at_exit)
 
     # --- options ---------------------------------------------------------------------------------
@@ -233,8 +234,9 @@ class CallbackModule(CallbackBase):
         except ValueError:
             return
         if not exists and self._opts['incident_id_source'] != 'vars':
-            # A new id: keep the events until a task has succeeded (or the incident role's facts bind us), so a
-            # run refused by its first task (the input checks) leaves no half-written incident directory behind.
+            # A new id: keep the events until the incident role has created its directory (or its facts bind us),
+            # or the run ends without a failure, so a run refused by its input checks leaves no half-written
+            # incident directory behind.
             self._pending = (str(incident_id), str(incident_dir))
             return
         self._bind(str(incident_id), incident_dir=str(incident_dir))
@@ -263,6 +265,15 @@ class CallbackModule(CallbackBase):
                 self._write_failed = True
                 self._display.warning('sre.incident_response.timeline: cannot write the timeline of %s: %s'
                                       % (incident_id, exc))
+
+    def _bind_pending(self, exists_only):
+        if not self._pending or self.writer.known:
+            return
+        incident_id, incident_dir = self._pending
+        if exists_only and not os.path.isdir(incident_path(incident_dir, incident_id)):
+            return
+        self._pending = None
+        self._bind(incident_id, incident_dir=incident_dir)
 
     def _scan_secrets(self, play):
         """Collect secret values visible to the play: extra vars, then the variables of its hosts."""
@@ -406,8 +417,9 @@ class CallbackModule(CallbackBase):
             duration=self.clock.elapsed(host, task._uuid),  # pylint: disable=protected-access
             result=data, action=task.action, play=self.play_name, role=role, run_id=self.run_id,
             ignore_errors=ignore_errors, max_chars=self._opts['result_max_chars'])
-        if hook == 'ok' and self._pending and not self.writer.known:
-            self._bind(self._pending[0], incident_dir=self._pending[1])
+        if hook == 'failed' and not ignore_errors:
+            self._failed = True
+        self._bind_pending(exists_only=True)
         self._emit(event)
         if hook == 'ok':
             self._from_facts(data.get('ansible_facts'), host)
@@ -427,6 +439,8 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         self._ensure()
         self._finished = True
+        if not self._failed:
+            self._bind_pending(exists_only=False)
         summary = {}
         for host in sorted(stats.processed.keys()):
             summary[host] = stats.summarize(host)

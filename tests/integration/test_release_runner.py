@@ -200,12 +200,13 @@ class _FakeController(object):
 
 def _apply_node(tmp_path, incident, controller, extra=None, name='apply-node'):
     extravars = dict(incident['vars'], action='restart', service='backend', apply=True,
-                     awx_workflow_job_id=77, awx_user_name='alice', remediation_budget={'restart': 5})
+                     awx_workflow_job_id=77, awx_job_id=78, awx_user_name='alice', remediation_budget={'restart': 5})
     extravars.update(extra or {})
     private = tmp_path / name
     private.mkdir()
     env = {'ANSIBLE_CONFIG': os.path.join(ROOT, 'ansible.cfg'), 'PATH': BIN + os.pathsep + os.environ.get('PATH', ''),
            'LAB_INSTANCE': os.environ.get('LAB_INSTANCE', '0'), 'ANSIBLE_NOCOLOR': '1',
+           'JOB_ID': '78',  # AWX sets it for every job: awx_user_name is the launcher only inside an AWX job
            'CONTROLLER_HOST': controller.url, 'CONTROLLER_OAUTH_TOKEN': 'test-token-not-secret', 'CONTROLLER_VERIFY_SSL': 'false'}
     result = ansible_runner.run(private_data_dir=str(private), project_dir=ROOT, playbook='playbooks/awx_remediate.yml',
                                 inventory=os.path.join(ROOT, 'inventory', 'lab'), extravars=extravars, envvars=env,

@@ -4,6 +4,7 @@ Every test injects one lab fault, then drives playbooks/remediate.yml four ways 
 (PostgreSQL sessions, Redis keys, files, the running image, the served certificate) and the incident timeline.
 """
 import datetime
+import getpass
 import ipaddress
 import json
 import os
@@ -20,7 +21,9 @@ from conftest import docker
 
 PLAYBOOK = 'playbooks/remediate.yml'
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-APPROVAL = {'apply': True, 'approved_by': 'alice', 'approval_reason': 'integration test', 'remediation_launcher': 'bob'}
+# The launcher is who runs the tests (the OS user, SUDO_USER under sudo); alice approves.
+LAUNCHER = os.environ.get('SUDO_USER') or getpass.getuser()
+APPROVAL = {'apply': True, 'approved_by': 'alice', 'approval_reason': 'integration test'}
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -66,7 +69,7 @@ def assert_applied(res, incident, action, checks=()):
     ver = [e for e in events(incident, 'verify') if e['data']['action'] == action]
     assert acts and ver and ver[-1]['data']['status'] == 'ok', (acts, ver)
     granted = [e for e in events(incident, 'approval') if e['data'].get('decision') == 'granted']
-    assert granted and granted[-1]['data']['approved_by'] == 'alice' and granted[-1]['data']['launcher'] == 'bob'
+    assert granted and granted[-1]['data']['approved_by'] == 'alice' and granted[-1]['data']['launcher'] == LAUNCHER
     return acts[-1]
 
 
@@ -227,7 +230,7 @@ def test_flush_keys_redis_full(fault, run_playbook, incident, lab_env):
         assert 'session:*: protected, %d keys' % sessions in plan.stdout
         assert (count_keys(client, 'session:*'), count_keys(client, 'cache:*')) == (sessions, cache)
 
-        refused = remediate(run_playbook, incident, 'flush_keys', dict(APPROVAL, approved_by='bob'))
+        refused = remediate(run_playbook, incident, 'flush_keys', dict(APPROVAL, approved_by=LAUNCHER))
         assert_refused(refused, incident, 'four-eyes')
         assert count_keys(client, 'cache:*') == cache
 

@@ -236,6 +236,7 @@ def test_unwritable_directory_warns_once_and_never_raises(tmp_path, callback):
     cb.v2_playbook_on_play_start(Play('P', VariableManager({'incident_id': 'INC-W', 'incident_dir': str(blocker)},
                                                            {}, [])))
     cb.v2_runner_on_ok(Result(Host('h'), Task('w', 'T'), {}))
+    cb.v2_playbook_on_stats(Stats())
     assert len([w for w in warnings if 'cannot write' in w]) == 1
     json.dumps(warnings)
 
