@@ -8,13 +8,17 @@
         --start-time 2024-01-15T14:30:00Z --end-time 2024-01-15T15:15:00Z --output-dir ./post-mortems/
 
 Writes <output-dir>/postmortem-YYYY-MM-DD.md with the same structure (and the same
-renderer) as playbooks/resolve.yml. Times are ISO 8601 (UTC when no offset is given).
+renderer) as playbooks/resolve.yml; another incident of the same day gets
+postmortem-YYYY-MM-DD-<incident id>.md. A file a person edited since it was written
+(its .<name>.sha256 sidecar no longer matches) is never replaced: the new draft goes
+beside it as <name>.new.md. Times are ISO 8601 (UTC when no offset is given).
 Invalid arguments exit with status 2 and a message naming the argument.
 """
 
 from __future__ import absolute_import, division, print_function
 
 import argparse
+import hashlib
 import os
 import sys
 
@@ -39,7 +43,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import incid
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod  # noqa: E402
 from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (  # noqa: E402
     IncidentRecord,
-    render_to_dir,
+    render_postmortem,
 )
 
 
@@ -101,7 +105,9 @@ def parse_args(argv=None):
 
 
 def record_from_args(args):
-    incident_id = args.incident_id or 'INC-%s' % args.start.strftime('%Y%m%d-%H%M')
+    # Two incidents of the same minute get two ids (and two files); the same arguments give the same id.
+    suffix = hashlib.sha256(('%s|%s' % (args.title.strip(), files.isoformat(args.start))).encode('utf-8')).hexdigest()[:4]
+    incident_id = args.incident_id or 'INC-%s-%s' % (args.start.strftime('%Y%m%d-%H%M'), suffix)
     start = files.isoformat(args.start)
     end = files.isoformat(args.end)
     incident = {'id': incident_id, 'title': args.title.strip(), 'severity': args.severity, 'started_at': start,
@@ -130,11 +136,16 @@ def main(argv=None):
     inputs = {'root_cause': args.root_cause, 'impact': args.impact, 'commander': args.commander,
               'default_owner': args.owner, 'root_cause_hint': '`--root-cause`'}
     try:
-        dest, changed, _text = render_to_dir(os.path.abspath(args.output_dir), record, inputs=inputs, final=True)
+        outcome = render_postmortem(os.path.abspath(args.output_dir), record, inputs=inputs, final=True,
+                                    one_per_incident=True)
     except OSError as exc:
         sys.stderr.write('generate-incident-report.py: cannot write to %s: %s\n' % (args.output_dir, exc))
         return 1
-    print('%s %s' % ('wrote' if changed else 'unchanged', dest))
+    if outcome['status'] == 'edited':
+        print('kept %s (edited since it was rendered); wrote the new draft beside it: %s'
+              % (outcome['edited'], outcome['path']))
+    else:
+        print('%s %s' % ('wrote' if outcome['changed'] else 'unchanged', outcome['path']))
     return 0
 
 

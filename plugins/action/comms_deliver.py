@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleActionFail
@@ -148,8 +149,25 @@ class ActionModule(ActionBase):
         root_cause = args['root_cause'] or (top.get('likely_cause') if top else '')
         service = args['service'] or ', '.join((diagnosis or {}).get('affected_services') or incident.get('services') or [])
 
+        # Exactly once: claim each message in the incident store under its lock before rendering or sending it.
+        # A message sent before (or being sent by a concurrent run) is neither written nor sent again.
+        claiming = bool(args['deliver']) and not self._task.check_mode
+        run_id = uuid.uuid4().hex
+        claims = {}
+        already = []
+        kinds = list(args['kinds'])
+        if claiming:
+            keys = dict((kind, comms.delivery_key(kind, 'Investigating' if kind == 'declared' else status, incident, now))
+                        for kind in kinds)
+            claims = comms.claim_deliveries(path, sorted(set(keys.values())), run_id, now)
+            for kind in list(kinds):
+                decision, rec = claims[keys[kind]]
+                if decision != 'claimed':
+                    kinds.remove(kind)
+                    already.append({'kind': kind, 'key': keys[kind], 'state': decision, 'at': rec.get('at')})
+
         messages = []
-        for kind in args['kinds']:
+        for kind in kinds:
             if kind == 'declared':
                 text = comms.render_declared(incident, now, impact=impact)
                 msg_status = 'Investigating'
@@ -165,7 +183,8 @@ class ActionModule(ActionBase):
                 msg_status = None
             text = redactor.text(text)
             file_path = comms.write_message(os.path.join(path, 'messages'), kind, text, now, msg_status)
-            messages.append({'kind': kind, 'status': msg_status, 'path': file_path, 'text': text})
+            messages.append({'kind': kind, 'status': msg_status, 'path': file_path, 'text': text,
+                             'key': keys[kind] if claiming else None})
 
         # Deliveries, concurrently; in check mode nothing leaves the controller.
         jobs = []
@@ -201,7 +220,7 @@ class ActionModule(ActionBase):
                     unpaged = {'target': 'pagerduty', 'message': os.path.basename(messages[0]['path']), 'ok': None,
                                'http_status': None, 'error': None, 'skipped': True,
                                'reason': 'not configured: no pagerduty_routing_key_var for %s' % ', '.join(policy['escalation'])}
-        if page_action:
+        if page_action and messages:
             pd_url = pd_cfg.get('url') or PAGERDUTY_URL
             anchor = messages[0]
             summary = '%s: %s' % (incident.get('title'), comms._one_line(impact, 300))
@@ -213,7 +232,11 @@ class ActionModule(ActionBase):
                              comms.pagerduty_payload(key, incident, page_action, summary, details=redactor.data(details)),
                              {}, 'POST'))
 
+        if claiming:
+            jobs = [job for job in jobs
+                    if (claims[job[1]['key']][1].get('targets') or {}).get(job[0]) != 'sent']
         deliveries = []
+        settled = dict((m['key'], {}) for m in messages if claiming)
         if jobs and args['deliver'] and not self._task.check_mode:
             with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
                 futures = [(job, pool.submit(comms.post_json, job[2], job[3], job[4], job[5], timeout)) for job in jobs]
@@ -227,12 +250,16 @@ class ActionModule(ActionBase):
                     if job[0] == 'statuspage' and outcome['ok'] and isinstance(outcome['body'], dict) and outcome['body'].get('id'):
                         files.write_json_atomic(os.path.join(path, STATE), {'statuspage_incident_id': str(outcome['body']['id'])})
                     deliveries.append(redactor.data(entry))
+                    if claiming:
+                        settled[job[1]['key']][job[0]] = bool(outcome['ok'])
         else:
             reason = 'check mode' if self._task.check_mode else 'delivery disabled'
             for job in jobs:
                 deliveries.append({'target': job[0], 'message': os.path.basename(job[1]['path']), 'ok': None,
                                    'http_status': None, 'error': None, 'skipped': True, 'reason': reason})
 
+        if claiming and settled:
+            comms.settle_deliveries(path, settled, run_id, files.utcnow())
         if unpaged:
             deliveries.append(unpaged)
         for problem in self._config_errors:
@@ -259,6 +286,10 @@ class ActionModule(ActionBase):
         for msg in messages:
             report.extend(msg['text'].splitlines())
             report.append('(%s)' % msg['path'])
+        for item in already:
+            report.append('%s (%s) not sent again: %s' % (item['kind'], item['key'], 'already sent at %s' % item['at']
+                                                           if item['state'] == 'sent' else
+                                                           'a concurrent run claimed it at %s and sends it' % item['at']))
         report.append('Channel %s; deliveries: %s' % (channel, '; '.join(
             '%s %s' % (d['target'], 'skipped (%s)' % d.get('reason') if d['skipped'] else ('ok' if d['ok'] else 'FAILED: %s' % d['error']))
             for d in deliveries) or 'none configured (files only)'))
@@ -271,6 +302,7 @@ class ActionModule(ActionBase):
             messages=[{'kind': m['kind'], 'status': m['status'], 'path': m['path'], 'text': m['text']} for m in messages],
             deliveries=deliveries,
             delivery_failed=len(failed),
+            not_resent=already,
             paged=[d['target'].split(':', 1)[1] for d in deliveries if d['target'].startswith('pagerduty:')
                    and d.get('ok') and page_action == 'trigger'],
             page_action=page_action,

@@ -19,7 +19,6 @@ from ansible_collections.sre.incident_response.plugins.module_utils.postmortem i
     compute_metrics,
     fmt_duration,
     postmortem_filename,
-    write_if_changed,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident, secret_literals
@@ -121,26 +120,32 @@ class ActionModule(ActionBase):
         metrics = compute_metrics(record)
         dest = os.path.join(path, postmortem_filename(metrics['started_at']) if metrics['started_at']
                             else 'postmortem-undated.md')
-        if check:
-            current = None
-            if os.path.exists(dest):
-                with open(dest, 'r', encoding='utf-8') as handle:
-                    current = handle.read()
-            file_changed = current != text
-        else:
-            file_changed = write_if_changed(dest, text)
+        # A person may have edited the document since it was rendered: never overwrite it, write beside it.
+        outcome = files.write_rendered(dest, text, check_mode=check)
+        file_changed = outcome['changed']
+        edited_note = None
+        if outcome['status'] == 'edited':
+            edited_note = ('%s was edited since it was rendered: left as it is; the new %s is %s - merge by hand'
+                           % (os.path.basename(dest), 'final' if final else 'draft', os.path.basename(outcome['path'])))
+            if file_changed and not check:
+                event = files.make_event(record.incident_id, 'note', edited_note, host=None,
+                                         data={'postmortem': os.path.basename(dest),
+                                               'draft': os.path.basename(outcome['path']), 'edited': True})
+                files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
         human = dict((k, fmt_duration(metrics[k])) for k in ('time_to_acknowledge', 'time_to_mitigate',
                                                                'time_to_resolve', 'duration') if metrics.get(k) is not None)
         result.update(
             changed=bool(resolved_changed or file_changed),
-            path=dest,
+            path=outcome['path'],
+            postmortem=dest,
+            edited=outcome['status'] == 'edited',
             incident_id=incident_id,
             incident_path=path,
             state=args['state'],
             resolved=bool(metrics['resolved']),
             metrics=dict((k, v) for k, v in metrics.items() if not isinstance(v, (dict, list))),
             durations=human,
-            msg='%s post-mortem %s (%s)' % ('final' if final else 'draft', dest,
-                                            'updated' if file_changed else 'unchanged'),
+            msg=edited_note or '%s post-mortem %s (%s)' % ('final' if final else 'draft', dest,
+                                                           'updated' if file_changed else 'unchanged'),
         )
         return result

@@ -12,7 +12,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import write_if_changed
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import write_rendered
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils.runbook import RunbookRenderer
 
@@ -50,23 +50,22 @@ class ActionModule(ActionBase):
         documents = renderer.render_all()
         check = bool(self._task.check_mode)
         changed_files = []
+        kept = []
         for name, text in sorted(documents.items()):
             dest = os.path.join(args['dest'], name)
-            if check:
-                current = None
-                if os.path.exists(dest):
-                    with open(dest, 'r', encoding='utf-8') as handle:
-                        current = handle.read()
-                if current != text:
-                    changed_files.append(dest)
-            elif write_if_changed(dest, text):
-                os.chmod(dest, 0o644)
-                changed_files.append(dest)
+            # A runbook a person edited is never overwritten: the new rendering goes beside it (<name>.new.md).
+            outcome = write_rendered(dest, text, mode=0o644, check_mode=check)
+            if outcome['changed']:
+                changed_files.append(outcome['path'])
+            if outcome['status'] == 'edited':
+                kept.append('%s (edited; new rendering in %s)' % (dest, os.path.basename(outcome['path'])))
         result.update(
             changed=bool(changed_files),
             files=[os.path.join(args['dest'], n) for n in sorted(documents)],
             changed_files=changed_files,
+            edited=kept,
             services=sorted(renderer.services()),
-            msg='%d runbooks in %s, %d changed' % (len(documents), args['dest'], len(changed_files)),
+            msg='%d runbooks in %s, %d changed%s' % (len(documents), args['dest'], len(changed_files),
+                                                    ('; kept edited: ' + ', '.join(kept)) if kept else ''),
         )
         return result

@@ -330,3 +330,84 @@ def post_json(url, payload, headers=None, method='POST', timeout=5.0):
     except ValueError:
         body = raw.decode('utf-8', 'replace')[:200]
     return {'ok': 200 <= status < 300, 'status': status, 'body': body, 'error': None if 200 <= status < 300 else 'HTTP %d' % status}
+
+
+# --- exactly-once delivery: claims in the incident store, under its lock ---------------------------------------
+
+DELIVERIES = 'deliveries.json'
+# A claim whose run never settled it (killed mid-send) may be taken over after this long.
+CLAIM_STALE_SECONDS = 600
+
+
+def delivery_key(kind, status, incident, now):
+    """What is sent at most once: declared and ticket once per incident; the status page once per status; an update
+    once per status and update interval of the severity's cadence (the next interval may send it again)."""
+    if kind in ('declared', 'ticket'):
+        return kind
+    if kind == 'statuspage':
+        return 'statuspage|%s' % status
+    minutes = 0
+    try:
+        minutes = int(sevtable.info(sevtable.normalize(incident.get('severity') or 'SEV4'))['update_minutes'])
+    except (KeyError, ValueError, TypeError):
+        minutes = 0
+    slot = 0
+    try:
+        started = files.parse_ts(incident.get('started_at'))
+        if minutes > 0:
+            slot = max(0, int((now - started).total_seconds() // (minutes * 60)))
+    except (TypeError, ValueError):
+        slot = 0
+    return 'update|%s|%d' % (status, slot)
+
+
+def claim_deliveries(path, keys, run_id, now, stale_seconds=CLAIM_STALE_SECONDS):
+    """Claim each key for this run under the incident store's lock.
+
+    Returns {key: (decision, record)}: 'claimed' (ours: send the targets not yet 'sent' in record['targets']),
+    'sent' (sent before: never again) or 'busy' (another run holds a fresh claim: it sends).
+    A failed or stale claim is taken over.
+    """
+    store = os.path.join(path, DELIVERIES)
+    out = {}
+    with files._Locked(store):  # pylint: disable=protected-access
+        state = files.read_json(store, default={}) or {}
+        for key in keys:
+            rec = state.get(key) or {}
+            if rec.get('state') == 'sent':
+                out[key] = ('sent', rec)
+                continue
+            if rec.get('state') == 'claimed' and rec.get('run') != run_id:
+                try:
+                    age = (now - files.parse_ts(rec.get('at'))).total_seconds()
+                except (TypeError, ValueError):
+                    age = stale_seconds
+                if age < stale_seconds:
+                    out[key] = ('busy', rec)
+                    continue
+            rec = {'state': 'claimed', 'run': run_id, 'at': files.isoformat(now),
+                   'targets': dict(rec.get('targets') or {}), 'first_claimed_at': rec.get('first_claimed_at') or files.isoformat(now)}
+            state[key] = rec
+            out[key] = ('claimed', rec)
+        files.write_json_atomic(store, state)
+    return out
+
+
+def settle_deliveries(path, outcomes, run_id, now):
+    """Record what this run's claimed keys did: outcomes {key: {target: True/False}}. A key is 'sent' when none of
+    its targets failed (targets already sent stay sent), else 'failed' (the next run retries the failed ones)."""
+    store = os.path.join(path, DELIVERIES)
+    with files._Locked(store):  # pylint: disable=protected-access
+        state = files.read_json(store, default={}) or {}
+        for key, targets in outcomes.items():
+            rec = state.get(key) or {}
+            if rec.get('run') not in (None, run_id) and rec.get('state') == 'sent':
+                continue
+            merged = dict(rec.get('targets') or {})
+            for target, ok in targets.items():
+                if merged.get(target) != 'sent':
+                    merged[target] = 'sent' if ok else 'failed'
+            rec.update(targets=merged, run=run_id, at=files.isoformat(now),
+                       state='failed' if any(v == 'failed' for v in merged.values()) else 'sent')
+            state[key] = rec
+        files.write_json_atomic(store, state)

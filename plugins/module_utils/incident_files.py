@@ -24,6 +24,7 @@ __metaclass__ = type
 import datetime
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -260,3 +261,79 @@ def update_findings(path, new):
 def safe_name(text):
     """A file-name-safe form of a host or check name."""
     return re.sub(r'[^A-Za-z0-9._-]+', '_', str(text)).strip('_') or 'unnamed'
+
+
+# --- files a person may edit: never overwritten ---------------------------------------------------------------
+
+def rendered_hash_path(path):
+    """The sidecar beside a rendered file: `.<name>.sha256`, in `sha256sum` format (`sha256sum -c` tells edits)."""
+    return os.path.join(os.path.dirname(path), '.%s.sha256' % os.path.basename(path))
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def _write_text(path, text, mode=0o640):
+    ensure_dir(os.path.dirname(path) or '.')
+    tmp = '%s.tmp%d' % (path, os.getpid())
+    with open(tmp, 'w', encoding='utf-8') as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+def draft_path(path):
+    """Where a new rendering goes when a person edited `path`: `name.new.md` beside it."""
+    root, ext = os.path.splitext(path)
+    return '%s.new%s' % (root, ext or '')
+
+
+def rendered_state(path):
+    """'absent', 'ours' (what we rendered last, per its sidecar) or 'edited' (changed since, or no sidecar)."""
+    if not os.path.exists(path):
+        return 'absent'
+    sidecar = rendered_hash_path(path)
+    try:
+        with open(sidecar, 'r', encoding='utf-8') as handle:
+            recorded = handle.read().split()[0]
+    except (OSError, IndexError):
+        return 'edited'
+    with open(path, 'r', encoding='utf-8') as handle:
+        current = handle.read()
+    return 'ours' if _sha256(current) == recorded else 'edited'
+
+
+def write_rendered(path, text, mode=0o640, check_mode=False):
+    """Write a rendered document a person may edit, never over their edits.
+
+    Returns {'path': where the text went, 'status': 'created' | 'updated' | 'unchanged' | 'edited', 'changed'}.
+    'edited': `path` differs from what was rendered there last (or was not rendered by us): it is left alone and
+    the new rendering goes to draft_path(path) instead. The sidecar `.<name>.sha256` records what we rendered.
+    """
+    sidecar = rendered_hash_path(path)
+    state = rendered_state(path)
+    if state == 'edited':
+        with open(path, 'r', encoding='utf-8') as handle:
+            if handle.read() == text:  # same as ours (an old rendering without a sidecar): adopt it
+                if not check_mode:
+                    _write_text(sidecar, '%s  %s\n' % (_sha256(text), os.path.basename(path)), 0o644)
+                return {'path': path, 'status': 'unchanged', 'changed': False}
+        new = draft_path(path)
+        changed = True
+        if os.path.exists(new):
+            with open(new, 'r', encoding='utf-8') as handle:
+                changed = handle.read() != text
+        if changed and not check_mode:
+            _write_text(new, text, mode)
+        return {'path': new, 'status': 'edited', 'changed': changed, 'edited': path}
+    if state == 'ours':
+        with open(path, 'r', encoding='utf-8') as handle:
+            if handle.read() == text:
+                return {'path': path, 'status': 'unchanged', 'changed': False}
+    if not check_mode:
+        _write_text(path, text, mode)
+        _write_text(sidecar, '%s  %s\n' % (_sha256(text), os.path.basename(path)), 0o644)
+    return {'path': path, 'status': 'created' if state == 'absent' else 'updated', 'changed': True}

@@ -32,6 +32,8 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
     parse_ts,
     read_json,
     read_jsonl,
+    safe_name,
+    write_rendered,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod
@@ -581,10 +583,47 @@ def write_if_changed(path, text):
     return True
 
 
-def render_to_dir(path, record, inputs=None, final=False, redactor=None, now=None):
-    """Render the post-mortem of `record` into its incident directory; returns (file, changed, text)."""
-    text = PostmortemRenderer(redactor=redactor).render(record, inputs=inputs, final=final, now=now)
-    started = compute_metrics(record, now=now)['started_at']
+def incident_of_document(path):
+    """The incident id a rendered post-mortem names (its `- **Incident:**` line), or None."""
+    try:
+        with open(path, 'r', encoding='utf-8') as handle:
+            for line in handle:
+                if line.startswith('- **Incident:** '):
+                    return line[len('- **Incident:** '):].strip().strip('`')
+    except OSError:
+        return None
+    return None
+
+
+def postmortem_dest(path, record, started, one_per_incident=False):
+    """postmortem-YYYY-MM-DD.md; with one_per_incident (a shared output directory), another incident's file of
+    the same day is never taken: postmortem-YYYY-MM-DD-<incident id>.md instead."""
     name = postmortem_filename(started) if started else 'postmortem-undated.md'
     dest = os.path.join(path, name)
-    return dest, write_if_changed(dest, text), text
+    if one_per_incident and os.path.exists(dest):
+        owner = incident_of_document(dest)
+        if owner != md_text(record.incident_id or 'unknown'):
+            root, ext = os.path.splitext(name)
+            dest = os.path.join(path, '%s-%s%s' % (root, safe_name(record.incident_id or 'unknown'), ext))
+    return dest
+
+
+def render_postmortem(path, record, inputs=None, final=False, redactor=None, now=None, one_per_incident=False):
+    """Render the post-mortem of `record` into its directory, never over a person's edits.
+
+    Returns incident_files.write_rendered's dict plus 'text': 'path' is where the text went; 'status' 'edited'
+    means a person edited the document ('edited' names it) and the new draft went beside it.
+    """
+    text = PostmortemRenderer(redactor=redactor).render(record, inputs=inputs, final=final, now=now)
+    started = compute_metrics(record, now=now)['started_at']
+    dest = postmortem_dest(path, record, started, one_per_incident=one_per_incident)
+    outcome = write_rendered(dest, text)
+    outcome['text'] = text
+    return outcome
+
+
+def render_to_dir(path, record, inputs=None, final=False, redactor=None, now=None, one_per_incident=False):
+    """render_postmortem as (file written, changed, text)."""
+    outcome = render_postmortem(path, record, inputs=inputs, final=final, redactor=redactor, now=now,
+                                one_per_incident=one_per_incident)
+    return outcome['path'], outcome['changed'], outcome['text']
