@@ -20,7 +20,7 @@ description:
     declare a new incident. Refuses a malformed id.
   - Checks C(incident_services) against the schema of docs/reference/services.md (types, ranges, required keys per
     kind, unknown keys) and fails with one line per problem naming the host, the index, the service and the key,
-    e.g. C(app-db: incident_services[0] (db\).postgres.port: "abc" is not a port).
+    e.g. C(app-db - incident_services[0] (db\).postgres.port - "abc" is not a port) (with colons).
   - Sets the fact C(incident_preflight_done) so that the role C(incident) does not check again.
 author:
   - sre.incident_response contributors
