@@ -234,9 +234,9 @@ class CallbackModule(CallbackBase):
         except ValueError:
             return
         if not exists and self._opts['incident_id_source'] != 'vars':
-            # A new id: keep the events until the incident role has created its directory (or its facts bind us),
-            # or the run ends without a failure, so a run refused by its input checks leaves no half-written
-            # incident directory behind.
+            # A new id: keep the events until a task has succeeded or the incident directory exists (or the run
+            # ends without a failure), so a run refused by its first task - the input checks of every entry
+            # playbook - leaves no half-written incident directory behind.
             self._pending = (str(incident_id), str(incident_dir))
             return
         self._bind(str(incident_id), incident_dir=str(incident_dir))
@@ -419,7 +419,9 @@ class CallbackModule(CallbackBase):
             ignore_errors=ignore_errors, max_chars=self._opts['result_max_chars'])
         if hook == 'failed' and not ignore_errors:
             self._failed = True
-        self._bind_pending(exists_only=True)
+        # A new incident id is bound at the first task that succeeded (the entry playbooks' first task is the input
+        # check), or as soon as its directory exists.
+        self._bind_pending(exists_only=hook != 'ok')
         self._emit(event)
         if hook == 'ok':
             self._from_facts(data.get('ansible_facts'), host)

@@ -6,10 +6,11 @@ import subprocess
 
 import pytest
 
+from ansible_collections.sre.incident_response.plugins.module_utils import incident_input
 from conftest import ROOT, VENV_BIN, _env
 
 PLAYBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'playbooks', '*.yml')))
-SCHEMA_KINDS = {'backend', 'postgres', 'redis', 'proxy', 'external'}
+SCHEMA_KINDS = set(incident_input.KINDS)  # the one schema: plugins/module_utils/incident_input.py
 
 
 def inventory(name):
@@ -31,7 +32,7 @@ def test_inventory_describes_services_per_schema(name):
         assert services, '%s has no incident_services' % host
         for svc in services:
             assert svc['kind'] in SCHEMA_KINDS, (host, svc)
-            assert svc['deploy']['type'] in ('docker', 'systemd', 'process'), (host, svc)
+            assert svc['deploy']['type'] in incident_input.DEPLOY_TYPES, (host, svc)
             for cred in (svc.get('postgres') or {}, svc.get('redis') or {}):
                 assert 'password' not in cred, '%s: credentials go by reference (password_var)' % host
             names.append(svc['name'])

@@ -138,7 +138,7 @@ def test_missing_incident_services_fails_before_anything_runs(run_playbook, inci
     inventory.write_text('---\nall:\n  hosts:\n    web-01.example.com:\n      ansible_connection: local\n')
     res = run_playbook('playbooks/triage.yml', incident['vars'], inventory=str(inventory), timeout=120)
     assert res.rc != 0
-    assert 'incident_services is missing or empty on web-01.example.com' in res.stdout
+    assert 'web-01.example.com: incident_services: is missing' in res.stdout
     assert not os.path.exists(os.path.join(incident['path'], 'incident.json'))
 
 
