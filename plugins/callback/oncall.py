@@ -26,8 +26,8 @@ description:
 version_added: 0.2.0
 author: sre.incident_response contributors
 extends_documentation_fragment:
-  - ansible.builtin.default_callback
-  - ansible.builtin.result_format_callback
+  - default_callback
+  - result_format_callback
 requirements:
   - Set as the stdout callback (C(stdout_callback = sre.incident_response.oncall) in ansible.cfg or C(ANSIBLE_STDOUT_CALLBACK)).
 options:
