@@ -166,7 +166,7 @@ def build(path, redactor=None, now=None):
 
     rows_top = TOP + ROW * (len(lanes) + 1)
     rows = {'severity': TOP, 'messages': rows_top, 'response': rows_top + ROW}
-    height = rows['response'] + ROW + 30
+    height = rows['response'] + ROW + 58  # room below the axis for targets after its end
 
     # --- incident rows ---------------------------------------------------------------------------------------------
     severities = []
@@ -195,7 +195,10 @@ def build(path, redactor=None, now=None):
             data = event.get('data') or {}
             status = str(data.get('status') or data.get('decision') or '').lower()
             bad = status in ('failed', 'refused', 'rejected', 'denied') or 'fail' in str(event.get('summary')).lower()
-            chain.append({'x': axis.x(_ts(event['ts'])), 'kind': event['kind'], 'bad': bad,
+            x = axis.x(_ts(event['ts']))
+            while chain and x - chain[-1]['x'] < 16:
+                x = round(chain[-1]['x'] + 16, 1)
+            chain.append({'x': x, 'kind': event['kind'], 'bad': bad, 'label_dy': 19 if len(chain) % 2 == 0 else 30,
                           'title': _short('%s %s: %s' % (_hms(_ts(event['ts'])), event['kind'], event.get('summary')), SVG_TITLE_CHARS)})
     markers = []
     for name, when in (('acknowledged', metrics.get('acknowledged_at')), ('mitigated', metrics.get('mitigated_at')),
@@ -226,7 +229,7 @@ def build(path, redactor=None, now=None):
         frac = (actual / target) if (actual is not None and target) else None
         bars.append({'label': label, 'actual': fmt_duration(actual) if actual is not None else 'not yet',
                      'target': ('%d min' % target_min) if target_min else 'no target',
-                     'met': None if frac is None else frac <= 1.0, 'width': round(min(frac, 1.5) * 400, 1) if frac is not None else 0,
+                     'met': None if frac is None else frac <= 1.0, 'width': max(round(min(frac, 1.5) * 400, 1), 3) if frac is not None else 0,
                      'note': note})
     bar('Acknowledge', metrics.get('time_to_acknowledge'), response_min)
     bar('Longest gap between updates', metrics.get('max_update_gap'), update_min,
@@ -289,7 +292,7 @@ def build(path, redactor=None, now=None):
                      'impact': record.incident.get('impact'), 'started_at': metrics.get('started_at'),
                      'resolved_at': metrics.get('resolved_at'), 'duration': fmt_duration(metrics.get('duration'))},
         'timeline': {'width': WIDTH, 'height': height, 'left': LEFT, 'right': WIDTH - RIGHT, 'row': ROW,
-                     'axis_y': height - 24, 'ticks': axis.ticks(), 'lanes': lanes, 'rows': rows,
+                     'axis_y': height - 52, 'ticks': axis.ticks(), 'lanes': lanes, 'rows': rows,
                      'severities': severities, 'messages': messages, 'chain': chain, 'markers': markers,
                      'targets': targets_on_axis, 'finding_events': len(finding_events)},
         'targets': bars,
