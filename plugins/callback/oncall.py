@@ -90,6 +90,7 @@ options:
         key: clock
 '''
 
+import os
 import time
 
 from ansible import constants as C
@@ -137,7 +138,7 @@ class CallbackModule(DefaultCallbackModule):
         self.console = Console(max_chars=self.get_option('oncall_max_chars'),
                                hypotheses=self.get_option('oncall_hypotheses'),
                                messages_from=self.get_option('oncall_messages_from'),
-                               show_ok=self.get_option('oncall_show_ok_findings'))
+                               show_ok=self.get_option('oncall_show_ok_findings'), cwd=os.getcwd())
 
     @property
     def compact(self):

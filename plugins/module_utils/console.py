@@ -60,11 +60,12 @@ def _is_finding(item):
 class Console(object):
     """State of one run: the incident, the current phase, what was already printed."""
 
-    def __init__(self, max_chars=220, hypotheses=3, messages_from=DEFAULT_MESSAGES_FROM, show_ok=False):
+    def __init__(self, max_chars=220, hypotheses=3, messages_from=DEFAULT_MESSAGES_FROM, show_ok=False, cwd=None):
         self.max_chars = int(max_chars or 0)
         self.hypotheses = max(int(hypotheses), 1)
         self.messages_from = list(messages_from or [])
         self.show_ok = bool(show_ok)
+        self.cwd = cwd  # paths below it are printed relative to it
         self.incident_id = None
         self.severity = None
         self.incident_path = None
@@ -239,8 +240,10 @@ class Console(object):
         if not self.incident_id:
             return lines
         lines.append(('', 'info'))
-        lines.append(('%s  %s%s' % (self.incident_id, self.severity or 'SEV?',
-                                    ('  files: %s' % self.incident_path) if self.incident_path else ''), 'phase'))
+        path = self.incident_path
+        if path and self.cwd and path.startswith(self.cwd.rstrip('/') + '/'):
+            path = path[len(self.cwd.rstrip('/')) + 1:]
+        lines.append(('%s  %s%s' % (self.incident_id, self.severity or 'SEV?', ('  files: %s' % path) if path else ''), 'phase'))
         if self.next_command:
             lines.append(('NEXT %s' % self.next_command, 'next'))
         return lines

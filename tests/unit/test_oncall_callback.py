@@ -104,6 +104,16 @@ def test_messages_written_are_listed_and_nothing_else(lines):
         assert not any(noise in x for x in lines), noise
 
 
+def test_footer_path_relative_to_the_working_directory():
+    console = Console(cwd='/srv/ir')
+    console.result('Declare', 'sre.incident_response.incident_context', {'ansible_facts': {
+        'incident': {'id': 'INC-1', 'severity': 'SEV3'}, 'incident_path': '/srv/ir/incidents/INC-1'}})
+    assert console.finish(0.0)[-1] == ('INC-1  SEV3  files: incidents/INC-1', 'phase')
+    other = Console(cwd='/srv/irx')
+    other.result('Declare', 'x.incident_context', {'ansible_facts': {'incident': {'id': 'INC-1'}, 'incident_path': '/srv/ir/incidents/INC-1'}})
+    assert other.finish(0.0)[-1][0].endswith('files: /srv/ir/incidents/INC-1')
+
+
 def test_healthy_diagnosis_and_dedup():
     console = Console()
     doc = {'healthy': True, 'summary': 'All 31 checks ok: no incident evident', 'hypotheses': []}
