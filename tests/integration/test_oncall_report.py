@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 
-from conftest import ROOT, heal, inject, lab_lock  # noqa: E402
+from conftest import ROOT, heal, inject, lab_lock, run  # noqa: E402
 
 ONCALL = {'ANSIBLE_STDOUT_CALLBACK': 'sre.incident_response.oncall'}
 TRIAGE_PLAYS = [
@@ -36,7 +36,6 @@ CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-back
 
 @pytest.fixture(scope='module')
 def story(lab, tmp_path_factory):
-    run = __import__('conftest').run
     root = tmp_path_factory.mktemp('story')
     incident_id = 'INC-20261201-0300-d3m0'
     base = {'incident_id': incident_id, 'incident_dir': str(root / 'incidents')}
