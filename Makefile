@@ -15,7 +15,7 @@ PLAYBOOK := $(BIN)/ansible-playbook
 .PHONY: help setup system venv demo lab-up lab-down fault heal test test-unit test-integration molecule lint bench build clean
 
 help:
-	@echo "make demo      set up, start the incident lab, run playbooks/triage.yml against it"
+	@echo "make demo      set up, start the incident lab, then one incident end to end: bad_deploy, triage, rollback, resolve, report"
 	@echo "make test      lint, unit and integration tests (starts the lab)"
 	@echo "make setup     system packages, .venv, collection link"
 	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | bench | build"
@@ -51,9 +51,7 @@ heal: setup
 	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/fault.yml -e lab_fault=$(NAME) -e lab_fault_state=absent
 
 demo: lab-up
-	$(PLAYBOOK) -i $(LAB_INV) playbooks/triage.yml
-	@echo
-	@echo "Incident files: $$(ls -dt $(CURDIR)/incidents/*/ | head -1)"
+	@scripts/demo.sh
 
 lint: setup
 	$(BIN)/yamllint -s .

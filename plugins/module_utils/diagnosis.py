@@ -65,7 +65,7 @@ PRIORITY = {
 }
 
 # Checks that describe a change rather than a symptom: they never make the system unhealthy.
-CHANGE_CHECKS = ('deploy.recent', 'infra.changes', 'changes.infra', 'deploy.infra')
+CHANGE_CHECKS = ('deploy.recent', 'host.changes', 'infra.changes', 'changes.infra', 'deploy.infra')
 
 BAD = ('warn', 'crit')
 _DOWN_RE = re.compile(r'(connection refused|refused|unreachable|no route|timed? ?out|cannot connect|could not connect|'

@@ -11,6 +11,7 @@ import datetime
 import os
 import re
 
+from ansible_collections.sre.incident_response.plugins.module_utils.remediation import version_key
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     finding, human_duration, parse_docker_time, worst)
 
@@ -45,6 +46,14 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
     older = [o for o in others if current_created is None or o[0] < current_created]
     if older:
         return older[0][1], 'newest older local tag of %s' % repo, tags
+    # Built in the same second (a fresh build of every release; image lists have whole seconds): the highest
+    # lower version of the same repository.
+    current_version = version_key(str(current_ref or '').rsplit(':', 1)[-1])
+    same = [o for o in others if current_created is not None and o[0] == current_created
+            and version_key(o[1].rsplit(':', 1)[-1]) < current_version]
+    if same:
+        best = max(same, key=lambda o: version_key(o[1].rsplit(':', 1)[-1]))
+        return best[1], 'highest lower version of %s built in the same second' % repo, tags
     return None, 'no older local tag of %s' % repo, tags
 
 

@@ -20,6 +20,10 @@ import uuid
 
 import pytest
 
+# The tests read the default callback's output (task banners, debug messages, PLAY RECAP); the collection's
+# ansible.cfg makes the on-call console the stdout callback, and test_oncall_console.py tests that one.
+os.environ.setdefault('ANSIBLE_STDOUT_CALLBACK', 'ansible.builtin.default')
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 INSTANCE = int(os.environ.get('LAB_INSTANCE', '0') or 0)

@@ -258,6 +258,8 @@ def test_awx_configure_renders_surveys_that_agree(tmp_path, run_playbook):
     templates = rendered['job_templates']
     workflow = [rendered['workflow']]
     creds = [rendered]
+    # the jobs print with the on-call console (merged into the controller's AWX_TASK_ENV)
+    assert rendered['job_environment'] == {'ANSIBLE_STDOUT_CALLBACK': 'sre.incident_response.oncall'}
     assert len(templates) >= 17 and len(set(t['name'] for t in templates)) == len(templates)
     for item in templates + workflow:
         assert awx_survey.survey_disagreements(item['survey_spec'], item['questions'], specs) == [], item['name']

@@ -53,17 +53,26 @@ def kinds(out):
     return [e['kind'] for e in out['events']]
 
 
-def test_healthy_lab_says_so_and_pages_no_one(exclusive_lab, run_playbook, incident, receiver):
+def test_healthy_lab_says_so_and_pages_no_one(exclusive_lab, run_playbook, incident, receiver, tmp_path):
     # Errors of earlier faults stay in the backend's logs for the whole window: start from fresh logs
     # (the pool_exhaustion heal recreates the backend container and waits until it is ready).
     heal('pool_exhaustion')
-    out = triage(run_playbook, incident, receiver)
+    # A freshly built machine: packages installed and /etc files written minutes ago (host.changes warns on
+    # every host). A change is not a symptom: the lab must still triage HEALTHY, no service affected.
+    fresh = tmp_path / 'fresh-host'
+    (fresh / 'etc').mkdir(parents=True)
+    (fresh / 'etc' / 'lab.conf').write_text('installed just now\n')
+    (fresh / 'dpkg.log').write_text(time.strftime('%Y-%m-%d %H:%M:%S') + ' install docker.io:amd64 <none> 26.1.5\n')
+    out = triage(run_playbook, incident, receiver, changes_watch_paths=[str(fresh / 'etc')],
+                 changes_package_logs=[str(fresh / 'dpkg.log')])
     dx = out['diagnosis']
     assert dx['healthy'] is True, dx
-    assert dx['hypotheses'] == []
-    assert all(f['status'] in ('ok', 'unknown') or f['check'] == 'deploy.recent' for f in out['findings'])
+    assert dx['hypotheses'] == [] and dx['affected_services'] == []
+    changes = [f for f in out['findings'] if f['check'] == 'host.changes']
+    assert changes and all(f['status'] == 'warn' and 'docker.io' in f['summary'] for f in changes), changes
+    assert all(f['status'] in ('ok', 'unknown') or f['check'] in ('deploy.recent', 'host.changes') for f in out['findings'])
     assert out['incident']['severity'] == 'SEV4'
-    assert 'HEALTHY' in out['res'].stdout
+    assert 'HEALTHY' in out['res'].stdout and 'Affected services' not in out['res'].stdout
     assert receiver.requests == []  # nobody paged, nothing posted
     assert [m.split('-', 1)[1] for m in out['messages']] == ['declared.md']
     assert {'declared', 'severity', 'diagnosis', 'comms'} <= set(kinds(out))

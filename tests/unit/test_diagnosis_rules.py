@@ -55,6 +55,18 @@ def test_recent_deploy_alone_is_not_a_symptom():
     assert doc['recent_deploys'][0]['key'] == 'app-backend/deploy.recent'
 
 
+def test_host_package_changes_are_a_change_not_a_symptom():
+    """A freshly built lab: packages installed minutes ago on every host, fresh containers; nothing broken."""
+    changes = [f(h, 'host.changes', 'warn', '50 package changes in the last 15m (docker.io, ...)', None,
+                 packages=['docker.io', 'chromium']) for h in ('app-backend', 'app-db', 'app-redis')]
+    fresh = [f(h, 'deploy.recent', 'warn', '%s deployed 29 s ago, inside the 15m window; previous unknown' % s, s,
+               in_window=True) for h, s in (('app-backend', 'backend'), ('app-db', 'db'), ('app-redis', 'redis'))]
+    doc = dx.diagnose(replace(healthy(), *(changes + fresh)), CTX)
+    assert doc['healthy'] is True, doc['summary']
+    assert doc['affected_services'] == [] and doc['hypotheses'] == [] and doc['severity_floor'] is None
+    assert 'no incident evident' in doc['summary']
+
+
 def test_no_findings_is_not_healthy():
     doc = dx.diagnose([], CTX)
     assert doc['healthy'] is None and doc['hypotheses'] == []

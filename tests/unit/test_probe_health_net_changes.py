@@ -179,3 +179,13 @@ def test_host_changes_from_dpkg_log_and_files(tmp_path):
     f = probe_changes.evaluate_host_changes('h', pkgs, files, '15m', [str(etc)])
     assert f['status'] == 'warn' and f['summary'].startswith('1 package change in the last 15m (openssl)')
     assert probe_changes.evaluate_host_changes('h', [], [], '15m', ['/etc'])['status'] == 'ok'
+
+
+def test_previous_image_of_releases_built_in_the_same_second():
+    """A fresh lab builds 1.0.0 and 1.1.0 within one second (the image list has whole seconds): the lower version
+    is the previous one, never the higher."""
+    images = [{'Id': 'sha256:new', 'RepoTags': ['app-backend:1.1.0'], 'Created': 1764596678},
+              {'Id': 'sha256:old', 'RepoTags': ['app-backend:1.0.0'], 'Created': 1764596678}]
+    prev, how, _tags = probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, images, current_created=1764596678)
+    assert prev == 'app-backend:1.0.0' and 'same second' in how
+    assert probe_changes.previous_image('app-backend:1.0.0', 'sha256:old', {}, images, current_created=1764596678)[0] is None

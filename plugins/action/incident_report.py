@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: an incident directory -> the model of report.html (documentation in plugins/modules/incident_report.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.sre.incident_response.plugins.module_utils import report as report_mod
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident, secret_literals
+
+
+class ActionModule(ActionBase):
+    """Reads the incident files on the controller; never changes anything."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    ARGSPEC = dict(
+        incident_id=dict(type='str'),
+        incident_dir=dict(type='path'),
+        redact_patterns=dict(type='list', elements='str', default=[]),
+    )
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        task_vars = task_vars or {}
+        dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
+        try:
+            incident_id, path = resolve_incident(args, task_vars)
+        except ValueError as exc:
+            raise AnsibleActionFail(str(exc))
+        if not incident_id:
+            raise AnsibleActionFail('no incident_id known: run with -e incident_id=INC-... (the id triage declared)')
+        if not os.path.isdir(path):
+            raise AnsibleActionFail('incident %s not found: %s is not a directory (give -e incident_dir=... when the '
+                                    'incidents live elsewhere)' % (incident_id, path))
+        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
+        try:
+            literals = secret_literals(task_vars, self._templar)
+        except Exception:  # pylint: disable=broad-except
+            literals = set()
+        try:
+            model = report_mod.build(path, redactor=Redactor(patterns=patterns, literals=literals))
+        except (OSError, ValueError) as exc:
+            raise AnsibleActionFail('cannot read incident %s: %s' % (incident_id, exc))
+        timeline = model['timeline']
+        result.update(
+            changed=False, incident_id=incident_id, incident_path=os.path.abspath(path), report=model,
+            summary='%s, %d host lane(s), %d finding event(s), %d hypothesis(es), %s' % (
+                model['incident']['severity'], len(timeline['lanes']), timeline['finding_events'], len(model['hypotheses']),
+                ('post-mortem %s' % model['postmortem']['file']) if model['postmortem']['file'] else 'no post-mortem yet'))
+        return result

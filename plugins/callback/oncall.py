@@ -1,0 +1,270 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: oncall
+type: stdout
+short_description: The on-call console - only what a responder needs at 3 a.m.
+description:
+  - A stdout callback for the playbooks of this collection. On success it prints only the incident id and severity
+    (and every severity change), each phase (play) as it starts and how long it took, every finding that is not ok
+    the moment it is recorded, the diagnosis, the messages written or sent, the plan / verification text of the
+    remediation playbooks, and at the end the incident directory and the exact next command. No C(ok:) or
+    C(skipping:) lines.
+  - Failed tasks (unless their errors are ignored) and unreachable hosts are shown in full, with their task banner,
+    exactly as the default callback shows them. The C(PLAY RECAP) is kept.
+  - With C(-v) or more it behaves exactly like the default callback.
+  - Under ansible-runner and AWX it runs wrapped by C(awx_display) (set C(ANSIBLE_STDOUT_CALLBACK) for the job,
+    see docs/awx.md); the job output is these same lines.
+  - The collection's C(ansible.cfg) makes it the stdout callback; C(ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default)
+    brings back the full output for one run.
+version_added: 0.2.0
+author: sre.incident_response contributors
+extends_documentation_fragment:
+  - default_callback
+  - result_format_callback
+requirements:
+  - Set as the stdout callback (C(stdout_callback = sre.incident_response.oncall) in ansible.cfg or C(ANSIBLE_STDOUT_CALLBACK)).
+options:
+  oncall_max_chars:
+    description: Longest summary printed for a finding or a hypothesis (longer ones end in C(...)); 0 prints them whole.
+    type: int
+    default: 220
+    env:
+      - name: SRE_ONCALL_MAX_CHARS
+    ini:
+      - section: sre_incident_oncall
+        key: max_chars
+  oncall_hypotheses:
+    description: How many ranked hypotheses of a diagnosis to print.
+    type: int
+    default: 3
+    env:
+      - name: SRE_ONCALL_HYPOTHESES
+    ini:
+      - section: sre_incident_oncall
+        key: hypotheses
+  oncall_messages_from:
+    description:
+      - Names (shell patterns) of debug tasks whose message is printed; the messages of other debug tasks are left
+        to C(-v). The default covers the collection's plans, verifications, refusals and reports.
+    type: list
+    elements: str
+    default:
+      - Recommend the rollback
+      - Show the plan of *
+      - Say that this run only planned
+      - Report the verification
+      - Say that this approval already *
+      - Show the post-mortem
+      - Show the report
+      - Commander's checklist
+      - Show the runbooks
+    env:
+      - name: SRE_ONCALL_MESSAGES_FROM
+    ini:
+      - section: sre_incident_oncall
+        key: messages_from
+  oncall_show_ok_findings:
+    description: Print ok findings too (by default only warn, crit and unknown ones).
+    type: bool
+    default: false
+    env:
+      - name: SRE_ONCALL_SHOW_OK_FINDINGS
+    ini:
+      - section: sre_incident_oncall
+        key: show_ok_findings
+  oncall_clock:
+    description: Print the UTC time of day beside each phase.
+    type: bool
+    default: true
+    env:
+      - name: SRE_ONCALL_CLOCK
+    ini:
+      - section: sre_incident_oncall
+        key: clock
+'''
+
+import os
+import time
+
+from ansible import constants as C
+from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
+
+from ansible_collections.sre.incident_response.plugins.module_utils.console import Console
+
+STYLES = {
+    'phase': C.COLOR_HIGHLIGHT,
+    'info': None,
+    'ok': C.COLOR_OK,
+    'warn': C.COLOR_WARN,
+    'crit': C.COLOR_ERROR,
+    'unknown': C.COLOR_SKIP,
+    'next': C.COLOR_CHANGED,
+}
+
+
+def _task(result):
+    return getattr(result, 'task', None) or getattr(result, '_task', None)
+
+
+def _data(result):
+    data = getattr(result, 'result', None)
+    if data is None:
+        data = getattr(result, '_result', None)
+    return data if isinstance(data, dict) else {}
+
+
+class CallbackModule(DefaultCallbackModule):
+    """The default callback with a compact success path; failures and -v go to the default's code."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = 'stdout'
+    CALLBACK_NAME = 'sre.incident_response.oncall'
+
+    def __init__(self, *args, **kwargs):
+        super(CallbackModule, self).__init__(*args, **kwargs)
+        self.console = None
+        self._clock = True
+
+    def set_options(self, task_keys=None, var_options=None, direct=None):
+        super(CallbackModule, self).set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        self._clock = bool(self.get_option('oncall_clock'))
+        self.console = Console(max_chars=self.get_option('oncall_max_chars'),
+                               hypotheses=self.get_option('oncall_hypotheses'),
+                               messages_from=self.get_option('oncall_messages_from'),
+                               show_ok=self.get_option('oncall_show_ok_findings'), cwd=os.getcwd())
+
+    @property
+    def compact(self):
+        return self._display.verbosity < 1
+
+    def _emit(self, lines):
+        for text, style in lines:
+            self._display.display(text, color=STYLES.get(style))
+
+    def _ensure(self):
+        if self.console is None:
+            self.set_options()
+
+    # --- phases ------------------------------------------------------------------------------------
+
+    def v2_playbook_on_start(self, playbook):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_start(playbook)
+        self._ensure()
+        return None
+
+    def v2_playbook_on_play_start(self, play):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_play_start(play)
+        self._ensure()
+        self._play = play
+        clock = time.strftime('%H:%M:%SZ', time.gmtime()) if self._clock else ''
+        self._emit(self.console.play_start(play.get_name().strip(), time.monotonic(), clock))
+        return None
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_task_start(task, is_conditional)
+        # The banner is printed only when a failure or an unreachable host needs it.
+        self._last_task_name = task.get_name().strip()
+        return None
+
+    def v2_playbook_on_handler_task_start(self, task):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_handler_task_start(task)
+        self._task_type_cache[task._uuid] = 'RUNNING HANDLER'  # pylint: disable=protected-access
+        self._last_task_name = task.get_name().strip()
+        return None
+
+    def v2_playbook_on_include(self, included_file):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_include(included_file)
+        return None
+
+    def v2_playbook_on_no_hosts_matched(self):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_no_hosts_matched()
+        self._emit([('   no hosts matched', 'warn')])
+        return None
+
+    # --- results -----------------------------------------------------------------------------------
+
+    def _ok(self, result):
+        self._ensure()
+        task = _task(result)
+        self._emit(self.console.result(task.get_name().strip() if task else '', getattr(task, 'action', ''),
+                                       _data(result)))
+
+    def v2_runner_on_ok(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_on_ok(result)
+        self._ok(result)
+        return None
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        if not self.compact or not ignore_errors:
+            return super(CallbackModule, self).v2_runner_on_failed(result, ignore_errors=ignore_errors)
+        # An ignored error is handled by the play (probes turn it into an unknown finding): not news.
+        return None
+
+    def v2_runner_on_skipped(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_on_skipped(result)
+        return None
+
+    def v2_runner_item_on_ok(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_item_on_ok(result)
+        self._ok(result)
+        return None
+
+    def v2_runner_item_on_skipped(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_item_on_skipped(result)
+        return None
+
+    def v2_runner_item_on_failed(self, result):
+        return super(CallbackModule, self).v2_runner_item_on_failed(result)
+
+    def v2_runner_on_unreachable(self, result):
+        return super(CallbackModule, self).v2_runner_on_unreachable(result)
+
+    def v2_runner_retry(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_retry(result)
+        return None
+
+    def v2_runner_on_async_poll(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_on_async_poll(result)
+        return None
+
+    def v2_runner_on_async_ok(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_runner_on_async_ok(result)
+        return None
+
+    def v2_on_file_diff(self, result):
+        if not self.compact:
+            return super(CallbackModule, self).v2_on_file_diff(result)
+        return None
+
+    def v2_playbook_on_notify(self, handler, host):
+        if not self.compact:
+            return super(CallbackModule, self).v2_playbook_on_notify(handler, host)
+        return None
+
+    # --- the end -----------------------------------------------------------------------------------
+
+    def v2_playbook_on_stats(self, stats):
+        if self.compact:
+            self._ensure()
+            self._emit(self.console.finish(time.monotonic()))
+        return super(CallbackModule, self).v2_playbook_on_stats(stats)

@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The on-call console: task results in, the few lines a responder needs at 3 a.m. out.
+
+Pure logic behind the ``sre.incident_response.oncall`` stdout callback (plugins/callback/oncall.py), so that it can
+be tested on recorded events. Each method takes plain data (a play name, a task's name/action and its result
+dict) and returns the lines to print as ``(text, style)`` tuples; ``style`` is one of ``phase``, ``info``, ``ok``,
+``warn``, ``crit``, ``unknown``, ``next`` and maps to a colour in the callback.
+
+What it prints: the incident id and severity (and every severity change), each phase (play) as it starts and
+how long it took, every finding that is not ok the moment it is recorded, the diagnosis, messages written or
+sent, the text of the debug tasks meant for the responder (``messages_from``: plans, verifications, refusals),
+and at the end the incident directory and the exact next command.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import fnmatch
+
+STATUS_ORDER = {'crit': 0, 'warn': 1, 'unknown': 2, 'ok': 3}
+
+# Debug tasks of the collection whose text is for the responder; the rest of the debug output is repeated
+# by the console itself (the incident, findings, diagnosis and messages) or is detail for -v.
+DEFAULT_MESSAGES_FROM = (
+    'Recommend the rollback',
+    'Show the plan of *',
+    'Say that this run only planned',
+    'Report the verification',
+    'Say that this approval already *',
+    'Show the post-mortem',
+    'Show the report',
+    "Commander's checklist",
+    'Show the runbooks',
+)
+
+# The comms role's report (its delivery task is no_log): one line per message file and the delivery outcome.
+COMMS_REPORT_TASK = 'Show the messages and their delivery'
+
+
+def _one_line(text, limit):
+    text = ' '.join(str(text if text is not None else '').split())
+    if limit and len(text) > limit:
+        return text[:max(limit - 3, 1)].rstrip() + '...'
+    return text
+
+
+def _seconds(value):
+    if value < 60:
+        return '%.1f s' % value
+    return '%d min %02d s' % (int(value) // 60, int(value) % 60)
+
+
+def _is_finding(item):
+    return isinstance(item, dict) and 'check' in item and 'status' in item
+
+
+class Console(object):
+    """State of one run: the incident, the current phase, what was already printed."""
+
+    def __init__(self, max_chars=220, hypotheses=3, messages_from=DEFAULT_MESSAGES_FROM, show_ok=False, cwd=None):
+        self.max_chars = int(max_chars or 0)
+        self.hypotheses = max(int(hypotheses), 1)
+        self.messages_from = list(messages_from or [])
+        self.show_ok = bool(show_ok)
+        self.cwd = cwd  # paths below it are printed relative to it
+        self.incident_id = None
+        self.severity = None
+        self.incident_path = None
+        self.phase = None
+        self.phase_started = None
+        self.phase_count = 0
+        self.next_command = None
+        self.healthy = None
+        self._printed_findings = set()
+        self._last_diagnosis = None
+        self._printed_messages = set()
+
+    # --- phases ----------------------------------------------------------------------------------
+
+    def play_start(self, name, now, clock=''):
+        lines = self.play_end(now)
+        self.phase = name or 'unnamed play'
+        self.phase_started = now
+        self.phase_count += 1
+        lines.append(('== %s%s' % (self.phase, ('  [%s]' % clock) if clock else ''), 'phase'))
+        return lines
+
+    def play_end(self, now):
+        if self.phase is None:
+            return []
+        took = max(now - self.phase_started, 0.0)
+        self.phase = None
+        return [('   done in %s' % _seconds(took), 'info')]
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def result(self, task_name, action, data):
+        """An ok (or changed) task result; returns the lines it deserves (most results deserve none)."""
+        if not isinstance(data, dict):
+            return []
+        action = str(action or '')
+        short = action.rsplit('.', 1)[-1]
+        task_name = str(task_name or '').split(' : ', 1)[-1]  # 'role : task' -> 'task'
+        lines = []
+        lines.extend(self._incident(data))
+        if short == 'finding' and isinstance(data.get('findings'), list) and data.get('recorded', True):
+            lines.extend(self._findings(data['findings']))
+        if isinstance(data.get('diagnosis'), dict):
+            lines.extend(self._diagnosis(data['diagnosis']))
+        if short == 'comms_deliver' and isinstance(data.get('messages'), list):
+            lines.extend(self._comms(data))
+        if short == 'debug' and str(task_name or '') == COMMS_REPORT_TASK:
+            lines.extend(self._comms_report(data.get('msg')))
+        elif short == 'debug' and self._wanted(task_name):
+            lines.extend(self._debug(data))
+        return lines
+
+    def _incident(self, data):
+        facts = data.get('ansible_facts') if isinstance(data.get('ansible_facts'), dict) else {}
+        incident = facts.get('incident') if isinstance(facts.get('incident'), dict) else None
+        if facts.get('incident_path'):
+            self.incident_path = str(facts['incident_path'])
+        if not incident or not incident.get('id'):
+            return []
+        lines = []
+        severity = incident.get('severity')
+        if incident.get('id') != self.incident_id:
+            self.incident_id = str(incident['id'])
+            self.severity = severity
+            commander = incident.get('commander')
+            lines.append(('   INCIDENT %s  %s  %s%s' % (
+                self.incident_id, severity or 'SEV?', _one_line(incident.get('title') or '', 80),
+                ('  commander %s' % _one_line(commander, 60)) if commander else ''), 'crit' if severity in ('SEV1', 'SEV2') else 'warn'))
+        elif severity and severity != self.severity:
+            lines.append(('   SEVERITY %s -> %s' % (self.severity or 'SEV?', severity), 'crit'))
+            self.severity = severity
+        return lines
+
+    def _findings(self, findings):
+        lines = []
+        for item in sorted((f for f in findings if _is_finding(f)),
+                           key=lambda f: (STATUS_ORDER.get(f.get('status'), 9), str(f.get('host')), str(f.get('check')))):
+            status = str(item.get('status'))
+            if status == 'ok' and not self.show_ok:
+                continue
+            summary = _one_line(item.get('summary'), self.max_chars)
+            seen = (item.get('host'), item.get('check'), status, summary)
+            if seen in self._printed_findings:
+                continue
+            self._printed_findings.add(seen)
+            lines.append(('   %-7s %s/%s: %s' % (status.upper(), item.get('host'), item.get('check'), summary),
+                          status if status in STATUS_ORDER else 'unknown'))
+        return lines
+
+    def _diagnosis(self, doc):
+        hyps = [h for h in (doc.get('hypotheses') or []) if isinstance(h, dict)][:self.hypotheses]
+        self.healthy = doc.get('healthy')
+        shown = (doc.get('summary'), tuple((h.get('pattern'), h.get('confidence'), h.get('first_action')) for h in hyps))
+        if shown == self._last_diagnosis:
+            return []
+        self._last_diagnosis = shown
+        if doc.get('healthy') is True:
+            self.next_command = None
+            return [('   HEALTHY: %s' % _one_line(doc.get('summary'), self.max_chars), 'ok')]
+        lines = []
+        if doc.get('affected_services'):
+            lines.append(('   AFFECTED %s' % ', '.join(str(s) for s in doc['affected_services']), 'info'))
+        if not hyps:
+            lines.append(('   DIAGNOSIS %s' % _one_line(doc.get('summary') or 'no quick-reference pattern matched',
+                                                        self.max_chars), 'warn'))
+            return lines
+        for rank, hyp in enumerate(hyps, 1):
+            lines.append(('   DIAGNOSIS %d. %s (confidence %.2f): %s' % (
+                rank, hyp.get('pattern'), float(hyp.get('confidence') or 0), _one_line(hyp.get('likely_cause'), self.max_chars)),
+                'crit' if rank == 1 else 'warn'))
+            evidence = hyp.get('evidence') or []
+            if evidence:
+                lines.append(('      evidence: %s' % ', '.join(str(e) for e in evidence), 'info'))
+        top = hyps[0]
+        if top.get('first_action'):
+            self.next_command = str(top['first_action'])
+            lines.append(('   NEXT %s' % self.next_command, 'next'))
+        return lines
+
+    def _comms(self, data):
+        lines = []
+        outcome = []
+        for d in data.get('deliveries') or []:
+            if not isinstance(d, dict):
+                continue
+            outcome.append('%s %s' % (d.get('target'), 'skipped' if d.get('skipped') else ('ok' if d.get('ok') else 'FAILED')))
+        for msg in data['messages']:
+            if not isinstance(msg, dict):
+                continue
+            key = msg.get('path')
+            if key in self._printed_messages:
+                continue
+            self._printed_messages.add(key)
+            lines.append(('   MESSAGE %s (%s) to %s: %s' % (
+                msg.get('kind'), msg.get('status') or '-', data.get('channel') or '-', ', '.join(outcome) or 'file only'),
+                'warn' if any(o.endswith('FAILED') for o in outcome) else 'info'))
+        return lines
+
+    def _comms_report(self, msg):
+        lines = []
+        for line in (msg if isinstance(msg, list) else str(msg or '').splitlines()):
+            line = str(line)
+            if line.startswith('(') and line.endswith(')'):
+                path = line[1:-1]
+                if path in self._printed_messages:
+                    continue
+                self._printed_messages.add(path)
+                lines.append(('   MESSAGE %s' % path.rsplit('/', 1)[-1], 'info'))
+            elif line.startswith('Channel '):
+                lines.append(('   %s' % _one_line(line, self.max_chars), 'warn' if 'FAILED' in line else 'info'))
+        return lines
+
+    def _wanted(self, task_name):
+        name = str(task_name or '')
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.messages_from)
+
+    def _debug(self, data):
+        msg = data.get('msg')
+        if msg is None:
+            return []
+        items = msg if isinstance(msg, list) else [msg]
+        lines = []
+        for item in items:
+            for line in str(item).splitlines() or ['']:
+                lines.append(('   %s' % line, 'info'))
+        return lines
+
+    # --- the end ---------------------------------------------------------------------------------
+
+    def finish(self, now):
+        lines = self.play_end(now)
+        if not self.incident_id:
+            return lines
+        lines.append(('', 'info'))
+        path = self.incident_path
+        if path and self.cwd and path.startswith(self.cwd.rstrip('/') + '/'):
+            path = path[len(self.cwd.rstrip('/')) + 1:]
+        lines.append(('%s  %s%s' % (self.incident_id, self.severity or 'SEV?', ('  files: %s' % path) if path else ''), 'phase'))
+        if self.next_command:
+            lines.append(('NEXT %s' % self.next_command, 'next'))
+        return lines
