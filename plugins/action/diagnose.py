@@ -33,6 +33,7 @@ def _relative(path, cwd):
 def build_context(args, task_vars, cwd):
     services = args.get('services') or {}
     backends, endpoints, backend_service, tls_service, backend_services, critical_paths = [], [], None, None, [], []
+    backend_identities = []
     for host, items in sorted(services.items()):
         for svc in items or []:
             if not isinstance(svc, dict):
@@ -44,6 +45,10 @@ def build_context(args, task_vars, cwd):
                 backend_service = backend_service or svc.get('name')
                 if svc.get('name') and svc.get('name') not in backend_services:
                     backend_services.append(svc.get('name'))
+                deploy = svc.get('deploy') if isinstance(svc.get('deploy'), dict) else {}
+                for ident in (svc.get('name'), deploy.get('container'), deploy.get('unit')):
+                    if ident and str(ident) not in backend_identities:
+                        backend_identities.append(str(ident))
                 endpoints.extend(p for p in (svc.get('endpoints') or []) if p not in endpoints)
                 critical_paths.extend(p for p in (svc.get('critical_paths') or []) if p not in critical_paths)
             elif kind == 'proxy':
@@ -61,6 +66,7 @@ def build_context(args, task_vars, cwd):
         'endpoints': endpoints,
         'backend_service': backend_service,
         'backend_services': backend_services,
+        'backend_identities': backend_identities,
         'critical_paths': critical_paths,
         'tls_service': tls_service,
         'inventory': inventory,

@@ -173,12 +173,16 @@ class Commands(object):
             parts += ['-i', shell_quote(self.inventory)]
         return parts
 
-    def remediate(self, action, service, apply=False):
+    def remediate(self, action, service, apply=False, extra=None):
         parts = self._base('remediate.yml') + ['-e', 'action=%s' % action]
         if self.incident_id:
             parts += ['-e', 'incident_id=%s' % shell_quote(self.incident_id)]
         if service:
             parts += ['-e', 'service=%s' % shell_quote(service)]
+        for name, value in extra or ():
+            if isinstance(value, (list, tuple)):
+                value = ','.join(str(v) for v in value)
+            parts += ['-e', '%s=%s' % (name, shell_quote(str(value)))]
         if apply:
             parts += ['-e', 'apply=true', '-e', 'approved_by=<approver>', '-e', "approval_reason='<reason or change ref>'"]
         return ' '.join(parts)
@@ -369,10 +373,88 @@ def rule_slow_responses(findings, ctx, cmd):
     return out
 
 
+def is_backend_session(application_name, ctx):
+    """Does a session's application_name belong to one of the backend services of the inventory?
+
+    It matches a backend service name, container or unit exactly, or up to a prefix ending in '-'
+    (container 'lab2-app-backend' runs 'app-backend'; 'app-backend' is service 'backend').
+    """
+    app = str(application_name or '').strip().lower()
+    if not app:
+        return False
+    for ident in ctx.get('backend_identities') or ctx.get('backend_services') or [ctx.get('backend_service') or 'backend']:
+        ident = str(ident or '').strip().lower()
+        if ident and (app == ident or ident.endswith('-' + app) or app.endswith('-' + ident)):
+            return True
+    return False
+
+
+def connection_holders(finding, ctx):
+    """(foreign, own): holders of idle-in-transaction sessions past the threshold, not the backend's / the backend's."""
+    foreign, own = [], []
+    for holder in _ev(finding).get('holders') or []:
+        if not isinstance(holder, dict) or not holder.get('past_threshold'):
+            continue
+        (own if is_backend_session(holder.get('application_name'), ctx) else foreign).append(holder)
+    return foreign, own
+
+
+def _kill_foreign_extra(foreign, own, finding):
+    names = sorted({h.get('application_name') for h in foreign})
+    roles = sorted({h.get('role') for h in foreign if h.get('role')})
+    extra = [('pg_terminate_states', 'idle in transaction'), ('pg_terminate_roles', roles)]
+    if all(names):
+        extra.append(('pg_terminate_application_names', names))
+    else:
+        extra.append(('pg_terminate_exclude_application_names', sorted({h.get('application_name') for h in own})))
+    threshold = _ev(finding).get('idle_in_transaction_threshold_s')
+    if threshold is not None:
+        extra.append(('pg_terminate_min_age', int(float(threshold))))
+    return extra
+
+
+def flush_cannot_free_enough(finding):
+    """A text naming what fills Redis when flushing every evictable key would still leave it above the warn level."""
+    ev = _ev(finding)
+    rows = ev.get('top_prefixes')
+    try:
+        used, maxmem, evictable = int(ev['used_memory']), int(ev['maxmemory']), int(ev['evictable_est_bytes'])
+        limit = maxmem * float(ev.get('memory_warn_pct') or 90) / 100.0
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not rows or maxmem <= 0 or used - evictable < limit:
+        return None
+    return 'flushing the evictable keys frees ~%s of %s used; top prefixes %s' % (
+        classify_bytes(evictable), classify_bytes(used),
+        ', '.join('%s %s (%s)' % (r.get('prefix'), classify_bytes(r.get('est_bytes')), r.get('marked')) for r in rows[:3]))
+
+
+def classify_bytes(num):
+    num = float(num or 0)
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if abs(num) < 1024 or unit == 'GiB':
+            return ('%d %s' % (num, unit)) if unit == 'B' else ('%.1f %s' % (num, unit))
+        num /= 1024.0
+
+
 def rule_gradual_degradation(findings, ctx, cmd):
     out = []
     conns = _bad(findings, 'pg.connections')
-    if conns:
+    foreign, own = connection_holders(conns[0], ctx) if conns else ([], [])
+    if conns and foreign and sum(h['past_threshold'] for h in foreign) >= sum(h['past_threshold'] for h in own):
+        service = _service(conns, 'db')
+        who = ', '.join('%s (role %s, %s) %d idle in transaction, oldest %d s' % (
+            h.get('application_name') or '(no application_name)', h.get('role'), h.get('client_addr') or 'local socket',
+            h.get('past_threshold'), h.get('oldest_s') or 0) for h in foreign[:3])
+        extra = _kill_foreign_extra(foreign, own, conns[0])
+        out.append(_hypothesis(
+            'gradual_degradation', 'Connection slots held by sessions that are not the backend\'s: %s' % who,
+            conns + _bad(findings, 'health.endpoint', 'app.errors'), 0.9 if conns[0].get('status') == 'crit' else 0.75,
+            cmd.remediate('kill_query', service, extra=extra),
+            then='Restarting the backend frees none of these; end the idle transactions: %s; then find the client '
+                 'that leaks them' % cmd.remediate('kill_query', service, apply=True, extra=extra),
+            service=service, action='kill_query'))
+    elif conns:
         backend = ctx.get('backend_service') or 'backend'
         symptoms = [f for f in _bad(findings, 'health.endpoint', 'app.errors')]
         out.append(_hypothesis(
@@ -383,7 +465,18 @@ def rule_gradual_degradation(findings, ctx, cmd):
                  % cmd.remediate('restart', backend, apply=True),
             service=backend, action='restart'))
     mem = _bad(findings, 'redis.memory')
-    if mem:
+    short = flush_cannot_free_enough(mem[0]) if mem else None
+    if mem and short:
+        service = _service(mem, 'redis')
+        out.append(_hypothesis(
+            'gradual_degradation', 'Redis full of keys no evictable pattern marks: %s' % short,
+            mem + _bad(findings, 'redis.keyspace', 'app.errors'), 0.85 if mem[0].get('status') == 'crit' else 0.65,
+            cmd.remediate('raise_maxmemory', service),
+            then='Flushing the evictable keys cannot free enough and unmarked keys are never deleted; raise maxmemory '
+                 'within the host\'s free memory: %s; then find the writer of the top prefix'
+                 % cmd.remediate('raise_maxmemory', service, apply=True),
+            service=service, action='raise_maxmemory'))
+    elif mem:
         service = _service(mem, 'redis')
         out.append(_hypothesis(
             'gradual_degradation', 'Redis memory exhausted (maxmemory reached, writes refused): %s' % mem[0].get('summary'),

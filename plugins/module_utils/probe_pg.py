@@ -111,6 +111,27 @@ def evaluate_connectivity(host, service, server, latency_ms, error=None):
                     'in_recovery': server.get('in_recovery')})
 
 
+def connection_holders(clients, idle_tx_seconds):
+    """Who holds the connections: one row per (application_name, role, client address, state), most first.
+
+    count, oldest_s (age in that state) and past_threshold (idle in transaction longer than idle_tx_seconds).
+    """
+    groups = {}
+    for a in clients:
+        state = a.get('state') or 'unknown'
+        ident = (a.get('application_name') or '', a.get('usename') or '?', a.get('client_addr') or '', state)
+        row = groups.setdefault(ident, {'application_name': ident[0], 'role': ident[1], 'client_addr': ident[2],
+                                        'state': state, 'count': 0, 'oldest_s': 0, 'past_threshold': 0, 'pids': []})
+        age = a.get('state_age_s') or 0
+        row['count'] += 1
+        row['oldest_s'] = int(max(row['oldest_s'], age))
+        if state.startswith('idle in transaction') and age >= idle_tx_seconds:
+            row['past_threshold'] += 1
+        if len(row['pids']) < 10:
+            row['pids'].append(a.get('pid'))
+    return sorted(groups.values(), key=lambda r: (-r['count'], r['application_name'], r['role'], r['state']))
+
+
 def evaluate_connections(host, service, server, activity, t):
     """pg.connections: client connections by state vs max_connections, idle in transaction."""
     clients = _client(activity)
@@ -139,10 +160,16 @@ def evaluate_connections(host, service, server, activity, t):
         summary = '%d of %d connections idle in transaction (oldest %d s, pid %s %s); %s' % (
             len(idle_tx), total, oldest_idle_tx, worst_tx.get('pid'), _who(worst_tx), summary)
     top_apps = sorted(by_app.items(), key=lambda kv: -kv[1])[:5]
-    if top_apps and status != 'ok':
-        summary += '; top: %s' % ', '.join('%s %d' % (k, v) for k, v in top_apps[:3])
+    holders = connection_holders(clients, t['idle_in_transaction_warn_seconds'])
+    if holders and status != 'ok':
+        summary += '; held by: %s' % ', '.join(
+            '%s (role %s, %s) %d %s, oldest %d s' % (h['application_name'] or '(no application_name)', h['role'],
+                                                     h['client_addr'] or 'local socket', h['count'], h['state'],
+                                                     h['oldest_s'])
+            for h in holders[:3])
     evidence = {
         'max_connections': max_conn, 'reserved_connections': (server or {}).get('reserved_connections'),
+        'holders': holders[:10], 'idle_in_transaction_threshold_s': t['idle_in_transaction_warn_seconds'],
         'total': total, 'used_pct': used_pct, 'by_state': by_state, 'by_user_application': dict(top_apps),
         'idle_in_transaction': [{'pid': a.get('pid'), 'user': a.get('usename'), 'application': a.get('application_name'),
                                  'idle_s': round(a.get('state_age_s') or 0, 1), 'xact_age_s': round(a.get('xact_age_s') or 0, 1),

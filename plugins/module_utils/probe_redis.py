@@ -34,6 +34,49 @@ def collect(client, slowlog_count=10):
     return data
 
 
+def _prefix(key):
+    """The key's namespace: everything before its last ':' segment ('report:snapshot:17' -> 'report:snapshot:*')."""
+    key = key.decode('utf-8', 'replace') if isinstance(key, bytes) else str(key)
+    return (key.rsplit(':', 1)[0] + ':*') if ':' in key else '(no prefix)'
+
+
+def sample_prefixes(client, max_keys=1000, batch=250):
+    """A bounded SCAN + MEMORY USAGE sample: {key_prefix: [keys, bytes]} and how many keys were sampled."""
+    sizes, sampled, cursor, keys = {}, 0, 0, []
+    while sampled < max_keys:
+        cursor, chunk = client.scan(cursor=cursor, count=batch)
+        keys = list(chunk)[:max_keys - sampled]
+        if keys:
+            pipe = client.pipeline(transaction=False)
+            for k in keys:
+                pipe.memory_usage(k, samples=0)
+            for k, size in zip(keys, pipe.execute()):
+                row = sizes.setdefault(_prefix(k), [0, 0])
+                row[0] += 1
+                row[1] += int(size or 0)
+            sampled += len(keys)
+        if int(cursor) == 0:
+            break
+    return sizes, sampled
+
+
+def top_prefixes(sizes, sampled, total_keys, evictable=None, protected=None, limit=8):
+    """(top prefixes by memory, estimated for the whole keyspace and marked by the patterns; evictable bytes of all)."""
+    from ansible_collections.sre.incident_response.plugins.module_utils.remediation import redis_glob_to_regex
+    evict = [redis_glob_to_regex(x) for x in evictable or []]
+    prot = [redis_glob_to_regex(x) for x in protected or []]
+    scale = (float(total_keys) / sampled) if sampled and total_keys and total_keys > sampled else 1.0
+    rows = []
+    for prefix, (count, size) in sizes.items():
+        probe = prefix[:-1] + 'x' if prefix.endswith('*') else prefix
+        marked = 'protected' if any(r.match(probe) for r in prot) else (
+            'evictable' if any(r.match(probe) for r in evict) else 'unmarked')
+        rows.append({'prefix': prefix, 'sampled_keys': count, 'sampled_bytes': size,
+                     'est_keys': int(count * scale), 'est_bytes': int(size * scale), 'marked': marked})
+    rows.sort(key=lambda r: (-r['est_bytes'], r['prefix']))
+    return rows[:limit], sum(r['est_bytes'] for r in rows if r['marked'] == 'evictable')
+
+
 def evaluate_connectivity(host, service, data, error=None):
     if error:
         return finding('redis.connectivity', host, service, 'crit', 'cannot connect: %s' % error, {'error': error})

@@ -31,9 +31,11 @@ ACTIONS = {
     'flush_keys': {'role': 'redis_evict', 'class': 'evict'},
     'apply_cert': {'role': 'tls_cert', 'class': 'replace'},
     'clean_disk': {'role': 'disk_cleanup', 'class': 'delete'},
+    'raise_maxmemory': {'role': 'redis_maxmemory', 'class': 'resize'},
 }
 DESTRUCTIVE_CLASSES = ('terminate', 'evict', 'delete')
-DEFAULT_BUDGET = {'rollback': 2, 'restart': 3, 'kill_query': 5, 'flush_keys': 3, 'apply_cert': 2, 'clean_disk': 5}
+DEFAULT_BUDGET = {'rollback': 2, 'restart': 3, 'kill_query': 5, 'flush_keys': 3, 'apply_cert': 2, 'clean_disk': 5,
+                  'raise_maxmemory': 2}
 
 
 def is_destructive(action):
@@ -276,6 +278,30 @@ def hostname_matches(hostname, names):
             if host.endswith(suffix) and '.' not in host[:-len(suffix)] and host[:-len(suffix)]:
                 return True
     return False
+
+
+def maxmemory_plan(used, maxmemory, available, target_used_percent=75.0, max_free_fraction=0.5):
+    """The maxmemory at which `used` is `target_used_percent` of it (MiB-rounded), and whether the host has room.
+
+    Never lowers maxmemory; the increase must fit in max_free_fraction of the host's available memory
+    (unknown available memory does not fit: the plan cannot promise the host survives it).
+    """
+    mib = 1024 * 1024
+    new = int(-(-int(used) * 100 // int(max(1, target_used_percent * 100)) * 100 // mib) * mib)
+    new = max(new, int(maxmemory or 0))
+    increase = new - int(maxmemory or 0)
+    needed = increase > 0 and int(maxmemory or 0) > 0
+    if not maxmemory:
+        line = 'maxmemory is not set (no limit): nothing to raise'
+        return {'new': int(maxmemory or 0), 'needed': False, 'fits': True, 'increase': 0, 'line': line}
+    room = None if available is None else int(available * max_free_fraction)
+    fits = not needed or (room is not None and increase <= room)
+    line = '%s maxmemory %s -> %s (used %s = %d %% of the new limit); host memory available %s, %s' % (
+        'raise' if needed else 'keep', human_bytes(maxmemory), human_bytes(new), human_bytes(used),
+        round(100.0 * used / new) if new else 0, human_bytes(available) if available is not None else 'unknown',
+        ('the increase of %s fits within %d %% of it' % (human_bytes(increase), round(max_free_fraction * 100))) if fits
+        else ('the increase of %s does NOT fit within %d %% of it' % (human_bytes(increase), round(max_free_fraction * 100))))
+    return {'new': new, 'needed': needed, 'fits': fits, 'increase': increase, 'line': line}
 
 
 def human_bytes(num):

@@ -7,6 +7,12 @@ Only regular files under the configured roots, never through a symlink, never ac
 mount point; rotated logs and temp files older than N days are deleted, unless a process
 holds them open (then they are truncated, or deleting would free nothing); active log files
 that a process holds open are truncated when they exceed a size, never deleted.
+
+Files deleted while a process still holds them open (what ``lsof +L1`` lists) keep their space
+until the last descriptor closes, and no directory walk finds them: ``deleted_open()`` finds
+them through ``/proc/*/fd`` (host processes and containers' processes alike, on the file systems
+of the roots); a log or temp file by name is truncated through ``/proc/PID/fd/N``, anything
+else is reported with a recommendation to restart its holder, never truncated.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +21,7 @@ __metaclass__ = type
 
 import fnmatch
 import os
+import re
 import stat
 
 FORBIDDEN_ROOTS = ('/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib64', '/proc', '/root', '/run',
@@ -65,6 +72,71 @@ def open_files(proc='/proc'):
             if stat.S_ISREG(st.st_mode):
                 held.setdefault((st.st_dev, st.st_ino), []).append(int(pid))
     return held
+
+
+def _container_of(pid, proc='/proc'):
+    """The container id (12 characters) a process runs in, from its cgroup, or None on the host."""
+    try:
+        with open(os.path.join(proc, str(pid), 'cgroup')) as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        return None
+    match = re.search(r'(?:docker-|/docker/|containerd-|/libpod-|libpod-)([0-9a-f]{64})', text)
+    return match.group(1)[:12] if match else None
+
+
+def _comm(pid, proc='/proc'):
+    try:
+        with open(os.path.join(proc, str(pid), 'comm')) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return '?'
+
+
+def deleted_open(devices, rotated, temp, active, proc='/proc'):
+    """Unlinked regular files still held open, on the given st_dev values (one entry per file).
+
+    [{pid, fd, fd_path, process, container, path, size, kind, action, held_by}] where action is
+    'truncate' (a log or temp file by name) or 'restart_holder' (truncating it could corrupt it).
+    """
+    found = {}
+    try:
+        pids = sorted((d for d in os.listdir(proc) if d.isdigit()), key=int)
+    except OSError:
+        return []
+    for pid in pids:
+        fd_dir = os.path.join(proc, pid, 'fd')
+        try:
+            fds = sorted(os.listdir(fd_dir), key=lambda x: int(x) if x.isdigit() else -1)
+        except OSError:
+            continue
+        for fd in fds:
+            fd_path = os.path.join(fd_dir, fd)
+            try:
+                target = os.readlink(fd_path)
+            except OSError:
+                continue
+            if not target.endswith(' (deleted)') or not target.startswith('/'):
+                continue
+            try:
+                st = os.stat(fd_path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 0 or st.st_dev not in devices:
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if ident in found:
+                if int(pid) not in found[ident]['held_by']:
+                    found[ident]['held_by'].append(int(pid))
+                continue
+            path = target[:-len(' (deleted)')]
+            kind = classify(os.path.basename(path), rotated, temp, active)
+            found[ident] = {'pid': int(pid), 'fd': int(fd), 'fd_path': fd_path, 'process': _comm(pid, proc),
+                            'container': _container_of(pid, proc), 'path': path, 'size': st.st_size,
+                            'allocated': getattr(st, 'st_blocks', 0) * 512, 'kind': kind or 'other',
+                            'action': 'truncate' if kind else 'restart_holder', 'held_by': [int(pid)],
+                            'deleted': True}
+    return [f for f in found.values() if f['size'] > 0 or f['allocated'] > 0]
 
 
 def walk(root, rotated, temp, active, older_than_seconds, truncate_over, now, held):

@@ -17,6 +17,10 @@ description:
   - A file that a process holds open (found through C(/proc/*/fd)) is truncated, not deleted, because deleting it
     would free nothing; an active log file (O(active_patterns)) held open and larger than O(truncate_over) is
     truncated so the writer keeps writing to it. Active logs are never deleted.
+  - Files already deleted but still held open by a process (what C(lsof +L1) lists), on the file systems of
+    O(paths), are found through C(/proc/*/fd) (processes of the host and of its containers): a log or temp
+    file by name is truncated through C(/proc/PID/fd/N); any other file is listed in RV(recommendations) with
+    its holder to restart, never truncated.
   - Reports every file with its size and whether it is held open, the bytes freed and the file system usage
     before and after. Check mode reports and changes nothing.
 author: sre.incident_response contributors
@@ -53,6 +57,10 @@ options:
     description: Size in bytes above which an active log is truncated.
     type: int
     default: 1048576
+  deleted_open:
+    description: Also find and truncate deleted files still held open (see the description).
+    type: bool
+    default: true
   state:
     description: C(list) only, or C(absent) to delete/truncate.
     type: str
@@ -120,6 +128,19 @@ disk_after:
   type: list
   elements: dict
   sample: [{path: /var/log/app, total: 67108864, used: 1048576, free: 66060288, used_percent: 1.6}]
+deleted_open:
+  description: Deleted files still held open on the cleaned file systems, with the holder and the action.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{pid: 4242, fd: 3, fd_path: /proc/4242/fd/3, process: python3, container: 0f3c2a1b9d8e,
+            path: /var/log/app/debug-trace.log, size: 65011712, kind: active, action: truncate}]
+recommendations:
+  description: What the module will not do itself, for people (restart the holder of a deleted non-log file).
+  returned: always
+  type: list
+  elements: str
+  sample: ["restart pid 4242 (postgres, container 0f3c2a1b9d8e): it holds the deleted /data/x.db (1.0 GiB)"]
 plan:
   description: One line per file, for people.
   returned: always
@@ -147,6 +168,7 @@ def main():
             active_patterns=dict(type='list', elements='str', default=list(logic.DEFAULT_ACTIVE)),
             truncate_active=dict(type='bool', default=True),
             truncate_over=dict(type='int', default=1048576),
+            deleted_open=dict(type='bool', default=True),
             state=dict(type='str', default='list', choices=['list', 'absent']),
         ),
         supports_check_mode=True,
@@ -163,13 +185,29 @@ def main():
     for root in roots:
         files.extend(logic.walk(root, p['rotated_patterns'], p['temp_patterns'], active,
                                 p['older_than_days'] * 86400.0, p['truncate_over'], now, held))
+    deleted = []
+    if p['deleted_open']:
+        deleted = logic.deleted_open(set(os.lstat(r).st_dev for r in roots), p['rotated_patterns'], p['temp_patterns'],
+                                     p['active_patterns'])
+    fixable = [d for d in deleted if d['action'] == 'truncate']
     before = [logic.usage(r) for r in roots]
-    result = dict(changed=bool(files) and p['state'] == 'absent', files=files, bytes=sum(f['size'] for f in files),
-                  bytes_freed=0, deleted=[], truncated=[], failed=[], disk_before=before, disk_after=before, plan=[])
+    result = dict(changed=bool(files or fixable) and p['state'] == 'absent', files=files + fixable,
+                  bytes=sum(f['size'] for f in files + fixable), bytes_freed=0, deleted=[], truncated=[], failed=[],
+                  disk_before=before, disk_after=before, plan=[], deleted_open=deleted, recommendations=[])
     for f in files:
         result['plan'].append('%s %s (%s, %.2f days old, %s)' % (
             f['action'], f['path'], common.human_bytes(f['size']), f['age_days'],
             ('held open by pid %s' % ','.join(str(x) for x in f['held_by'])) if f['held_by'] else 'not open'))
+    for d in deleted:
+        holder = 'pid %d (%s%s)' % (d['pid'], d['process'], (', container %s' % d['container']) if d['container'] else ', host')
+        if d['action'] == 'truncate':
+            result['plan'].append('truncate %s (deleted, still open: %s, held by %s) through %s' % (
+                d['path'], common.human_bytes(d['size']), holder, d['fd_path']))
+        else:
+            line = ('restart %s: it holds the deleted %s (%s); not a log or temp file by name, so it is not truncated'
+                    % (holder, d['path'], common.human_bytes(d['size'])))
+            result['recommendations'].append(line)
+            result['plan'].append('NOT freed: ' + line)
     if p['state'] == 'absent' and not module.check_mode:
         for f in files:
             try:
@@ -182,6 +220,17 @@ def main():
                     result['truncated'].append(f['path'])
             except OSError as exc:
                 result['failed'].append({'path': f['path'], 'error': str(exc)})
+        for d in fixable:
+            try:
+                st = os.stat(d['fd_path'])  # the same descriptor still points at an unlinked file
+                if os.readlink(d['fd_path']) != d['path'] + ' (deleted)' or st.st_nlink != 0:
+                    continue
+                with open(d['fd_path'], 'r+b') as handle:
+                    handle.truncate(0)
+                result['truncated'].append('%s (deleted, %s)' % (d['path'], d['fd_path']))
+            except (IOError, OSError) as exc:
+                if os.path.exists(os.path.join('/proc', str(d['pid']))):
+                    result['failed'].append({'path': d['fd_path'], 'error': str(exc)})
         result['disk_after'] = [logic.usage(r) for r in roots]
         result['bytes_freed'] = max(0, sum(a['free'] for a in result['disk_after']) - sum(b['free'] for b in before))
         if result['failed']:

@@ -40,6 +40,22 @@ options:
     description: The incident window (C(15m)); only slowlog entries inside it are rated.
     type: str
     default: 15m
+  evictable_patterns:
+    description: Patterns of keys that may be evicted (the service's C(redis.evictable_patterns)); the top key
+      prefixes of a C(redis.memory) that is not ok say whether a pattern marks them C(evictable).
+    type: list
+    elements: str
+    default: []
+  protected_patterns:
+    description: Patterns of keys never evicted (C(redis.protected_patterns)), marked C(protected) in the top prefixes.
+    type: list
+    elements: str
+    default: []
+  prefix_sample_keys:
+    description: When C(redis.memory) is not ok, at most this many keys are sampled (C(SCAN) + C(MEMORY USAGE))
+      to show which key prefixes fill Redis; 0 disables the sample.
+    type: int
+    default: 1000
   thresholds:
     description: Thresholds of the findings.
     type: dict
@@ -168,6 +184,9 @@ def main():
         slowlog_count=dict(type='int', default=10),
         window=dict(type='str', default='15m'),
         thresholds=dict(type='dict', default={}, options=THRESHOLD_SPEC),
+        evictable_patterns=dict(type='list', elements='str', default=[]),
+        protected_patterns=dict(type='list', elements='str', default=[]),
+        prefix_sample_keys=dict(type='int', default=1000),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
@@ -204,14 +223,26 @@ def main():
         module.exit_json(changed=False, findings=findings, evidence_files={}, executed_commands=['PING'])
     try:
         data = probe_redis.collect(client, p['slowlog_count'])
+        info = data.get('info') or {}
+        findings = _evaluate(client, host, service, data, info, t, p)
     finally:
         client.close()
-    info = data.get('info') or {}
+    files = {'redis-info-%s.json' % service: {k: info.get(k) for k in INFO_KEYS if k in info},
+             'redis-slowlog-%s.json' % service: findings[-1]['evidence'].get('entries', [])}
+    if data['errors']:
+        files['redis-errors-%s.json' % service] = data['errors']
+    module.exit_json(changed=False, findings=findings, evidence_files=files, executed_commands=data['executed_commands'])
+
+
+def _evaluate(client, host, service, data, info, t, p):
     findings = [probe_redis.evaluate_connectivity(host, service, data)]
     if info:
         findings.append(probe_redis.evaluate_memory(host, service, info, t))
         findings.append(probe_redis.evaluate_clients(host, service, info, t))
         findings.append(probe_redis.evaluate_keyspace(host, service, info))
+        mem = findings[1]
+        if mem['status'] != 'ok' and p['prefix_sample_keys'] > 0:
+            describe_prefixes(client, mem, info, p)
     else:
         findings += [probe_redis.not_checked(c, host, service, 'INFO: %s' % data['errors'].get('INFO', 'empty'))
                      for c in ('redis.memory', 'redis.clients', 'redis.keyspace')]
@@ -219,11 +250,24 @@ def main():
         findings.append(probe_redis.not_checked('redis.slowlog', host, service, data['errors']['SLOWLOG GET']))
     else:
         findings.append(probe_redis.evaluate_slowlog(host, service, data['slowlog'], data.get('slowlog_len'), t))
-    files = {'redis-info-%s.json' % service: {k: info.get(k) for k in INFO_KEYS if k in info},
-             'redis-slowlog-%s.json' % service: findings[-1]['evidence'].get('entries', [])}
-    if data['errors']:
-        files['redis-errors-%s.json' % service] = data['errors']
-    module.exit_json(changed=False, findings=findings, evidence_files=files, executed_commands=data['executed_commands'])
+    return findings
+
+
+def describe_prefixes(client, mem, info, p):
+    """What fills Redis: the top key prefixes by memory (bounded sample) on a redis.memory that is not ok."""
+    try:
+        sizes, sampled = probe_redis.sample_prefixes(client, p['prefix_sample_keys'])
+        total = sum(int((v or {}).get('keys', 0)) for k, v in info.items() if str(k).startswith('db') and isinstance(v, dict))
+        rows, evictable = probe_redis.top_prefixes(sizes, sampled, total, p['evictable_patterns'], p['protected_patterns'])
+    except Exception as exc:  # pylint: disable=broad-except
+        mem['evidence']['top_prefixes_error'] = str(exc)[:200]
+        return
+    mem['evidence'].update(top_prefixes=rows, sampled_keys=sampled, total_keys=total,
+                           evictable_est_bytes=evictable, memory_warn_pct=p['thresholds'].get('memory_warn_pct') or 90,
+                           evictable_patterns=p['evictable_patterns'])
+    if rows:
+        mem['summary'] += '; top prefixes: %s' % ', '.join(
+            '%s %s (%s)' % (r['prefix'], probe_redis.human_bytes(r['est_bytes']), r['marked']) for r in rows[:3])
 
 
 if __name__ == '__main__':

@@ -3,6 +3,8 @@
 lock:  one 'report-job' session of the app role takes an ACCESS EXCLUSIVE lock on
        orders and runs a long query; two app sessions queue behind it (blocked);
        one analyst session runs an unrelated long query (must survive pg_terminate).
+foreign: FOREIGN_SESSIONS sessions of the app role, application_name 'batch-exporter', each
+       BEGIN; SELECT 1 and then idle in transaction (connection slots held by another client).
 """
 import os
 import sys
@@ -25,7 +27,25 @@ def session(user, password, name, statements, autocommit=False):
             return
 
 
+def foreign():
+    conns = []
+    for _ in range(int(os.environ.get("FOREIGN_SESSIONS", "30"))):
+        try:
+            conn = psycopg.connect(BASE + " user=app password=%s application_name=batch-exporter"
+                                   % os.environ["APP_DB_PASSWORD"])
+            conn.execute("SELECT 1")  # psycopg opens the transaction: idle in transaction from here on
+        except Exception as exc:  # out of slots: hold what we have
+            print("stopped opening sessions: %s" % exc, flush=True)
+            break
+        conns.append(conn)
+    print("fault holding %d foreign sessions" % len(conns), flush=True)
+    while True:
+        time.sleep(60)
+
+
 def main():
+    if sys.argv[1:] == ["foreign"]:
+        return foreign()
     app_pw, analyst_pw = os.environ["APP_DB_PASSWORD"], os.environ["ANALYST_DB_PASSWORD"]
     threads = [threading.Thread(target=session, daemon=True, args=(
         "app", app_pw, "report-job",
