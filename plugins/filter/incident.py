@@ -85,8 +85,13 @@ def finding_lines(findings, statuses=('crit', 'warn', 'unknown'), limit=8):
             for f in chosen[:int(limit)]]
 
 
+def hypothesis_evidence(doc, action, service=None):
+    """The symptom checks ({host, check}) of the hypothesis an action came from (see diagnosis.evidence_of)."""
+    return diagnosis.evidence_of(doc, action, service)
+
+
 class FilterModule(object):
     def filters(self):
         return dict((f.__name__, _wrap(f)) for f in (
             severity_info, severity_normalize, severity_max, severity_from_impact, severity_from_findings,
-            pattern_info, hypothesis_lines, finding_lines))
+            pattern_info, hypothesis_lines, finding_lines, hypothesis_evidence))

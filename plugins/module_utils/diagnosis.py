@@ -194,17 +194,24 @@ class Commands(object):
         return ' '.join(parts)
 
 
-def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, service=None, action=None):
+def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, service=None, action=None, symptom=None):
+    """symptom: the findings whose checks must be ok once the action worked (default: all evidence)."""
     keys = []
     for finding in evidence:
         k = key(finding)
         if k not in keys:
             keys.append(k)
+    symptom_keys = []
+    for finding in (symptom if symptom is not None else evidence):
+        k = key(finding)
+        if k not in symptom_keys and finding.get('check') not in CHANGE_CHECKS:
+            symptom_keys.append(k)
     return {
         'pattern': pattern,
         'symptom': SYMPTOMS[pattern],
         'likely_cause': cause,
         'evidence': keys,
+        'symptom_checks': symptom_keys,
         'evidence_summaries': [' '.join(str(f.get('summary', '')).split())[:200] for f in evidence][:6],
         'confidence': round(min(0.99, max(0.05, confidence)), 2),
         'first_action': first_action,
@@ -352,7 +359,7 @@ def rule_slow_responses(findings, ctx, cmd):
             cmd.remediate('kill_query', service),
             then='The plan lists the blocking/long-running PIDs and their SQL; apply with %s'
                  % cmd.remediate('kill_query', service, apply=True),
-            service=service, action='kill_query'))
+            service=service, action='kill_query', symptom=locks or db))
     slowlog = _bad(findings, 'redis.slowlog')
     if slowlog:
         service = _service(slowlog, 'redis')
@@ -453,7 +460,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             cmd.remediate('kill_query', service, extra=extra),
             then='Restarting the backend frees none of these; end the idle transactions: %s; then find the client '
                  'that leaks them' % cmd.remediate('kill_query', service, apply=True, extra=extra),
-            service=service, action='kill_query'))
+            service=service, action='kill_query', symptom=conns))
     elif conns:
         backend = ctx.get('backend_service') or 'backend'
         symptoms = [f for f in _bad(findings, 'health.endpoint', 'app.errors')]
@@ -463,7 +470,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             cmd.remediate('restart', backend),
             then='Restart the backend to release its connections: %s; then fix the leak (sessions not released)'
                  % cmd.remediate('restart', backend, apply=True),
-            service=backend, action='restart'))
+            service=backend, action='restart', symptom=conns))
     mem = _bad(findings, 'redis.memory')
     short = flush_cannot_free_enough(mem[0]) if mem else None
     if mem and short:
@@ -475,7 +482,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             then='Flushing the evictable keys cannot free enough and unmarked keys are never deleted; raise maxmemory '
                  'within the host\'s free memory: %s; then find the writer of the top prefix'
                  % cmd.remediate('raise_maxmemory', service, apply=True),
-            service=service, action='raise_maxmemory'))
+            service=service, action='raise_maxmemory', symptom=mem))
     elif mem:
         service = _service(mem, 'redis')
         out.append(_hypothesis(
@@ -483,7 +490,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             mem + _bad(findings, 'redis.keyspace', 'app.errors'), 0.85 if mem[0].get('status') == 'crit' else 0.65,
             cmd.remediate('flush_keys', service),
             then='The plan lists the evictable keys and bytes; apply with %s' % cmd.remediate('flush_keys', service, apply=True),
-            service=service, action='flush_keys'))
+            service=service, action='flush_keys', symptom=mem))
     clients = _bad(findings, 'redis.clients')
     if clients and not mem:
         out.append(_hypothesis(
@@ -497,7 +504,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             0.85 if any(f.get('status') == 'crit' for f in disk) else 0.65,
             cmd.remediate('clean_disk', service),
             then='The plan lists files and bytes to free; apply with %s' % cmd.remediate('clean_disk', service, apply=True),
-            service=service, action='clean_disk'))
+            service=service, action='clean_disk', symptom=disk))
     tls = _bad(findings, 'net.tls_expiry')
     if tls:
         service = ctx.get('tls_service') or _service(tls, 'proxy')
@@ -597,6 +604,23 @@ def rule_partial_failures(findings, ctx, cmd):
 
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
          rule_gradual_degradation, rule_partial_failures)
+
+
+def evidence_of(doc, action, service=None):
+    """The symptom checks behind the hypothesis an action came from: [{'host', 'check'}].
+
+    The best-ranked hypothesis whose action (and service, when given) is this one; change checks
+    (deploy.recent, ...) are not symptoms and are left out. Verification re-runs these checks.
+    """
+    hyps = [h for h in ((doc or {}).get('hypotheses') or []) if isinstance(h, dict) and h.get('action') == action]
+    exact = [h for h in hyps if not service or h.get('service') == service]
+    chosen = sorted(exact or hyps, key=lambda h: h.get('rank') or 99)
+    out = []
+    for item in ((chosen[0].get('symptom_checks') or chosen[0].get('evidence') or []) if chosen else []):
+        host, _sep, check = str(item).rpartition('/')
+        if host and check and check not in CHANGE_CHECKS and {'host': host, 'check': check} not in out:
+            out.append({'host': host, 'check': check})
+    return out
 
 
 def affected_services(findings):

@@ -280,6 +280,25 @@ def hostname_matches(hostname, names):
     return False
 
 
+def flush_sufficiency(used, maxmemory, planned, max_used_percent=90.0):
+    """Can removing `planned` bytes bring `used` below max_used_percent of maxmemory? Said up front."""
+    if not maxmemory:
+        return {'enough': True, 'needed_bytes': 0,
+                'sufficiency': 'maxmemory is not set: plans %s' % human_bytes(planned)}
+    limit = int(maxmemory) * float(max_used_percent) / 100.0
+    needed = max(0, int(used - limit) + 1) if used >= limit else 0
+    enough = planned >= needed
+    if enough:
+        text = 'enough: plans %s, %s needed to get below %d %% of maxmemory %s' % (
+            human_bytes(planned), human_bytes(needed), round(max_used_percent), human_bytes(maxmemory))
+    else:
+        text = ('CANNOT free enough: plans %s of the %s needed to get below %d %% of maxmemory %s; the rest is held by '
+                'keys no evictable pattern marks (never deleted here): see the top prefixes of redis.memory and '
+                'consider -e action=raise_maxmemory' % (human_bytes(planned), human_bytes(needed), round(max_used_percent),
+                                                         human_bytes(maxmemory)))
+    return {'enough': enough, 'needed_bytes': needed, 'sufficiency': text}
+
+
 def maxmemory_plan(used, maxmemory, available, target_used_percent=75.0, max_free_fraction=0.5):
     """The maxmemory at which `used` is `target_used_percent` of it (MiB-rounded), and whether the host has room.
 

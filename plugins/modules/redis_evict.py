@@ -32,6 +32,10 @@ options:
     type: list
     elements: str
     default: []
+  max_used_percent:
+    description: The plan says whether removing the keys brings used memory below this percent of maxmemory.
+    type: float
+    default: 90
   state:
     description: C(list) only, or C(absent) to remove the keys.
     type: str
@@ -124,6 +128,21 @@ memory_after:
   returned: always
   type: dict
   sample: {used_memory: 1200000, maxmemory: 67108864}
+enough:
+  description: Whether removing the planned keys brings used memory below O(max_used_percent) of maxmemory.
+  returned: always
+  type: bool
+  sample: false
+needed_bytes:
+  description: Bytes that must be freed to get below O(max_used_percent) of maxmemory (0 when already below).
+  returned: always
+  type: int
+  sample: 6711000
+sufficiency:
+  description: The planned bytes against the needed bytes, in words (the first plan line).
+  returned: always
+  type: str
+  sample: "CANNOT free enough: plans 2.9 KiB of the 6.4 MiB needed to get below 90 % of maxmemory 64.0 MiB"
 plan:
   description: One line per pattern, for people.
   returned: always
@@ -160,6 +179,7 @@ def main():
         batch_size=dict(type='int', default=500),
         max_keys=dict(type='int', default=0),
         sample_keys=dict(type='int', default=5),
+        max_used_percent=dict(type='float', default=90.0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
@@ -171,7 +191,7 @@ def main():
     batch = max(1, min(p['batch_size'], 10000))
     protected = [logic.redis_glob_to_regex(x) for x in p['protected_patterns']]
     secrets = [p.get('login_password')]
-    result = dict(changed=False, patterns=[], keys=0, bytes=0, keys_removed=0, bytes_freed=0, protected_skipped=0,
+    result = dict(changed=False, patterns=[], keys=0, bytes=0, enough=True, needed_bytes=0, sufficiency='', keys_removed=0, bytes_freed=0, protected_skipped=0,
                   protected_keys={}, protected_intact=True, memory_before={}, memory_after={}, plan=[])
     try:
         client = redis_common.redis_connect(p)
@@ -221,6 +241,10 @@ def main():
                                                          (' (e.g. %s)' % ', '.join(entry['examples'][:3])) if entry['examples'] else ''))
         for prot in p['protected_patterns']:
             result['plan'].append('%s: protected, %d keys, never touched' % (prot, result['protected_keys'][prot]['before']))
+        before = result['memory_before']
+        result.update(logic.flush_sufficiency(before['used_memory'], before['maxmemory'], result['bytes'],
+                                              p['max_used_percent']))
+        result['plan'].insert(0, result['sufficiency'])
         result['memory_after'] = memory(client) if remove else dict(result['memory_before'])
         for prot in p['protected_patterns']:
             result['protected_keys'][prot]['after'] = (count_pattern(client, prot, batch) if remove
