@@ -27,8 +27,24 @@ def repo_of(ref):
     return ref
 
 
-def previous_image(current_ref, current_id, container_labels, images, current_created=None):
-    """(previous image reference, how it was found, other local tags of the repository)."""
+ROLLED_BACK_FROM_LABEL = 'sre.incident_response.rolled_back_from'
+
+
+def _version_key(tag):
+    from ansible_collections.sre.incident_response.plugins.module_utils.remediation import version_key
+    return version_key(tag)
+
+
+def previous_image(current_ref, current_id, container_labels, images, current_created=None, history=None,
+                   created_of=None):
+    """(previous image reference, how it was found, other local tags of the repository).
+
+    In order: a label of the container naming the previous image; the rollback role's own record
+    (the container was rolled back from an image); the engine's events (the image the container of
+    that name ran before, newest first: history = [(time_ns, image_ref)]); the version order of the
+    repository's local tags; their creation time at full precision (created_of(image id) -> datetime,
+    or current_created / the images' whole seconds when it is not given).
+    """
     labels = container_labels or {}
     for key in PREVIOUS_IMAGE_LABELS:
         if labels.get(key):
@@ -43,6 +59,24 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
                 others.append((img.get('Created') or 0, tag, img.get('Id')))
     others.sort(reverse=True)
     tags = [o[1] for o in others]
+    if labels.get(ROLLED_BACK_FROM_LABEL):
+        return labels[ROLLED_BACK_FROM_LABEL], 'the rollback record (label %s)' % ROLLED_BACK_FROM_LABEL, tags
+    for dummy, ref in sorted(history or [], key=lambda h: -h[0]):
+        if ref and ref not in (current_ref, current_id) and not str(ref).startswith('sha256:'):
+            return ref, 'engine events (the image the container ran before)', tags
+    tag_of = lambda ref: ref.split('@', 1)[0][len(repo) + 1:] if ref.startswith(repo + ':') else ''  # noqa: E731
+    current_tag = tag_of(current_ref or '')
+    if _version_key(current_tag)[0] == 1:
+        lower = [o for o in others if _version_key(tag_of(o[1]))[0] == 1 and _version_key(tag_of(o[1])) < _version_key(current_tag)]
+        if lower:
+            return max(lower, key=lambda o: _version_key(tag_of(o[1])))[1], 'version order of the local tags of %s' % repo, tags
+    if created_of is not None:
+        mine = created_of(current_id)
+        dated = [(created_of(o[2]), o[1]) for o in others]
+        older = [d for d in dated if d[0] is not None and mine is not None and d[0] < mine]
+        if older:
+            return max(older)[1], 'creation time (full precision) of the local tags of %s' % repo, tags
+        return None, 'no local tag of %s created before the current image' % repo, tags
     older = [o for o in others if current_created is None or o[0] < current_created]
     if older:
         return older[0][1], 'newest older local tag of %s' % repo, tags
@@ -57,7 +91,7 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
     return None, 'no older local tag of %s' % repo, tags
 
 
-def deploy_item(container, info, image_info, images, now, window_s):
+def deploy_item(container, info, image_info, images, now, window_s, history=None, created_of=None):
     """One container's deployment record and whether it falls inside the window."""
     config = info.get('Config') or {}
     state = info.get('State') or {}
@@ -68,7 +102,7 @@ def deploy_item(container, info, image_info, images, now, window_s):
     started = parse_docker_time(state.get('StartedAt'))
     img_created = parse_docker_time((image_info or {}).get('Created'))
     img_created_epoch = int(img_created.timestamp()) if img_created else None
-    prev, prev_how, tags = previous_image(ref, image_id, config.get('Labels'), images, img_created_epoch)
+    prev, prev_how, tags = previous_image(ref, image_id, config.get('Labels'), images, img_created_epoch, history, created_of)
     created_age = (now - created).total_seconds() if created else None
     started_age = (now - started).total_seconds() if started else None
     return {
@@ -113,8 +147,10 @@ def evaluate_deploys(host, items, window, errors=None):
         digest = (it.get('digest') or it.get('image_id') or '')
         short = digest.split('@')[-1][:19] if digest else ''
         prev = it.get('previous_image') or it.get('previous_release')
-        parts.append('%s: %s%s deployed %s ago, inside the %s window; previous %s' % (
-            svc, what, ' (%s)' % short if short else '', human_duration(it.get('created_age_s')), window, prev or 'unknown'))
+        source = it.get('previous_image_source') if it.get('previous_image') else None
+        parts.append('%s: %s%s deployed %s ago, inside the %s window; previous %s%s' % (
+            svc, what, ' (%s)' % short if short else '', human_duration(it.get('created_age_s')), window, prev or 'unknown',
+            ' (from %s)' % source if source else ''))
     status = 'warn' if in_window else 'ok'
     if errors:
         status = worst([status, 'unknown'])

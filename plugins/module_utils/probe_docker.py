@@ -151,6 +151,30 @@ class DockerClient(object):
             params['filters'] = json.dumps({'reference': [reference]})
         return self._json('GET', '/images/json', params)
 
+    def events(self, since, until, filters):
+        """Engine events between two epoch times (the engine keeps a bounded in-memory history)."""
+        raw = self._request('GET', '/events', {'since': int(since), 'until': int(until), 'filters': json.dumps(filters)},
+                            timeout=max(self.timeout, 10))
+        out = []
+        for line in raw.decode('utf-8', 'replace').splitlines():
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
+        return out
+
+    def image_history(self, container, since, until):
+        """[(time_ns, image)] of the containers of this name created or destroyed between since and until."""
+        found = []
+        for event in self.events(since, until, {'type': ['container'], 'container': [container],
+                                                'event': ['create', 'destroy']}):
+            attrs = (event.get('Actor') or {}).get('Attributes') or {}
+            if attrs.get('name') == container and attrs.get('image'):
+                found.append((int(event.get('timeNano') or 0), attrs['image']))
+        return found
+
     def exec_run(self, name, cmd, timeout=10):
         """Run a command in a running container; returns (exit_code, stdout, stderr)."""
         created = self._json('POST', '/containers/%s/exec' % quote(name, safe=''),

@@ -89,9 +89,12 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, parse_duration, utcnow
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, parse_docker_time, parse_duration, utcnow
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes
+
+
+HISTORY_SECONDS = 7 * 86400  # how far back engine events are asked for (the engine keeps fewer anyway)
 
 
 def main():
@@ -118,6 +121,16 @@ def main():
     items, errors = [], []
     client = DockerClient(p['docker_host'])
     image_cache = {}
+    created_cache = {}
+
+    def created_of(image_id):
+        if image_id not in created_cache:
+            try:
+                created_cache[image_id] = parse_docker_time(client.image(image_id).get('Created'))
+            except DockerError:
+                created_cache[image_id] = None
+        return created_cache[image_id]
+
     for service in p['services']:
         if not isinstance(service, dict):
             continue
@@ -131,7 +144,12 @@ def main():
                 repo = probe_changes.repo_of(ref)
                 if repo not in image_cache:
                     image_cache[repo] = client.images(repo)
-                items.append((name, probe_changes.deploy_item(deploy['container'], info, image_info, image_cache[repo], now, window_s)))
+                try:  # the engine's record of what the container of this name ran before (bounded in-memory history)
+                    history = client.image_history(deploy['container'], time.time() - HISTORY_SECONDS, time.time())
+                except DockerError:
+                    history = []
+                items.append((name, probe_changes.deploy_item(deploy['container'], info, image_info, image_cache[repo], now,
+                                                              window_s, history, created_of)))
             elif deploy.get('release_link'):
                 items.append((name, probe_changes.release_item(deploy['release_link'], now, window_s)))
         except (DockerError, OSError) as exc:

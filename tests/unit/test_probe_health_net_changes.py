@@ -138,7 +138,7 @@ def test_previous_image_from_label_or_older_local_tag():
               {'Id': 'sha256:old', 'RepoTags': ['app-backend:1.0.0', 'app-backend:stable'], 'Created': 100},
               {'Id': 'sha256:x', 'RepoTags': ['other:1'], 'Created': 150}]
     prev, how, tags = probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, images, current_created=200)
-    assert prev in ('app-backend:1.0.0', 'app-backend:stable') and 'older local tag' in how and 'other:1' not in tags
+    assert prev == 'app-backend:1.0.0' and how == 'version order of the local tags of app-backend' and 'other:1' not in tags
     assert probe_changes.previous_image('app-backend:1.0.0', 'sha256:old', {}, images, current_created=100)[0] is None
     assert probe_changes.previous_image('x:2', 'i', {'previous_image': 'x:1'}, [], 0)[:2] == ('x:1', 'label previous_image')
     assert probe_changes.repo_of('registry.example.com:5000/team/app:1.2@sha256:ab') == 'registry.example.com:5000/team/app'
@@ -153,7 +153,8 @@ def test_deploy_in_window_is_warn_with_previous_image():
     assert item['deployed_in_window'] and item['previous_image'] == 'app-backend:1.0.0'
     f = probe_changes.evaluate_deploys('app-backend', [('backend', item)], '15m')
     assert f['status'] == 'warn' and f['service'] == 'backend'
-    assert f['summary'] == 'backend: app-backend:1.1.0 (sha256:new) deployed 2m10s ago, inside the 15m window; previous app-backend:1.0.0'
+    assert f['summary'] == ('backend: app-backend:1.1.0 (sha256:new) deployed 2m10s ago, inside the 15m window; '
+                            'previous app-backend:1.0.0 (from version order of the local tags of app-backend)')
     old = probe_changes.deploy_item('app-backend', dict(info, Created='2026-11-26T00:00:00Z'), {}, images, NOW, 900)
     f = probe_changes.evaluate_deploys('app-backend', [('backend', old)], '15m')
     assert f['status'] == 'ok' and f['summary'].startswith('no deploy in the last 15m; newest backend') and old['restarted_in_window']

@@ -1,0 +1,144 @@
+"""Does the first action that triage prints fix the fault? One run per lab fault, against the real lab.
+
+inject -> triage.yml -> the first hypothesis' first_action, applied as printed with an approval (the
+launcher is the OS user, approved_by someone else: four eyes) -> investigate.yml for the fault's area ->
+the fault's check is ok -> heal. A fault whose first action is an investigation (no safe automated
+mitigation: an external dependency, a DNS zone, a migration, a slow script) must say so honestly: its first
+action is investigate.yml and it is not counted as resolved.
+
+The resolved count is printed at the end of the session (RESOLUTION: N of M ...) and written to
+tests/output/resolution-<instance>.json.
+"""
+import getpass
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+
+from conftest import ROOT, heal, inject, lab_lock  # noqa: E402
+
+# fault -> (host/check that must be ok afterwards, investigate area, action the first action must be; None: an investigation)
+FAULTS = {
+    'backend_down': ('app-backend/health.endpoint', 'app', 'restart'),
+    'bad_deploy': ('app-backend/health.endpoint', 'app', 'rollback'),
+    'pool_exhaustion': ('app-db/pg.connections', 'db', 'restart'),
+    'db_lock': ('app-db/pg.locks', 'db', 'kill_query'),
+    'memory_growth': ('app-backend/container.resources', 'network', 'restart'),
+    'redis_full': ('app-redis/redis.memory', 'redis', 'flush_keys'),
+    'redis_slow': ('app-redis/redis.slowlog', 'redis', None),
+    'disk_full': ('app-backend/host.disk', 'network', 'clean_disk'),
+    'tls_expiring': ('localhost/net.tls_expiry', 'network', 'apply_cert'),
+    'tls_expired': ('localhost/net.tls_expiry', 'network', 'apply_cert'),
+    'dns_failure': ('localhost/net.dns', 'network', None),
+    'dependency_down': ('app-backend/dependency.reachability', 'network', None),
+    'partial_failure': ('app-backend/app.errors', 'app', None),
+    'disk_deleted_open': ('app-backend/host.disk', 'network', 'clean_disk'),
+    'redis_full_unmarked': ('app-redis/redis.memory', 'redis', 'raise_maxmemory'),
+    'pool_foreign': ('app-db/pg.connections', 'db', 'kill_query'),
+}
+ONLY = [x for x in os.environ.get('RESOLUTION_FAULTS', '').split(',') if x]
+RESULTS = {}
+
+
+def _launcher():
+    return os.environ.get('SUDO_USER') or getpass.getuser()
+
+
+def _approver():
+    return 'resolution-approver' if _launcher() != 'resolution-approver' else 'second-approver'
+
+
+def first_action_vars(command):
+    """The -e k=v pairs of a printed command line (placeholders like <approver> are not accepted)."""
+    argv = shlex.split(command)
+    assert argv[:2] == ['ansible-playbook', 'playbooks/remediate.yml'] or 'investigate.yml' in argv[1], command
+    out = {}
+    for i, arg in enumerate(argv):
+        if arg == '-e':
+            name, _sep, value = argv[i + 1].partition('=')
+            assert '<' not in value, 'the first action needs a value filled in by hand: %s' % command
+            out[name] = value
+    return argv[1], out
+
+
+def _tls_extra(tmp_path, lab_env):
+    from test_remediate import _make_pair  # the same certificate maker the apply_cert test uses
+    tls_dir = os.path.join(ROOT, 'tests', 'lab', 'build', 'state%s' % (lab_env.instance or ''), 'tls')
+    crt, key, dummy = _make_pair(str(tmp_path / 'new-cert'), ['api.lab.test'])
+    return {'tls_cert_src': crt, 'tls_cert_key_src': key, 'tls_cert_dest': os.path.join(tls_dir, 'server.crt'),
+            'tls_cert_key_dest': os.path.join(tls_dir, 'server.key')}
+
+
+def _traffic(lab_env, count=40):
+    """Users keep sending requests after a fix: the logs then show whether the paths recovered."""
+    subprocess.run([os.path.join(ROOT, '.venv', 'bin', 'python'), os.path.join(ROOT, 'tests', 'lab', 'files', 'traffic.py'),
+                    lab_env.base_url, str(count)], capture_output=True, text=True, timeout=120)
+
+
+def _status(incident, key):
+    host, check = key.split('/', 1)
+    for f in files.read_json(os.path.join(incident['path'], 'findings.json')):
+        if f.get('host') == host and f.get('check') == check:
+            return f.get('status'), f.get('summary')
+    return None, None
+
+
+@pytest.mark.parametrize('name', [n for n in FAULTS if not ONLY or n in ONLY])
+def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_env, tmp_path):
+    check, area, expected_action = FAULTS[name]
+    with lab_lock():
+        inject(name)
+        try:
+            res = run_playbook('playbooks/triage.yml', dict(incident['vars']), timeout=400)
+            assert res.rc == 0, res
+            diag = files.read_json(os.path.join(incident['path'], 'diagnosis.json'))
+            assert diag['hypotheses'], diag
+            top = diag['hypotheses'][0]
+            assert _status(incident, check)[0] in ('warn', 'crit'), (name, check, _status(incident, check))
+            playbook, ev = first_action_vars(top['first_action'])
+            if expected_action is None:
+                assert playbook.endswith('investigate.yml') and top['action'] is None, top
+                RESULTS[name] = 'investigation: %s' % top['likely_cause']
+                return
+            assert ev.get('action') == expected_action, top
+            ev.update(incident['vars'], apply=True, approved_by=_approver(),
+                      approval_reason='resolution test: apply the printed first action')
+            if expected_action == 'apply_cert':
+                ev.update(_tls_extra(tmp_path, lab_env))
+            applied = run_playbook(playbook, ev, timeout=400)
+            assert applied.rc == 0, applied
+            assert 'VERIFIED %s' % expected_action in applied.stdout, applied
+            if area == 'app':
+                _traffic(lab_env)
+            again = run_playbook('playbooks/investigate.yml', dict(incident['vars'], area=area), timeout=400)
+            assert again.rc == 0, again
+            status, summary = _status(incident, check)
+            assert status == 'ok', '%s: %s is %s after %s: %s' % (name, check, status, top['first_action'], summary)
+            RESULTS[name] = 'resolved by %s' % expected_action
+        finally:
+            heal(name)
+            RESULTS.setdefault(name, 'NOT resolved')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def resolution_count():
+    yield
+    if not RESULTS:
+        return
+    resolved = sorted(n for n, r in RESULTS.items() if r.startswith('resolved'))
+    line = 'RESOLUTION: %d of %d lab faults resolved by the printed first action' % (len(resolved), len(RESULTS))
+    out_dir = os.path.join(ROOT, 'tests', 'output')
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, 'resolution-%d.json' % lab_env_instance()), 'w') as handle:
+        json.dump({'summary': line, 'faults': RESULTS}, handle, indent=2, sort_keys=True)
+    print('\n' + line)
+    for n in sorted(RESULTS):
+        print('  %-20s %s' % (n, RESULTS[n]))
+
+
+def lab_env_instance():
+    return int(os.environ.get('LAB_INSTANCE', '0') or 0)
