@@ -79,6 +79,15 @@ def _traffic(lab_env, count=40):
                     lab_env.base_url, str(count)], capture_output=True, text=True, timeout=120)
 
 
+def _keep(name, incident):
+    out_dir = os.path.join(ROOT, 'tests', 'output', 'resolution-%d' % lab_env_instance())
+    os.makedirs(out_dir, exist_ok=True)
+    for doc in ('findings', 'diagnosis'):
+        with open(os.path.join(incident['path'], doc + '.json')) as src, \
+                open(os.path.join(out_dir, '%s-%s.json' % (name, doc)), 'w') as dst:
+            dst.write(src.read())
+
+
 def _status(incident, key):
     host, check = key.split('/', 1)
     for f in files.read_json(os.path.join(incident['path'], 'findings.json')):
@@ -96,6 +105,7 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
             res = run_playbook('playbooks/triage.yml', dict(incident['vars']), timeout=400)
             assert res.rc == 0, res
             diag = files.read_json(os.path.join(incident['path'], 'diagnosis.json'))
+            _keep(name, incident)  # triage's findings, e.g. to refresh tests/unit/fixtures/triage/<fault>.json
             assert diag['hypotheses'], diag
             top = diag['hypotheses'][0]
             assert _status(incident, check)[0] in ('warn', 'crit'), (name, check, _status(incident, check))
