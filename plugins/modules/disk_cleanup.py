@@ -18,7 +18,7 @@ description:
     would free nothing; an active log file (O(active_patterns)) held open and larger than O(truncate_over) is
     truncated so the writer keeps writing to it. Active logs are never deleted.
   - Files already deleted but still held open by a process (what C(lsof +L1) lists), on the file systems of
-    O(paths), are found through C(/proc/*/fd) (processes of the host and of its containers): a log or temp
+    O(paths), are found through C(/proc/*/fd) (processes of the host and of its containers); a log or temp
     file by name is truncated through C(/proc/PID/fd/N); any other file is listed in RV(recommendations) with
     its holder to restart, never truncated.
   - Reports every file with its size and whether it is held open, the bytes freed and the file system usage

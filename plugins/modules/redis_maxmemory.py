@@ -14,7 +14,7 @@ version_added: 0.2.0
 description:
   - Computes the C(maxmemory) at which the used memory is O(target_used_percent) of it, rounded up to a MiB.
   - Refuses when the increase exceeds O(max_free_fraction) of the host's C(MemAvailable) (C(/proc/meminfo) of the
-    host the module runs on: run it on the Redis host), and never lowers C(maxmemory).
+    host the module runs on, so run it on the Redis host), and never lowers C(maxmemory).
   - With O(state=present) sets it with C(CONFIG SET maxmemory) (runtime; C(CONFIG REWRITE) when O(persist) is set).
     No key is deleted. Check mode and O(state=list) report the plan and change nothing.
 author: sre.incident_response contributors
