@@ -24,7 +24,7 @@ from conftest import ROOT, heal, inject, lab_lock  # noqa: E402
 # fault -> (host/check that must be ok afterwards, investigate area, action the first action must be; None: an investigation)
 FAULTS = {
     'backend_down': ('app-backend/health.endpoint', 'app', 'restart'),
-    'bad_deploy': ('app-backend/health.endpoint', 'app', 'rollback'),
+    'bad_deploy': ('app-backend/app.errors', 'app', 'rollback'),
     'pool_exhaustion': ('app-db/pg.connections', 'db', 'restart'),
     'db_lock': ('app-db/pg.locks', 'db', 'kill_query'),
     'memory_growth': ('app-backend/container.resources', 'network', 'restart'),
@@ -152,3 +152,29 @@ def resolution_count():
 
 def lab_env_instance():
     return int(os.environ.get('LAB_INSTANCE', '0') or 0)
+
+
+def test_verified_means_the_symptom_is_gone(lab, run_playbook, incident, lab_env):
+    """An action that passes its own checks and health but leaves the symptom is not VERIFIED.
+
+    pool_foreign: triage names pg.connections; a kill_query whose filter misses the foreign sessions
+    ends nothing, its own checks (no planned session left, pg.locks ok, health ok) pass, but
+    pg.connections is still crit: verification must fail and say so.
+    """
+    with lab_lock():
+        inject('pool_foreign')
+        try:
+            res = run_playbook('playbooks/triage.yml', dict(incident['vars']), timeout=400)
+            assert res.rc == 0, res
+            top = files.read_json(os.path.join(incident['path'], 'diagnosis.json'))['hypotheses'][0]
+            assert top['action'] == 'kill_query' and top['symptom_checks'] == ['app-db/pg.connections'], top
+            dummy, ev = first_action_vars(top['first_action'])
+            ev.update(incident['vars'], apply=True, approved_by=_approver(), approval_reason='resolution test',
+                      pg_terminate_application_names='no-such-client')
+            applied = run_playbook('playbooks/remediate.yml', ev, timeout=400)
+            assert applied.rc != 0 and 'VERIFICATION FAILED after kill_query' in applied.stdout, applied
+            assert 'symptom app-db/pg.connections crit' in applied.stdout, applied
+            verify = [e for e in files.read_jsonl(os.path.join(incident['path'], 'timeline.jsonl')) if e['kind'] == 'verify']
+            assert verify[-1]['data']['status'] == 'failed' and verify[-1]['data']['symptom_checks'] == ['pg.connections']
+        finally:
+            heal('pool_foreign')
