@@ -12,7 +12,7 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 LAB_INV := inventory/lab
 PLAYBOOK := $(BIN)/ansible-playbook
 
-.PHONY: help setup system venv demo lab-up lab-down fault heal test test-unit test-integration molecule lint bench build clean
+.PHONY: help setup system venv demo lab-up lab-down fault heal test test-unit test-integration test-resolution molecule lint bench build clean
 
 help:
 	@echo "make demo      set up, start the incident lab, then one incident end to end: bad_deploy, triage, rollback, resolve, report"
@@ -62,6 +62,10 @@ test-unit: setup
 
 test-integration: lab-up
 	$(BIN)/pytest -q tests/integration
+
+# Every lab fault: inject, triage, apply the printed first action, investigate, heal (~25 min).
+test-resolution: lab-up
+	RESOLUTION_FAULTS=all $(BIN)/pytest -q -s tests/integration/test_resolution.py
 
 test: setup
 	$(MAKE) lint
