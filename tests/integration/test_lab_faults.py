@@ -209,6 +209,47 @@ def check_partial_failure(present):
     assert http('/api/orders')[0] == 200
 
 
+def check_disk_deleted_open(present):
+    pct = disk_pct(L.log_volume_path)
+    deleted = []
+    for fd_dir in [os.path.join('/proc', p, 'fd') for p in os.listdir('/proc') if p.isdigit()]:
+        try:
+            links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+        except OSError:
+            continue
+        deleted += [link for link in links if link == '/var/log/app/debug-trace.log (deleted)']
+    if present:
+        assert pct >= 95, pct
+        assert deleted, 'no process holds the deleted debug-trace.log'
+        assert not os.path.exists(os.path.join(L.log_volume_path, 'debug-trace.log')), 'no file to find by walking'
+    else:
+        assert pct < 50 and not deleted, (pct, deleted)
+
+
+def check_redis_full_unmarked(present):
+    client = rds()
+    info = client.info('memory')
+    reports = sum(1 for dummy in client.scan_iter(match='report:snapshot:*', count=1000))
+    if present:
+        assert info['used_memory'] >= info['maxmemory'] * 0.95 and reports > 1000
+        assert sum(1 for dummy in client.scan_iter(match='cache:*', count=1000)) < 100
+        with pytest.raises(redis.exceptions.ResponseError, match='maxmemory'):
+            client.set('cache:probe', 'x' * 100000)
+    else:
+        assert reports == 0 and info['maxmemory'] == 64 * 1024 * 1024
+        assert info['used_memory'] < info['maxmemory'] * 0.5
+
+
+def check_pool_foreign(present):
+    rows = pg("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'batch-exporter' "
+              "AND usename = 'app' AND state = 'idle in transaction'")
+    if present:
+        assert rows[0][0] >= 30
+        assert http('/health/ready')[0] == 200, 'the backend\'s own pool is fine'
+    else:
+        assert rows[0][0] == 0
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -225,7 +266,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 13
+    assert len(listed) == 16
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))
