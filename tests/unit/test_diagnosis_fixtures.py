@@ -33,6 +33,10 @@ EXPECTED = {
     'disk_full': ({'gradual_degradation'}, 'host.disk', '-e action=clean_disk', None),
     'tls_expired': ({'gradual_degradation'}, 'net.tls_expiry', '-e action=apply_cert', None),
     'dns_failure': ({'partial_failures'}, 'net.dns', None, None),
+    # issue 10: the first action must fix what the diagnosis names
+    'disk_deleted_open': ({'gradual_degradation'}, 'app-backend/host.disk', '-e action=clean_disk', None),
+    'redis_full_unmarked': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e action=raise_maxmemory', None),
+    'pool_foreign': ({'gradual_degradation'}, 'app-db/pg.connections', '-e pg_terminate_application_names=batch-exporter', None),
 }
 AVAILABLE = sorted(name for name in EXPECTED if os.path.exists(os.path.join(FIXTURES, name + '.json')))
 
