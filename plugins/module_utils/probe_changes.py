@@ -30,11 +30,6 @@ def repo_of(ref):
 ROLLED_BACK_FROM_LABEL = 'sre.incident_response.rolled_back_from'
 
 
-def _version_key(tag):
-    from ansible_collections.sre.incident_response.plugins.module_utils.remediation import version_key
-    return version_key(tag)
-
-
 def previous_image(current_ref, current_id, container_labels, images, current_created=None, history=None,
                    created_of=None):
     """(previous image reference, how it was found, other local tags of the repository).
@@ -66,10 +61,12 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
             return ref, 'engine events (the image the container ran before)', tags
     tag_of = lambda ref: ref.split('@', 1)[0][len(repo) + 1:] if ref.startswith(repo + ':') else ''  # noqa: E731
     current_tag = tag_of(current_ref or '')
-    if _version_key(current_tag)[0] == 1:
-        lower = [o for o in others if _version_key(tag_of(o[1]))[0] == 1 and _version_key(tag_of(o[1])) < _version_key(current_tag)]
+    if version_key(current_tag)[0] == 1:
+        lower = [o for o in others if version_key(tag_of(o[1]))[0] == 1 and version_key(tag_of(o[1])) < version_key(current_tag)]
         if lower:
-            return max(lower, key=lambda o: _version_key(tag_of(o[1])))[1], 'version order of the local tags of %s' % repo, tags
+            best = max(lower, key=lambda o: version_key(tag_of(o[1])))
+            same = current_created is not None and best[0] == current_created  # image lists have whole seconds
+            return best[1], 'version order of the local tags of %s%s' % (repo, ' (built in the same second)' if same else ''), tags
     if created_of is not None:
         mine = created_of(current_id)
         dated = [(created_of(o[2]), o[1]) for o in others]
@@ -80,14 +77,6 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
     older = [o for o in others if current_created is None or o[0] < current_created]
     if older:
         return older[0][1], 'newest older local tag of %s' % repo, tags
-    # Built in the same second (a fresh build of every release; image lists have whole seconds): the highest
-    # lower version of the same repository.
-    current_version = version_key(str(current_ref or '').rsplit(':', 1)[-1])
-    same = [o for o in others if current_created is not None and o[0] == current_created
-            and version_key(o[1].rsplit(':', 1)[-1]) < current_version]
-    if same:
-        best = max(same, key=lambda o: version_key(o[1].rsplit(':', 1)[-1]))
-        return best[1], 'highest lower version of %s built in the same second' % repo, tags
     return None, 'no older local tag of %s' % repo, tags
 
 
