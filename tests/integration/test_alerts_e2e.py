@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -123,3 +124,32 @@ def test_fault_to_incident_without_a_command_one_incident_per_group_resolved_dra
         assert json.load(open(os.path.join(path, 'incident.json')))['status'] != 'Resolved'
         assert 'resolved' not in [e['kind'] for e in _events(path)]
         assert sorted(n for n in os.listdir(incident_dir) if n.startswith('INC-')) == [incident_id]
+
+
+def _prom_value(query):
+    result = _get_json(PROMETHEUS + '/api/v1/query?' + urllib.parse.urlencode({'query': query}))['data']['result']
+    return float(result[0]['value'][1]) if result else None
+
+
+def test_memory_trend_from_prometheus_is_a_finding_and_memory_growth(alerts_lab, lab_env, run_playbook, incident):
+    """A Prometheus URL configured for the service: the triage reads the memory trend (range query) as a
+    finding with the query in its evidence, and the diagnosis calls it memory_growth."""
+    query = 'max(process_resident_memory_bytes{service="backend"})'
+    with lab_lock():
+        baseline = _wait('a memory sample of the backend', lambda: _prom_value(query))
+        try:
+            inject('memory_growth')
+            _wait('Prometheus to see the leak', lambda: (_prom_value(query) or 0) > baseline * 1.6)
+            res = run_playbook('playbooks/triage.yml', incident['vars'],
+                               env={'LAB_PROMETHEUS_URL': PROMETHEUS})
+            assert res.rc == 0, res
+        finally:
+            heal('memory_growth')
+    findings = json.load(open(os.path.join(incident['path'], 'findings.json')))
+    trend = [f for f in findings if f['check'] == 'trend.memory' and f['host'] == 'app-backend']
+    assert trend and trend[0]['status'] == 'crit', findings
+    assert trend[0]['evidence']['query'] == query
+    assert trend[0]['summary'].startswith('backend memory grew ')
+    hypotheses = json.load(open(os.path.join(incident['path'], 'diagnosis.json')))['hypotheses']
+    memory = [h for h in hypotheses if h['pattern'] == 'memory_growth']
+    assert memory and 'app-backend/trend.memory' in memory[0]['evidence'], hypotheses
