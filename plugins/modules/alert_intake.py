@@ -26,7 +26,7 @@ description:
     closes the incident.
   - Maps the alert's labels to the triage scope (label C(triage_hosts); else the hosts of the C(service) label,
     its dependencies and dependents; else C(all)), the severity (label C(incident_severity), else C(severity)
-    through O(severity_map)) and the title (C(<alertname>: <summary annotation>)).
+    through O(severity_map)) and the title (the alertname, a colon and the summary annotation).
 author:
   - sre.incident_response contributors
 attributes:
@@ -47,11 +47,11 @@ options:
     type: path
     default: incidents
   hosts_services:
-    description: C({host: incident_services}) of the inventory, to map the C(service) label to hosts.
+    description: Map of each inventory host to its C(incident_services), to map the C(service) label to hosts.
     type: dict
     default: {}
   severity_map:
-    description: Alert C(severity) label to SEVn, merged over C({critical: SEV2, page: SEV2, error: SEV3, warning: SEV3, info: SEV4}).
+    description: 'Alert C(severity) label to SEVn, merged over C({critical: SEV2, page: SEV2, error: SEV3, warning: SEV3, info: SEV4}).'
     type: dict
     default: {}
   throttle_minutes:

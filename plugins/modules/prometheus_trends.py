@@ -37,7 +37,7 @@ attributes:
     platforms: posix
 options:
   hosts_services:
-    description: C({host: incident_services}) of the play hosts.
+    description: Map of each play host to its C(incident_services).
     type: dict
     required: true
   window_minutes:
