@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import INSTANCE, heal, inject, lab_lock, run
+from conftest import INSTANCE, ROOT, heal, inject, lab_lock, run
 
 OFFSET = INSTANCE * 100
 PROMETHEUS = 'http://127.0.0.1:%d' % (19090 + OFFSET)
@@ -124,6 +124,14 @@ def test_fault_to_incident_without_a_command_one_incident_per_group_resolved_dra
         assert json.load(open(os.path.join(path, 'incident.json')))['status'] != 'Resolved'
         assert 'resolved' not in [e['kind'] for e in _events(path)]
         assert sorted(n for n in os.listdir(incident_dir) if n.startswith('INC-')) == [incident_id]
+
+        # secrets (lab credentials, the webhook token) never reach the incident's files
+        token = open(os.path.join(ROOT, 'tests/lab/build/state%s/alerts/webhook.token' % (INSTANCE or ''))).read().strip()
+        for name in glob.glob(os.path.join(incident_dir, '**', '*'), recursive=True) + [os.path.join(incident_dir, '.alert-groups.json')]:
+            if os.path.isfile(name):
+                content = open(name, errors='replace').read()
+                for secret in lab_env.secrets + (token,):
+                    assert secret not in content, name
 
 
 def _prom_value(query):
