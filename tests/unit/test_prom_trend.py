@@ -116,3 +116,14 @@ def test_diagnosis_reads_other_growing_trends_as_gradual_degradation():
     assert [h['pattern'] for h in out] == ['gradual_degradation']
     assert 'Slowly worsening metrics' in out[0]['likely_cause']
     assert d.rule_gradual_degradation([_trend('backend', 'backend', 'trend.memory')], {}, d.Commands()) == []
+
+
+def test_prometheus_section_of_incident_services_is_validated():
+    from ansible_collections.sre.incident_response.plugins.module_utils import incident_input as i
+    ok = {'name': 'backend', 'kind': 'backend', 'prometheus': {'url': 'http://127.0.0.1:9090',
+                                                               'trends': [{'name': 'memory', 'query': 'q'}]}}
+    assert i.service_problems(ok, 0) == []
+    assert i.service_problems({'name': 'db', 'kind': 'backend', 'prometheus': {'url': ''}}, 0) == []
+    bad = i.service_problems({'name': 'b', 'kind': 'backend', 'prometheus': {'url': 'ftp://x', 'trends': [{'name': 'm'}],
+                                                                             'token': 'x'}}, 0)
+    assert len(bad) == 3 and any('prometheus.url' in p for p in bad) and any('prometheus.trends' in p for p in bad)
