@@ -6,7 +6,7 @@
 A single probe sees the present ("memory at 85 %"); memory_growth and gradual_degradation are about change
 ("memory grew 40 % in 30 minutes"). For a service with `prometheus: {url: ...}` in incident_services, each
 trend runs one range query over the window (at most `max_points` samples, a timeout per query) and becomes a
-finding whose evidence carries the query, the window and the first and last values.
+finding whose evidence carries the query, the window and the lowest and last values.
 
 Pure Python (standard library): `evaluate_trend` is the decision (unit-tested); `range_query` the I/O.
 """
@@ -58,25 +58,31 @@ def _fmt(value, unit):
 
 
 def evaluate_trend(values, warn_pct=25.0, crit_pct=50.0, unit=''):
-    """Growth of a series [(ts, value), ...] from its first to its last sample.
+    """Growth of a series [(ts, value), ...]: from its lowest point inside the window to its last sample.
 
-    Returns {status, growth_pct, first, last, minutes, text}. Fewer than 2 samples or a zero start: unknown
-    (no baseline). Growth at or above crit_pct: crit; warn_pct: warn; otherwise ok (a shrink is ok).
+    The lowest point, not the first sample: a leak that started after a restart inside the window still shows
+    as growth, and an old spike that a restart already cleared does not hide it. Returns {status, growth_pct,
+    first (the lowest value), last, minutes (since the lowest point), text}. Fewer than 2 samples or a zero
+    baseline: unknown. Growth at or above crit_pct: crit; warn_pct: warn; otherwise ok (a fall is ok).
     """
     points = [(float(t), float(v)) for t, v in values if not math.isnan(float(v))]
     if len(points) < 2:
         return {'status': 'unknown', 'growth_pct': None, 'first': None, 'last': None, 'minutes': 0,
                 'text': 'not enough samples for a trend (%d)' % len(points)}
-    (t0, first), (t1, last) = points[0], points[-1]
+    t1, last = points[-1]
+    t0, low = min(points[:-1], key=lambda p: p[1])
+    if last <= low:
+        # falling or flat: report the change over the whole window
+        t0, low = points[0]
     minutes = int(round((t1 - t0) / 60.0))
-    if first <= 0:
-        return {'status': 'unknown', 'growth_pct': None, 'first': first, 'last': last, 'minutes': minutes,
-                'text': 'no baseline (starts at %s)' % _fmt(first, unit)}
-    growth = (last - first) / first * 100.0
+    if low <= 0:
+        return {'status': 'unknown', 'growth_pct': None, 'first': low, 'last': last, 'minutes': minutes,
+                'text': 'no baseline (starts at %s)' % _fmt(low, unit)}
+    growth = (last - low) / low * 100.0
     status = 'crit' if growth >= crit_pct else ('warn' if growth >= warn_pct else 'ok')
     verb = 'grew' if growth >= 0 else 'fell'
-    text = '%s %.0f %% in %d minutes (%s -> %s)' % (verb, abs(growth), max(minutes, 1), _fmt(first, unit), _fmt(last, unit))
-    return {'status': status, 'growth_pct': round(growth, 1), 'first': first, 'last': last, 'minutes': minutes,
+    text = '%s %.0f %% in %d minutes (%s -> %s)' % (verb, abs(growth), max(minutes, 1), _fmt(low, unit), _fmt(last, unit))
+    return {'status': status, 'growth_pct': round(growth, 1), 'first': low, 'last': last, 'minutes': minutes,
             'text': text}
 
 

@@ -22,7 +22,8 @@ description:
     else the defaults of the service's kind - backend C(memory) (process_resident_memory_bytes) and C(latency)
     (p95 of http_request_duration_seconds), postgres C(connections) (pg_stat_activity_count), redis C(memory)
     (redis_memory_used_bytes) - selected by the label C(service="<name>").
-  - The query, the Prometheus URL (without credentials), the window and the first and last values are the
+  - Growth is measured from the lowest point of the window to the last sample (a restart inside the window resets it).
+  - The query, the Prometheus URL (without credentials), the window and the lowest and last values are the
     finding's evidence. An unreachable Prometheus or a failing query is an C(unknown) finding.
   - Read-only. Does not record the findings; pass them to M(sre.incident_response.finding).
 author:

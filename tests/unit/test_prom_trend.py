@@ -18,6 +18,14 @@ def test_memory_grew_40_percent_in_30_minutes_is_crit_at_40():
     assert verdict['text'] == 'grew 40 % in 30 minutes (100 MiB -> 140 MiB)'
 
 
+def test_growth_is_measured_from_the_lowest_point_of_the_window():
+    # an old spike cleared by a restart, then a new leak: 60 -> 150 MiB since the restart
+    series = [(0, 100 * MIB), (300, 300 * MIB), (600, 60 * MIB), (1200, 150 * MIB)]
+    verdict = p.evaluate_trend(series, 25, 50, 'bytes')
+    assert verdict['status'] == 'crit' and verdict['growth_pct'] == 150.0
+    assert verdict['text'] == 'grew 150 % in 10 minutes (60 MiB -> 150 MiB)'
+
+
 def test_thresholds_shrink_and_missing_baseline():
     assert p.evaluate_trend([(0, 100), (60, 130)], 25, 50)['status'] == 'warn'
     assert p.evaluate_trend([(0, 100), (60, 110)], 25, 50)['status'] == 'ok'
