@@ -100,7 +100,9 @@ def range_query(url, query, window_minutes, timeout=5.0, max_points=120, token='
     now = now or time.time()
     window = max(1, int(window_minutes)) * 60
     step = max(1, int(math.ceil(window / float(max(2, int(max_points)) - 1))))
-    params = {'query': query, 'start': '%.3f' % (now - window), 'end': '%.3f' % now, 'step': '%ds' % step,
+    # start a whole number of steps before now, so the last sample is now (not up to a step before it)
+    span = step * (window // step)
+    params = {'query': query, 'start': '%.3f' % (now - span), 'end': '%.3f' % now, 'step': '%ds' % step,
               'timeout': '%ds' % max(1, int(timeout))}
     parts = urlsplit(url)
     base = urlunsplit((parts.scheme, parts.hostname + (':%d' % parts.port if parts.port else ''),
