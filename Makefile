@@ -12,13 +12,14 @@ export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 LAB_INV := inventory/lab
 PLAYBOOK := $(BIN)/ansible-playbook
 
-.PHONY: help setup system venv demo lab-up lab-down fault heal test test-unit test-integration test-resolution molecule lint bench build clean
+.PHONY: help setup system venv demo lab-up lab-down alerts-up alerts-down fault heal test test-unit test-integration test-resolution molecule lint bench build clean
 
 help:
 	@echo "make demo      set up, start the incident lab, then one incident end to end: bad_deploy, triage, rollback, resolve, report"
 	@echo "make test      lint, unit and integration tests (starts the lab)"
 	@echo "make setup     system packages, .venv, collection link"
 	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | bench | build"
+	@echo "make alerts-up | alerts-down   Prometheus, Alertmanager, exporters and the rulebook on the lab (docs/alerts.md)"
 
 setup: system venv $(COLL)
 
@@ -41,6 +42,12 @@ lab-up: setup
 
 lab-down: setup
 	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/down.yml
+
+alerts-up: lab-up
+	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/alerts.yml -e lab_alerts_state=present
+
+alerts-down: setup
+	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/alerts.yml -e lab_alerts_state=absent
 
 fault: setup
 	@test -n "$(NAME)" || { echo "usage: make fault NAME=<fault>  (see docs/lab.md)"; exit 2; }

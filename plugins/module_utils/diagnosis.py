@@ -317,6 +317,12 @@ def rule_backend_down(findings, ctx, cmd):
         service=service, action='restart')]
 
 
+def _process_memory_trend(finding):
+    """A growing trend.memory of an application process (not a cache or database, whose memory is data)."""
+    return (finding.get('check') == 'trend.memory' and is_bad(finding)
+            and (finding.get('evidence') or {}).get('kind') not in ('redis', 'postgres'))
+
+
 def rule_memory_growth(findings, ctx, cmd):
     evidence = []
     confidence = 0.0
@@ -334,6 +340,10 @@ def rule_memory_growth(findings, ctx, cmd):
                 _any(finding, ('restart_count', 'restarts'), lambda v: int(v) >= 3):
             evidence.append(finding)
             confidence = max(confidence, 0.6)
+        elif _process_memory_trend(finding):
+            # Prometheus: the process' memory grew over the window (roles/trends)
+            evidence.append(finding)
+            confidence = max(confidence, 0.85 if finding.get('status') == 'crit' else 0.65)
     if not evidence:
         return []
     service = _service(evidence, 'backend')
@@ -515,6 +525,14 @@ def rule_gradual_degradation(findings, ctx, cmd):
             then='Apply a new certificate (load balancer/proxy): %s -e tls_cert_src=<cert> -e tls_key_src=<key>'
                  % cmd.remediate('apply_cert', service, apply=True),
             service=service, action='apply_cert'))
+    trends = [f for f in _bad(findings, 'trend.memory', 'trend.latency', 'trend.connections')
+              if not _process_memory_trend(f)]
+    if trends:
+        # Prometheus: slowly worsening metrics over the window (roles/trends)
+        out.append(_hypothesis(
+            'gradual_degradation', 'Slowly worsening metrics: %s' % trends[0].get('summary'), trends,
+            0.7 if any(f.get('status') == 'crit' for f in trends) else 0.5,
+            cmd.investigate('all'), service=_service(trends, None)))
     cpu = [f for f in _bad(findings, 'container.resources') if not _MEM_RE.search(f.get('summary') or '')]
     if cpu:
         out.append(_hypothesis(

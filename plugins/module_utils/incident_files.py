@@ -110,6 +110,11 @@ class _Locked(object):
         return False
 
 
+def lock(path):
+    """An exclusive advisory lock on <path>.lock for a read-modify-write (context manager)."""
+    return _Locked(path)
+
+
 def append_jsonl(path, records):
     """Append records as JSON lines under a lock, then fsync.
 

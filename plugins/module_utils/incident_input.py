@@ -166,11 +166,24 @@ POSTGRES = {'host': _str, 'port': _port, 'database': _str, 'user': _str, 'passwo
 REDIS = {'host': _str, 'port': _port, 'user': _str, 'password_var': _var_name, 'db': _nonneg_int, 'tls': _bool,
          'validate_certs': _bool, 'ca_cert': _path, 'client_cert': _path, 'client_key': _path,
          'protected_patterns': _list_of(_str), 'evictable_patterns': _list_of(_str)}
+def _url_or_empty(value):
+    return None if value in ('', None) else _url(value)
+
+
+def _trend(value):
+    if not isinstance(value, dict) or not value.get('name') or not value.get('query'):
+        return 'is not a trend (a dict with name and query; optional unit, warn_growth_pct, crit_growth_pct)'
+    return None
+
+
+# prometheus.url: trends from Prometheus (roles/trends); empty: none
+PROMETHEUS = {'url': _url_or_empty, 'trends': _list_of(_trend)}
 TLS = {'cert_path': _path, 'key_path': _path, 'server_names': _list_of(_str), 'reload_command': _list_of(_str)}
 
 SERVICE = {
     'name': _name, 'kind': _choice(*KINDS), 'purpose': _str, 'owner_team': _str,
     'deploy': DEPLOY, 'health': [HEALTH], 'logs': LOGS, 'postgres': POSTGRES, 'redis': REDIS, 'tls': TLS,
+    'prometheus': PROMETHEUS,
     'endpoints': _list_of(_api_path), 'critical_paths': _list_of(_api_path), 'depends_on': _list_of(_name),
     'disk_paths': _list_of(_path),
 }

@@ -116,7 +116,7 @@ def _untemplate(value, key=None):
     if isinstance(value, list):
         return [_untemplate(v, key) for v in value]
     if isinstance(value, str) and value.startswith('{{'):
-        return '1234' if key == 'port' else '/templated'
+        return '1234' if key == 'port' else ('http://templated' if key == 'url' else '/templated')
     return value
 
 

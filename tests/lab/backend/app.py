@@ -17,7 +17,7 @@ import uuid
 
 import redis
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 VERSION = os.environ.get("APP_VERSION", "1.0.0")
@@ -68,8 +68,52 @@ def _startup():
     log.info("backend %s started", VERSION, extra={"fields": {"version": VERSION}})
 
 
+# Prometheus metrics (text format 0.0.4) without a client library: requests by method, path and status,
+# latency histogram by path, resident memory. Unknown paths count as "other" (bounded label values).
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_requests, _latency, _metrics_lock = {}, {}, threading.Lock()
+
+
+def _observe(method, path, status, seconds):
+    known = {r.path for r in app.routes}
+    path = path if path in known else "other"
+    with _metrics_lock:
+        key = (method, path, str(status))
+        _requests[key] = _requests.get(key, 0) + 1
+        hist = _latency.setdefault(path, [[0] * len(_BUCKETS), 0, 0.0])
+        for i, bound in enumerate(_BUCKETS):
+            if seconds <= bound:
+                hist[0][i] += 1
+        hist[1] += 1
+        hist[2] += seconds
+
+
+@app.get("/metrics")
+def metrics():
+    out = ["# HELP http_requests_total HTTP requests by method, path and status.", "# TYPE http_requests_total counter"]
+    with _metrics_lock:
+        for (method, path, status), count in sorted(_requests.items()):
+            out.append('http_requests_total{method="%s",path="%s",status="%s"} %d' % (method, path, status, count))
+        out += ["# HELP http_request_duration_seconds HTTP request latency by path.",
+                "# TYPE http_request_duration_seconds histogram"]
+        for path, (counts, total, seconds) in sorted(_latency.items()):
+            for bound, count in zip(_BUCKETS, counts):
+                out.append('http_request_duration_seconds_bucket{path="%s",le="%s"} %d' % (path, bound, count))
+            out.append('http_request_duration_seconds_bucket{path="%s",le="+Inf"} %d' % (path, total))
+            out.append('http_request_duration_seconds_sum{path="%s"} %.6f' % (path, seconds))
+            out.append('http_request_duration_seconds_count{path="%s"} %d' % (path, total))
+    with open("/proc/self/statm") as statm:
+        rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    out += ["# HELP process_resident_memory_bytes Resident memory size in bytes.",
+            "# TYPE process_resident_memory_bytes gauge", "process_resident_memory_bytes %d" % rss,
+            'app_info{version="%s"} 1' % VERSION]
+    return PlainTextResponse("\n".join(out) + "\n", media_type="text/plain; version=0.0.4")
+
+
 @app.middleware("http")
 async def access_log(request: Request, call_next):
+    if request.url.path == "/metrics":  # scrapes are neither logged nor counted
+        return await call_next(request)
     started = time.monotonic()
     status, msg = 500, "unhandled error"
     try:
@@ -82,6 +126,7 @@ async def access_log(request: Request, call_next):
     finally:
         fields = {"method": request.method, "path": request.url.path, "status": status,
                   "latency_ms": round((time.monotonic() - started) * 1000, 1)}
+        _observe(request.method, request.url.path, status, time.monotonic() - started)
         level = logging.ERROR if status >= 500 else logging.INFO
         if status >= 500 and msg == "request":
             msg = getattr(request.state, "error", "request failed")

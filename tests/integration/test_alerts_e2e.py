@@ -1,0 +1,163 @@
+"""End to end: a lab fault -> Prometheus -> Alertmanager -> ansible-rulebook (the collection's rulebook and event
+source) -> playbooks/alert.yml -> an incident with the right top pattern and the DECLARED message, with no other
+command. Injecting again (the alert re-sent) opens no second incident; healing drafts the Resolved update.
+
+Runs the alerts lab of this LAB_INSTANCE (tests/lab/playbooks/alerts.yml) with a fresh incident directory.
+Prints the time from the fault (the backend container stopping) to the diagnosis; nothing is asserted on time.
+"""
+import datetime
+import glob
+import json
+import os
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import INSTANCE, ROOT, heal, inject, lab_lock, run
+
+OFFSET = INSTANCE * 100
+PROMETHEUS = 'http://127.0.0.1:%d' % (19090 + OFFSET)
+GROUP = '{}:{service="backend"}'
+WAIT = 240  # seconds, an upper bound on each wait (lab intervals are seconds)
+
+
+def _get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def _firing(alertname):
+    alerts = _get_json(PROMETHEUS + '/api/v1/alerts')['data']['alerts']
+    return [a for a in alerts if a['labels'].get('alertname') == alertname and a['state'] == 'firing']
+
+
+def _wait(what, predicate, timeout=WAIT, every=1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError('waited %d s for %s' % (timeout, what))
+        time.sleep(every)
+
+
+def _registry(incident_dir):
+    path = os.path.join(incident_dir, '.alert-groups.json')
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        return json.load(handle).get('groups', {})
+
+
+def _events(path):
+    out = []
+    if os.path.exists(os.path.join(path, 'timeline.jsonl')):
+        with open(os.path.join(path, 'timeline.jsonl')) as handle:
+            for line in handle:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+    return out
+
+
+@pytest.fixture(scope='module')
+def alerts_lab(lab, tmp_path_factory):
+    incident_dir = str(tmp_path_factory.mktemp('alert-incidents'))
+    with lab_lock():
+        res = run('tests/lab/playbooks/alerts.yml', {'lab_alerts_state': 'present', 'lab_alerts_incident_dir': incident_dir})
+        assert res.rc == 0, res
+        # start from a quiet backend group: no BackendDown firing from an earlier run
+        _wait('BackendDown to be inactive', lambda: not _firing('BackendDown'))
+        yield {'incident_dir': incident_dir}
+        res = run('tests/lab/playbooks/alerts.yml', {'lab_alerts_state': 'absent'})
+        assert res.rc == 0, res
+
+
+def test_fault_to_incident_without_a_command_one_incident_per_group_resolved_draft(alerts_lab, lab_env):
+    incident_dir = alerts_lab['incident_dir']
+    with lab_lock():
+        try:
+            inject('backend_down')
+            stopped = subprocess.run(['docker', 'inspect', '-f', '{{.State.FinishedAt}}', lab_env.backend],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+
+            # 1. an incident appears, diagnosed backend_down, with the INCIDENT DECLARED message
+            incident_id = _wait('the backend group to open an incident', lambda: _registry(incident_dir).get(GROUP, {}).get('incident_id'))
+            path = os.path.join(incident_dir, incident_id)
+            diagnosis = _wait('a diagnosis with a hypothesis', lambda: [
+                e for e in _events(path) if e['kind'] == 'diagnosis' and e['data'].get('hypotheses')])
+            assert diagnosis[0]['data']['hypotheses'][0]['pattern'] == 'backend_down', diagnosis[0]
+            top = json.load(open(os.path.join(path, 'diagnosis.json')))['hypotheses'][0]
+            assert top['pattern'] == 'backend_down', top
+            declared = _wait('the DECLARED message', lambda: glob.glob(os.path.join(path, 'messages', '*-declared.md')))
+            text = open(declared[0]).read()
+            assert text.startswith('INCIDENT DECLARED: BackendDown'), text
+            incident = json.load(open(os.path.join(path, 'incident.json')))
+            assert incident['severity'] in ('SEV1', 'SEV2')
+            first_note = [e for e in _events(path) if e['kind'] == 'note'][0]
+            assert first_note['data']['labels']['alertname'] == 'BackendDown'
+            assert first_note['data']['group_key'] == GROUP and first_note['data']['fingerprint']
+            started = datetime.datetime.fromisoformat(stopped.replace('Z', '')[:26]).replace(tzinfo=datetime.timezone.utc)
+            diagnosed = datetime.datetime.fromisoformat(diagnosis[0]['ts'].replace('Z', '+00:00'))
+            print('\nfault -> diagnosis: %.1f s (backend stopped %s, first diagnosis %s)'
+                  % ((diagnosed - started).total_seconds(), stopped, diagnosis[0]['ts']))
+
+            # 2. inject again: the alert keeps firing and is re-sent; it appends, no second incident
+            inject('backend_down')
+            _wait('a re-sent alert in the timeline', lambda: len([e for e in _events(path) if e['kind'] == 'note'
+                                                                 and e['data']['status'] == 'firing']) >= 2)
+            notes = [e for e in _events(path) if e['kind'] == 'note' and e['data']['status'] == 'firing']
+            assert 're-sent' in notes[1]['summary'] and notes[1]['data']['triage'] is False, notes[1]
+            assert sorted(n for n in os.listdir(incident_dir) if n.startswith('INC-')) == [incident_id]
+        finally:
+            heal('backend_down')
+
+        # 3. healed: the resolved alert records an event and drafts the Resolved update; the incident stays open
+        resolved = _wait('the Resolved draft', lambda: glob.glob(os.path.join(path, 'messages', '*-update-resolved.md')))
+        assert 'Status: Resolved' in open(resolved[0]).read()
+        assert [e for e in _events(path) if e['kind'] == 'note' and e['data']['status'] == 'resolved']
+        assert json.load(open(os.path.join(path, 'incident.json')))['status'] != 'Resolved'
+        assert 'resolved' not in [e['kind'] for e in _events(path)]
+        assert sorted(n for n in os.listdir(incident_dir) if n.startswith('INC-')) == [incident_id]
+
+        # secrets (lab credentials, the webhook token) never reach the incident's files
+        token = open(os.path.join(ROOT, 'tests/lab/build/state%s/alerts/webhook.token' % (INSTANCE or ''))).read().strip()
+        for name in glob.glob(os.path.join(incident_dir, '**', '*'), recursive=True) + [os.path.join(incident_dir, '.alert-groups.json')]:
+            if os.path.isfile(name):
+                content = open(name, errors='replace').read()
+                for secret in lab_env.secrets + (token,):
+                    assert secret not in content, name
+
+
+def _prom_value(query):
+    result = _get_json(PROMETHEUS + '/api/v1/query?' + urllib.parse.urlencode({'query': query}))['data']['result']
+    return float(result[0]['value'][1]) if result else None
+
+
+def test_memory_trend_from_prometheus_is_a_finding_and_memory_growth(alerts_lab, lab_env, run_playbook, incident):
+    """A Prometheus URL configured for the service: the triage reads the memory trend (range query) as a
+    finding with the query in its evidence, and the diagnosis calls it memory_growth."""
+    query = 'max(process_resident_memory_bytes{service="backend"})'
+    with lab_lock():
+        baseline = _wait('a memory sample of the backend', lambda: _prom_value(query))
+        try:
+            inject('memory_growth')
+            _wait('Prometheus to see the leak', lambda: (_prom_value(query) or 0) > baseline * 1.6)
+            res = run_playbook('playbooks/triage.yml', incident['vars'],
+                               env={'LAB_PROMETHEUS_URL': PROMETHEUS})
+            assert res.rc == 0, res
+        finally:
+            heal('memory_growth')
+    findings = json.load(open(os.path.join(incident['path'], 'findings.json')))
+    trend = [f for f in findings if f['check'] == 'trend.memory' and f['host'] == 'app-backend']
+    assert trend and trend[0]['status'] == 'crit', findings
+    assert trend[0]['evidence']['query'] == query
+    assert trend[0]['summary'].startswith('backend memory grew ')
+    hypotheses = json.load(open(os.path.join(incident['path'], 'diagnosis.json')))['hypotheses']
+    memory = [h for h in hypotheses if h['pattern'] == 'memory_growth']
+    assert memory and 'app-backend/trend.memory' in memory[0]['evidence'], hypotheses
