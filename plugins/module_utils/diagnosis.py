@@ -252,12 +252,21 @@ def _image_changed(finding):
     return bool(ev.get('previous_image') or ev.get('previous_tag')) and not current
 
 
+def _only_rollbacks(finding):
+    """Every deploy of the window in this finding was a rollback to a known-good image (not new code)."""
+    deploys = [d for d in (_ev(finding).get('deploys') or []) if isinstance(d, dict) and d.get('deployed_in_window')]
+    return bool(deploys) and all(d.get('rollback') is True for d in deploys)
+
+
 def rule_error_spike_after_deploy(findings, ctx, cmd):
     deploys = _deploys_in_window(findings)
     if not deploys:
         return []
     out = []
     for deploy in deploys:
+        if _only_rollbacks(deploy):
+            # Errors after a rollback are not the new code's: rolling "back" would bring the bad release again.
+            continue
         service = deploy.get('service') or 'backend'
         errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint')
                   if f.get('host') == deploy.get('host') or f.get('service') == service]

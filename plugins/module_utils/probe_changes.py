@@ -80,6 +80,16 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
     return None, 'no older local tag of %s' % repo, tags
 
 
+def is_downgrade(current_ref, previous_ref):
+    """The deploy went from a higher version tag of the repository to a lower one (a rollback by hand)."""
+    if not current_ref or not previous_ref or repo_of(current_ref) != repo_of(previous_ref):
+        return False
+    repo = repo_of(current_ref)
+    tag = lambda ref: ref.split('@', 1)[0][len(repo) + 1:] if ref.startswith(repo + ':') else ''  # noqa: E731
+    cur, prev = version_key(tag(current_ref)), version_key(tag(previous_ref))
+    return cur[0] == 1 and prev[0] == 1 and cur < prev
+
+
 def deploy_item(container, info, image_info, images, now, window_s, history=None, created_of=None):
     """One container's deployment record and whether it falls inside the window."""
     config = info.get('Config') or {}
@@ -103,6 +113,9 @@ def deploy_item(container, info, image_info, images, now, window_s, history=None
         'deployed_in_window': created_age is not None and created_age <= window_s,
         'restarted_in_window': started_age is not None and started_age <= window_s and not (created_age is not None and created_age <= window_s),
         'previous_image': prev, 'previous_image_source': prev_how, 'local_tags': tags,
+        # deployed by a rollback: this collection's docker_rollback (its label) ...
+        # or by hand, to a lower version tag: a known-good image came back, not new code
+        'rollback': bool((config.get('Labels') or {}).get(ROLLED_BACK_FROM_LABEL)) or is_downgrade(ref, prev),
     }
 
 
@@ -137,8 +150,9 @@ def evaluate_deploys(host, items, window, errors=None):
         short = digest.split('@')[-1][:19] if digest else ''
         prev = it.get('previous_image') or it.get('previous_release')
         source = it.get('previous_image_source') if it.get('previous_image') else None
-        parts.append('%s: %s%s deployed %s ago, inside the %s window; previous %s%s' % (
-            svc, what, ' (%s)' % short if short else '', human_duration(it.get('created_age_s')), window, prev or 'unknown',
+        parts.append('%s: %s%s %s %s ago, inside the %s window; previous %s%s' % (
+            svc, what, ' (%s)' % short if short else '', 'rolled back to' if it.get('rollback') else 'deployed',
+            human_duration(it.get('created_age_s')), window, prev or 'unknown',
             ' (from %s)' % source if source else ''))
     status = 'warn' if in_window else 'ok'
     if errors:

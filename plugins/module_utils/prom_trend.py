@@ -22,7 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
-from urllib.request import Request, urlopen
+
+from ansible.module_utils.urls import open_url
 
 # Default trends by service kind; {name} is the service name (the `service` label on its scrape targets).
 DEFAULT_TRENDS = {
@@ -107,14 +108,17 @@ def range_query(url, query, window_minutes, timeout=5.0, max_points=120, token='
     parts = urlsplit(url)
     base = urlunsplit((parts.scheme, parts.hostname + (':%d' % parts.port if parts.port else ''),
                        parts.path.rstrip('/'), '', ''))
-    request = Request(base + '/api/v1/query_range?' + urlencode(params))
+    headers = {}
     if token:
-        request.add_header('Authorization', 'Bearer %s' % token)
+        headers['Authorization'] = 'Bearer %s' % token
     elif parts.username:
         cred = '%s:%s' % (parts.username, parts.password or '')
-        request.add_header('Authorization', 'Basic %s' % base64.b64encode(cred.encode('utf-8')).decode('ascii'))
-    with urlopen(request, timeout=timeout) as response:
+        headers['Authorization'] = 'Basic %s' % base64.b64encode(cred.encode('utf-8')).decode('ascii')
+    response = open_url(base + '/api/v1/query_range?' + urlencode(params), headers=headers, timeout=timeout)
+    try:
         body = json.loads(response.read(4 * 1024 * 1024).decode('utf-8'))
+    finally:
+        response.close()
     if body.get('status') != 'success':
         raise ValueError('Prometheus answered %s: %s' % (body.get('status'), body.get('error')))
     result = body.get('data', {}).get('result') or []

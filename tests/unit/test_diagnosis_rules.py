@@ -216,3 +216,21 @@ def test_unknown_only_is_healthy_with_a_note():
     doc = dx.diagnose(replace(healthy(), f('app-db', 'pg.connectivity', 'unknown', 'psycopg2 missing', 'db')), CTX)
     assert doc['healthy'] is True and doc['unknown'] == ['app-db/pg.connectivity']
     assert '1 could not run' in doc['summary']
+
+
+def test_errors_after_a_rollback_do_not_recommend_rolling_back_to_the_bad_release():
+    """A rollback is a deploy of the known-good image: errors after it (Redis full, say) are not new code's,
+    and "rolling back" would bring the bad release again (seen on the lab: rollback to 1.1.0 recommended)."""
+    rollback = {'container': 'app-backend', 'image': 'app-backend:1.0.0', 'previous_image': 'app-backend:1.1.0',
+                'deployed_in_window': True, 'rollback': True}
+    findings = replace(healthy(),
+                       f('app-backend', 'deploy.recent', 'warn', 'backend: app-backend:1.0.0 rolled back to 100 s ago',
+                         'backend', deploy_in_window=True, deploys=[rollback]),
+                       f('app-backend', 'app.errors', 'crit', '/api/sessions: 7 errors (500), failing now', 'backend',
+                         errors=7, failing_paths=['/api/sessions']))
+    doc = dx.diagnose(findings, CTX)
+    assert all(h['pattern'] != 'error_spike_after_deploy' for h in doc['hypotheses']), doc['hypotheses']
+    assert all(h.get('action') != 'rollback' for h in doc['hypotheses'])
+    # the same deploy that is not a rollback is new code
+    rollback['rollback'] = False
+    assert top(dx.diagnose(findings, CTX))['pattern'] == 'error_spike_after_deploy'

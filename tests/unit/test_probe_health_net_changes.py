@@ -190,3 +190,25 @@ def test_previous_image_of_releases_built_in_the_same_second():
     prev, how, _tags = probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, images, current_created=1764596678)
     assert prev == 'app-backend:1.0.0' and 'same second' in how
     assert probe_changes.previous_image('app-backend:1.0.0', 'sha256:old', {}, images, current_created=1764596678)[0] is None
+
+
+def test_a_deploy_to_a_lower_version_or_by_the_rollback_is_marked_rollback():
+    """A downgrade (1.1.0 -> 1.0.0, e.g. a rollback by hand) or the collection's rollback is not new code."""
+    from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes as pc
+    assert pc.is_downgrade('app-backend:1.0.0', 'app-backend:1.1.0') is True
+    assert pc.is_downgrade('app-backend:1.1.0', 'app-backend:1.0.0') is False
+    assert pc.is_downgrade('app-backend:latest', 'app-backend:1.1.0') is False
+    assert pc.is_downgrade('other:1.0.0', 'app-backend:1.1.0') is False
+    import datetime
+    now = datetime.datetime(2026, 12, 1, 15, 0, tzinfo=datetime.timezone.utc)
+    info = {'Config': {'Image': 'app-backend:1.0.0', 'Labels': {}}, 'Image': 'sha256:a',
+            'Created': '2026-12-01T14:59:00Z', 'State': {'StartedAt': '2026-12-01T14:59:01Z'}}
+    by_hand = pc.deploy_item('app-backend', info, {}, [], now, 900,
+                             history=[(1, 'app-backend:1.1.0')])
+    assert by_hand['previous_image'] == 'app-backend:1.1.0' and by_hand['rollback'] is True
+    info['Config']['Labels'] = {pc.ROLLED_BACK_FROM_LABEL: 'app-backend:1.2.0'}
+    info['Config']['Image'] = 'app-backend:1.3.0'
+    assert pc.deploy_item('app-backend', info, {}, [], now, 900)['rollback'] is True
+    info['Config']['Labels'] = {}
+    forward = pc.deploy_item('app-backend', info, {}, [], now, 900, history=[(1, 'app-backend:1.1.0')])
+    assert forward['rollback'] is False
