@@ -190,3 +190,20 @@ def test_previous_image_of_releases_built_in_the_same_second():
     prev, how, _tags = probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, images, current_created=1764596678)
     assert prev == 'app-backend:1.0.0' and 'same second' in how
     assert probe_changes.previous_image('app-backend:1.0.0', 'sha256:old', {}, images, current_created=1764596678)[0] is None
+
+
+def test_unit_memory_against_memorymax_from_cgroup_or_rss():
+    from ansible_collections.sre.incident_response.plugins.module_utils import probe_net
+    t = {'memory_warn_pct': 80, 'memory_crit_pct': 90}
+    mib = 1024 * 1024
+    status, text, ev = probe_net.evaluate_unit_resources(
+        'app-backend.service', {'MemoryCurrent': '[not set]', 'MemoryMax': str(256 * mib), 'MainPID': '42',
+                                'ActiveState': 'active'}, t, rss_bytes=220 * mib)
+    assert status == 'warn' and ev['memory_source'] == 'rss' and ev['memory_pct'] == 85.9
+    assert text.startswith('app-backend.service memory 220') and 'MemoryMax' in text
+    status, text, ev = probe_net.evaluate_unit_resources(
+        'x.service', {'MemoryCurrent': str(240 * mib), 'MemoryMax': str(256 * mib)}, t, rss_bytes=1)
+    assert status == 'crit' and ev['memory_source'] == 'cgroup' and ev['memory_used'] == 240 * mib
+    status, text, ev = probe_net.evaluate_unit_resources(
+        'x.service', {'MemoryCurrent': str(mib), 'MemoryMax': 'infinity', 'MemoryHigh': 'infinity'}, t)
+    assert status == 'ok' and ev['memory_limit'] is None and '(no MemoryMax)' in text
