@@ -92,4 +92,7 @@ web)
 *)
   echo "usage: $0 ssh|db|cache|web" >&2; exit 2 ;;
 esac
+# The lab stands for hosts provisioned days ago: what the image and this script wrote is backdated, so
+# deploy.recent and host.changes report only what happens afterwards (a fault, a remediation).
+find /etc /opt/app -xdev -mmin -240 -exec touch -h -d '2 days ago' {} + 2>/dev/null || true
 echo "changed=$changed"
