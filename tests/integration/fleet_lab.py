@@ -43,16 +43,34 @@ class FleetEnv(object):
     secrets = (pg_password, analyst_password, redis_password)
 
 
-def ssh(host, command, check=True, timeout=60):
-    """Run `command` (a shell string) on a fleet host as root through sudo, over SSH."""
+def ssh(host, command, check=True, timeout=60, stdin=None):
+    """Run `command` (a shell string) on a fleet host as root through sudo, over SSH (`stdin`: text to feed it)."""
     cmd = ['ssh', '-i', os.path.join(FleetEnv.state_dir, 'id_ed25519'), '-o', 'IdentitiesOnly=yes',
            '-o', 'UserKnownHostsFile=%s' % os.path.join(FleetEnv.state_dir, 'known_hosts'),
            '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=5',
            '-p', str(FleetEnv.ssh_ports[host]), 'ansible@127.0.0.1', 'sudo', 'sh', '-c', _quote(command)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin)
     if check and proc.returncode != 0:
         raise AssertionError('ssh %s %r failed (%d): %s' % (host, command, proc.returncode, proc.stderr))
     return proc.stdout
+
+
+def psql(sql):
+    """Rows (lists of strings) of a query run on db-1 as postgres, over SSH."""
+    out = ssh('db-1', 'runuser -u postgres -- psql -p %d -d app -X -q -t -A -F "|" -c %s' % (FleetEnv.db_port, _quote(sql)))
+    return [line.split('|') for line in out.splitlines() if line.strip()]
+
+
+def redis_cli(*args):
+    """redis-cli over TLS on cache-1 (the password in REDISCLI_AUTH), over SSH."""
+    return ssh('cache-1', 'REDISCLI_AUTH=%s redis-cli --tls --cacert /etc/redis/tls/ca.crt -h 127.0.0.1 -p %d --no-auth-warning %s'
+               % (_quote(FleetEnv.redis_password), FleetEnv.redis_port, ' '.join(_quote(a) for a in args)))
+
+
+def unit(host, name, *props):
+    """systemctl show properties of a unit on a fleet host, over SSH."""
+    out = ssh(host, 'systemctl show %s %s' % (name, ' '.join('-p ' + p for p in props)))
+    return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
 
 
 def _quote(text):
