@@ -92,7 +92,8 @@ def test_restart_by_systemd_pool_exhaustion(fleet_fault, incident):
 
         plan = remediate(incident, 'restart', check=True)
         assert plan.rc == 0, plan
-        assert 'restart systemd unit app-backend.service (ActiveState=active' in plan.stdout, plan
+        line = [ln for ln in plan.stdout.splitlines() if 'restart systemd unit app-backend.service (' in ln]
+        assert line and 'ActiveState=active' in line[0] and 'SubState=running' in line[0], plan
         assert backend_state() == before and int(psql(idle_sql)[0][0]) >= 5
 
         refused = remediate(incident, 'restart', {'apply': True, 'approved_by': 'alice'})
