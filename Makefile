@@ -19,7 +19,8 @@ PLAYBOOK := $(BIN)/ansible-playbook
 
 help:
 	@echo "make demo      set up, start the incident lab, then one incident end to end: bad_deploy, triage, rollback, resolve, report"
-	@echo "make test      lint, unit and integration tests (starts the lab)"
+	@echo "make test      lint, unit and integration tests (starts both labs; the fleet on a subset)"
+	@echo "make test-full everything, every fleet fault and both molecule scenarios"
 	@echo "make setup     system packages, .venv, collection link"
 	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | bench | build"
 	@echo "make alerts-up | alerts-down   Prometheus, Alertmanager, exporters and the rulebook on the lab (docs/alerts.md)"
@@ -86,14 +87,25 @@ test-integration: lab-up
 test-resolution: lab-up
 	RESOLUTION_FAULTS=all $(BIN)/pytest -q -s tests/integration/test_resolution.py
 
+# make test runs both labs: the Docker lab, and the fleet lab (SSH + systemd) on a subset of its faults;
+# tests marked fleet_full and the fleet molecule scenario run in make test-full (docs/lab.md).
+PYTEST_MARK ?= -m 'not fleet_full'
+MOLECULE_SCENARIOS ?= --all
+
 test: setup
 	$(MAKE) lint
 	$(MAKE) lab-up
-	$(BIN)/pytest -q -p no:cacheprovider -ra tests/unit tests/integration
-	$(MAKE) molecule
+	$(BIN)/pytest -q -p no:cacheprovider -ra $(PYTEST_MARK) tests/unit tests/integration
+	$(MAKE) molecule MOLECULE_SCENARIOS="$(if $(PYTEST_MARK),-s default,--all)"
+
+test-full: setup
+	$(MAKE) test PYTEST_MARK=
+
+test-fleet: fleet-up
+	$(BIN)/pytest -q -p no:cacheprovider -ra tests/integration/test_fleet_triage.py tests/integration/test_fleet_remediate.py
 
 molecule: setup
-	$(BIN)/molecule test --all
+	$(BIN)/molecule test $(MOLECULE_SCENARIOS)
 
 bench: lab-up
 	$(BIN)/python tests/bench/bench.py

@@ -13,6 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from fleet_lab import (FleetEnv, exclusive_fleet, fleet, fleet_fault, fleet_run, psql, redis_cli, ssh,  # noqa: F401
                        unit)
 from test_remediate import APPROVAL, _make_pair, assert_applied, assert_refused, events, recap_changed
@@ -84,6 +86,7 @@ def test_rollback_by_release_symlink(fleet_fault, incident):
         no_secrets(incident)
 
 
+@pytest.mark.fleet_full
 def test_restart_by_systemd_pool_exhaustion(fleet_fault, incident):
     idle_sql = "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND usename = 'app'"
     with fleet_fault('pool_exhaustion'):
@@ -186,6 +189,7 @@ def served_serial():
     return int(x.stdout.split('serial=', 1)[1].split()[0], 16)
 
 
+@pytest.mark.fleet_full
 def test_apply_cert_on_nginx(fleet_fault, incident, tmp_path):
     crt, key, serial = _make_pair(str(tmp_path / 'new'), ['api.fleet.test'])
     # the new pair arrives on the host (as from an ACME client or a secrets store): tls_cert_src is a host path
@@ -221,6 +225,7 @@ def log_dir():
     return sorted(ssh('web-1', 'cd /var/log/app && find . -type f | sort').split())
 
 
+@pytest.mark.fleet_full
 def test_clean_disk_of_plain_text_logs(fleet_fault, incident):
     with fleet_fault('disk_full'):
         files = log_dir()
@@ -251,6 +256,7 @@ def test_clean_disk_of_plain_text_logs(fleet_fault, incident):
         assert recap_changed(again, 'web-1') == 0
 
 
+@pytest.mark.fleet_full
 def test_communicate_and_resolve_over_the_fleet_inventory(fleet_fault, incident):
     with fleet_fault('backend_down'):
         tri = fleet_run('playbooks/triage.yml', incident['vars'], timeout=400)

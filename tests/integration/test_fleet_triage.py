@@ -42,20 +42,22 @@ def assert_no_secrets(incident, res):
         assert not any(secret in t for t in texts), secret
 
 
+FULL = pytest.mark.fleet_full
 FAULTS = [
     # fault, acceptable first patterns, evidence that must back the first hypothesis
     ('bad_deploy', {'error_spike_after_deploy'}, 'web-1/deploy.recent'),
     ('backend_down', {'backend_down'}, 'web-1/health.'),
     ('db_lock', {'slow_responses', 'gradual_degradation'}, 'db-1/pg.'),
-    ('pool_exhaustion', {'gradual_degradation', 'slow_responses', 'backend_down'}, 'db-1/pg.'),
     ('redis_full', {'gradual_degradation', 'partial_failures'}, 'cache-1/redis.memory'),
-    ('disk_full', {'gradual_degradation'}, 'web-1/host.disk'),
-    ('memory_growth', {'memory_growth'}, 'web-1/container.resources'),
-    ('tls_expiring', {'gradual_degradation'}, 'net.tls_expiry'),
+    pytest.param('pool_exhaustion', {'gradual_degradation', 'slow_responses', 'backend_down'}, 'db-1/pg.', marks=FULL),
+    pytest.param('disk_full', {'gradual_degradation'}, 'web-1/host.disk', marks=FULL),
+    pytest.param('memory_growth', {'memory_growth'}, 'web-1/container.resources', marks=FULL),
+    pytest.param('tls_expiring', {'gradual_degradation'}, 'net.tls_expiry', marks=FULL),
 ]
 
 
-@pytest.mark.parametrize('fault_name,patterns,evidence', FAULTS, ids=[f[0] for f in FAULTS])
+@pytest.mark.parametrize('fault_name,patterns,evidence', FAULTS,
+                         ids=[f.values[0] if hasattr(f, 'values') else f[0] for f in FAULTS])
 def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns, evidence):
     with fleet_fault(fault_name):
         res, out = triage(incident, triage_investigate_always=True)
@@ -95,6 +97,7 @@ def test_journald_lines_are_read_like_the_log_file(fleet_fault, incident):
     assert errors['summary'].startswith('/api/orders: ')
 
 
+@pytest.mark.fleet_full
 def test_investigate_over_ssh_healthy_fleet(exclusive_fleet, incident):
     heal('pool_exhaustion')  # a fresh backend: no errors left over from earlier faults in the window
     res = fleet_run('playbooks/investigate.yml', incident['vars'], timeout=400)
