@@ -17,7 +17,7 @@ import pytest
 
 from fleet_lab import (FleetEnv, exclusive_fleet, fleet, fleet_fault, fleet_run, psql, redis_cli, ssh,  # noqa: F401
                        unit)
-from test_remediate import APPROVAL, _make_pair, assert_applied, assert_refused, events, recap_changed
+from test_remediate import APPROVAL, LAUNCHER, _make_pair, assert_applied, assert_refused, events, recap_changed
 
 PLAYBOOK = 'playbooks/remediate.yml'
 
@@ -166,7 +166,7 @@ def test_flush_keys_on_redis_over_tls(fleet_fault, incident):
         assert 'session:*: protected, %d keys' % sessions in plan.stdout
         assert (count_keys('session:*'), count_keys('cache:*')) == (sessions, cache)
 
-        refused = remediate(incident, 'flush_keys', dict(APPROVAL, approved_by='bob'))
+        refused = remediate(incident, 'flush_keys', dict(APPROVAL, approved_by=LAUNCHER))
         assert_refused(refused, incident, 'four-eyes')
         assert count_keys('cache:*') == cache
 
