@@ -59,13 +59,13 @@ cache)
 web)
   for version in 1.0.0 1.1.0; do
     rel=/opt/app/releases/$version
-    if [ ! -f "$rel/app.py" ]; then
+    if [ ! -d "$rel/vendor" ]; then
       mkdir -p "$rel"
-      cp /lab-src/backend/app.py "$rel/app.py"
       cp -r /lab/vendor "$rel/vendor"
       printf 'APP_VERSION=%s\n' "$version" > "$rel/release.env"
       changed=1
     fi
+    install_file /lab-src/backend/app.py "$rel/app.py" 0644
   done
   # the deploy 1.1.0 is the bad_deploy fault's; a fresh host runs 1.0.0
   [ -L /opt/app/current ] || { ln -sfn /opt/app/releases/1.0.0 /opt/app/current; changed=1; }
