@@ -10,16 +10,21 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 LAB_INV := inventory/lab
+FLEET_INV := inventory/fleet
+# LAB=fleet sends fault/heal to the fleet lab (tests/lab/fleet) instead of the Docker lab
+LAB ?= docker
 PLAYBOOK := $(BIN)/ansible-playbook
 
-.PHONY: help setup system venv demo lab-up lab-down alerts-up alerts-down fault heal test test-unit test-integration test-resolution molecule lint bench build clean
+.PHONY: help setup system venv demo lab-up lab-down alerts-up alerts-down fleet-up fleet-down fault heal test test-full test-unit test-integration test-resolution test-fleet molecule lint bench build clean
 
 help:
 	@echo "make demo      set up, start the incident lab, then one incident end to end: bad_deploy, triage, rollback, resolve, report"
-	@echo "make test      lint, unit and integration tests (starts the lab)"
+	@echo "make test      lint, unit and integration tests (starts both labs; the fleet on a subset)"
+	@echo "make test-full everything, every fleet fault and both molecule scenarios"
 	@echo "make setup     system packages, .venv, collection link"
 	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | bench | build"
 	@echo "make alerts-up | alerts-down   Prometheus, Alertmanager, exporters and the rulebook on the lab (docs/alerts.md)"
+	@echo "make fleet-up | fleet-down | fault NAME=x LAB=fleet | heal NAME=x LAB=fleet   (the SSH + systemd lab)"
 
 setup: system venv $(COLL)
 
@@ -49,13 +54,21 @@ alerts-up: lab-up
 alerts-down: setup
 	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/alerts.yml -e lab_alerts_state=absent
 
+fleet-up: setup
+	$(PLAYBOOK) -i $(FLEET_INV) tests/lab/fleet/playbooks/up.yml
+
+fleet-down: setup
+	$(PLAYBOOK) -i $(FLEET_INV) tests/lab/fleet/playbooks/down.yml
+
+FAULT_PLAY = $(if $(filter fleet,$(LAB)),-i $(FLEET_INV) tests/lab/fleet/playbooks/fault.yml,-i $(LAB_INV) tests/lab/playbooks/fault.yml)
+
 fault: setup
-	@test -n "$(NAME)" || { echo "usage: make fault NAME=<fault>  (see docs/lab.md)"; exit 2; }
-	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/fault.yml -e lab_fault=$(NAME) -e lab_fault_state=present
+	@test -n "$(NAME)" || { echo "usage: make fault NAME=<fault> [LAB=fleet]  (see docs/lab.md)"; exit 2; }
+	$(PLAYBOOK) $(FAULT_PLAY) -e lab_fault=$(NAME) -e lab_fault_state=present
 
 heal: setup
-	@test -n "$(NAME)" || { echo "usage: make heal NAME=<fault>"; exit 2; }
-	$(PLAYBOOK) -i $(LAB_INV) tests/lab/playbooks/fault.yml -e lab_fault=$(NAME) -e lab_fault_state=absent
+	@test -n "$(NAME)" || { echo "usage: make heal NAME=<fault> [LAB=fleet]"; exit 2; }
+	$(PLAYBOOK) $(FAULT_PLAY) -e lab_fault=$(NAME) -e lab_fault_state=absent
 
 demo: lab-up
 	@scripts/demo.sh
@@ -74,14 +87,25 @@ test-integration: lab-up
 test-resolution: lab-up
 	RESOLUTION_FAULTS=all $(BIN)/pytest -q -s tests/integration/test_resolution.py
 
+# make test runs both labs: the Docker lab, and the fleet lab (SSH + systemd) on a subset of its faults;
+# tests marked fleet_full and the fleet molecule scenario run in make test-full (docs/lab.md).
+PYTEST_MARK ?= -m 'not fleet_full'
+MOLECULE_SCENARIOS ?= --all
+
 test: setup
 	$(MAKE) lint
 	$(MAKE) lab-up
-	$(BIN)/pytest -q -p no:cacheprovider -ra tests/unit tests/integration
-	$(MAKE) molecule
+	$(BIN)/pytest -q -p no:cacheprovider -ra $(PYTEST_MARK) tests/unit tests/integration
+	$(MAKE) molecule MOLECULE_SCENARIOS="$(if $(PYTEST_MARK),-s default,--all)"
+
+test-full: setup
+	$(MAKE) test PYTEST_MARK=
+
+test-fleet: fleet-up
+	$(BIN)/pytest -q -p no:cacheprovider -ra tests/integration/test_fleet_triage.py tests/integration/test_fleet_remediate.py
 
 molecule: setup
-	$(BIN)/molecule test --all
+	$(BIN)/molecule test $(MOLECULE_SCENARIOS)
 
 bench: lab-up
 	$(BIN)/python tests/bench/bench.py

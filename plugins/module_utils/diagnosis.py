@@ -232,7 +232,7 @@ def _deploys_in_window(findings):
 
 
 def _image_changed(finding):
-    """The deploy replaced an image (a previous image or tag is known and differs)."""
+    """The deploy replaced an image or a release (a previous image, tag or release is known and differs)."""
     ev = _ev(finding)
     if _any(finding, ('image_changed', 'changed_image', 'tag_changed'), lambda v: v is True):
         return True
@@ -241,7 +241,10 @@ def _image_changed(finding):
         for item in deploys:
             if not isinstance(item, dict) or item.get('deployed_in_window') is False:
                 continue
-            previous, image = item.get('previous_image') or item.get('previous_tag'), item.get('image') or item.get('tag')
+            previous = item.get('previous_image') or item.get('previous_tag') or item.get('previous_release')
+            # a release directory behind a symlink (deploy.release_link) is the non-Docker image
+            image = item.get('image') or item.get('tag') or (str(item['target']).rstrip('/').rsplit('/', 1)[-1]
+                                                            if item.get('previous_release') and item.get('target') else None)
             if previous and image and str(previous) != str(image):
                 return True
         return False

@@ -30,6 +30,9 @@ except ImportError:  # pragma: no cover - depends on the controller/target
     HAS_PSYCOPG2 = False
     PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
+# what to install where the module runs (the managed host on a fleet: playbooks/prepare.yml)
+PSYCOPG2_PACKAGES = 'python3-psycopg2 (Debian, Ubuntu, RHEL) or psycopg2-binary (pip)'
+
 DEFAULT_APPLICATION_NAME = 'sre.incident_response'
 
 SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']

@@ -3,8 +3,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Application log analysis: error counts by path and status, latency percentiles.
 
-JSON log lines (ts, level, method, path, status, latency_ms, msg) are broken down
-by endpoint; anything else falls back to counting ERROR-level lines.
+Understood line formats (docs/reference/services.md):
+
+- JSON objects: ``{"ts": ..., "level": ..., "method": ..., "path": ..., "status": ..., "latency_ms": ..., "msg": ...}``
+- plain text with key=value fields (logfmt), with or without a leading time and level:
+  ``2026-12-01T14:00:08.123Z ERROR method=GET path=/api/orders status=500 latency_ms=3.2 msg="..."``
+  or ``ts=... level=error path=/api/orders status=500 ...``; journald's message text (``journalctl -o cat``)
+  is the same line.
+
+Records with a path are broken down by endpoint; any other line falls back to counting ERROR-level lines.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,9 +36,70 @@ def strip_docker_ts(line):
     return (line[match.end():], match.group(1)) if match else (line, None)
 
 
-def parse_lines(lines):
-    """Split lines into JSON records and plain-text lines."""
+_TEXT_HEAD_RE = re.compile(r'^(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s+'
+                           r'(?:(?P<level>[A-Za-z]+)\s+)?(?P<rest>.*)$')
+_KV_RE = re.compile(r'(?:^|\s)([A-Za-z_][\w.]*)=("(?:[^"\\]|\\.)*"|\S*)')
+_KV_NUMBERS = ('status', 'latency_ms')
+
+
+def _kv_value(raw):
+    if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw[1:-1]
+    return raw
+
+
+def parse_text_record(line):
+    """A plain-text key=value (logfmt) line as a record dict, or None for free text.
+
+    ``<ts> [<LEVEL>] k=v ...`` with at least one field, or ``k=v ...`` with a ``level`` or a ``path`` field.
+    """
+    head = _TEXT_HEAD_RE.match(line)
+    fields = dict((k, _kv_value(v)) for k, v in _KV_RE.findall(head.group('rest') if head else line))
+    if not fields:
+        return None
+    if head:
+        fields.setdefault('ts', head.group('ts').replace(',', '.').replace(' ', 'T', 1))
+        if head.group('level'):
+            fields.setdefault('level', head.group('level'))
+    elif not {'level', 'path'} & set(fields):
+        return None
+    for key in _KV_NUMBERS:
+        try:
+            if key in fields:
+                fields[key] = float(fields[key]) if key == 'latency_ms' else int(fields[key])
+        except (TypeError, ValueError):
+            pass
+    if 'level' in fields:
+        fields['level'] = str(fields['level']).upper()
+    return fields
+
+
+def line_ts(line):
+    """The time stamp a log line carries (JSON ``ts``, a leading ISO 8601 time or ``ts=``), or None."""
+    body = line.strip()
+    if body.startswith('{'):
+        try:
+            rec = json.loads(body)
+            return rec.get('ts') if isinstance(rec, dict) else None
+        except ValueError:
+            return None
+    head = _TEXT_HEAD_RE.match(body)
+    if head:
+        return head.group('ts').replace(',', '.').replace(' ', 'T', 1)
+    match = re.search(r'(?:^|\s)ts=("?)(\S+?)\1(?:\s|$)', body)
+    return match.group(2) if match else None
+
+
+def parse_lines(lines, counts=None):
+    """Split lines into records (JSON objects, key=value text lines) and free-text lines.
+
+    ``counts``, when a dict, receives ``json`` and ``kv`` (how many records came from each format).
+    """
     records, text = [], []
+    n_json = n_kv = 0
     for raw in lines:
         line = raw.rstrip('\n')
         if not line.strip():
@@ -42,10 +110,18 @@ def parse_lines(lines):
                 rec = json.loads(body)
                 if isinstance(rec, dict):
                     records.append(rec)
+                    n_json += 1
                     continue
             except ValueError:
                 pass
+        rec = parse_text_record(body)
+        if rec is not None:
+            records.append(rec)
+            n_kv += 1
+            continue
         text.append(line)
+    if counts is not None:
+        counts.update({'json': n_json, 'kv': n_kv})
     return records, text
 
 
@@ -74,7 +150,8 @@ def _is_error(rec):
 
 def analyze(lines, ignore_paths=None):
     """Counts of a window of log lines: JSON breakdown by path and status, or text ERROR lines."""
-    records, text = parse_lines(lines)
+    counts = {}
+    records, text = parse_lines(lines, counts)
     ignore = set(ignore_paths or [])
     paths = {}
     errors_by_status = {}
@@ -131,10 +208,15 @@ def analyze(lines, ignore_paths=None):
             'recent_error_spacing': _recent_spacing(entry['error_at'], entry['requests'] - entry['trailing_ok']),
         }
     text_errors = [line for line in text if TEXT_ERROR_RE.search(line)]
+    if records and len(records) >= len(text):
+        fmt = 'json' if counts['json'] >= counts['kv'] else 'logfmt'
+    else:
+        fmt = 'text' if text else 'empty'
     return {
-        'format': 'json' if records and len(records) >= len(text) else ('text' if text else 'empty'),
+        'format': fmt,
         'lines': len(records) + len(text),
-        'json_lines': len(records),
+        'json_lines': counts['json'],
+        'kv_lines': counts['kv'],
         'text_lines': len(text),
         'requests': total_requests,
         'errors': total_errors,
@@ -232,7 +314,7 @@ def evaluate(stats, host, service, window, thresholds, source):
 
 def excerpt(lines, stats, limit=200):
     """The evidence excerpt: the error lines first, then the tail of the window."""
-    errors = [ln for ln in lines if TEXT_ERROR_RE.search(ln) or '"status": 5' in ln]
+    errors = [ln for ln in lines if TEXT_ERROR_RE.search(ln) or '"status": 5' in ln or re.search(r'\bstatus=5\d\d\b', ln)]
     tail = lines[-max(0, limit - min(len(errors), limit // 2)):]
     chosen = errors[-(limit // 2):] + ['--- last %d lines ---' % len(tail)] + tail
     return '\n'.join(line.rstrip('\n') for line in chosen) + '\n'

@@ -298,6 +298,46 @@ def evaluate_container_resources(container, second, memory_limit_cfg, t, cpu=Non
     return status, text, evidence
 
 
+def process_rss(pid):
+    """Resident set size (bytes) of a process from /proc/<pid>/status, or None."""
+    try:
+        with open('/proc/%d/status' % int(pid)) as handle:
+            for line in handle:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
+    return None
+
+
+def unit_memory(props, rss_bytes=None):
+    """(used, limit) bytes of a systemd unit from ``systemctl show`` properties (pure).
+
+    MemoryCurrent when the unit's cgroup accounts memory, else the resident size of its processes
+    (``rss_bytes``); MemoryMax (else MemoryHigh) when it is a number: ``infinity`` is no limit.
+    """
+    def number(key):
+        value = str(props.get(key) or '').strip()
+        return int(value) if value.isdigit() and int(value) < 2 ** 63 - 1 else None
+    used = number('MemoryCurrent')
+    if used is None:
+        used = rss_bytes
+    return used, number('MemoryMax') or number('MemoryHigh')
+
+
+def evaluate_unit_resources(unit, props, t, rss_bytes=None):
+    """container.resources of one systemd unit: memory against MemoryMax/MemoryHigh (pure)."""
+    used, limit = unit_memory(props, rss_bytes)
+    mem_pct = pct(used, limit) if used is not None and limit else None
+    status = level(mem_pct, t['memory_warn_pct'], t['memory_crit_pct']) if mem_pct is not None else 'ok'
+    source = 'cgroup' if str(props.get('MemoryCurrent') or '').isdigit() else 'rss'
+    text = '%s memory %s%s' % (unit, human_bytes(used) if used is not None else '?',
+                               ' of %s MemoryMax (%s)' % (human_bytes(limit), fmt_pct(mem_pct)) if limit else ' (no MemoryMax)')
+    evidence = {'unit': unit, 'memory_used': used, 'memory_source': source, 'memory_limit': limit, 'memory_pct': mem_pct,
+                'main_pid': props.get('MainPID'), 'active_state': props.get('ActiveState')}
+    return status, text, evidence
+
+
 # ---------------------------------------------------------------- dependencies
 def evaluate_dependency(dep, result, latency_warn_ms):
     critical = bool(dep.get('critical', True))

@@ -28,6 +28,9 @@ except ImportError:  # pragma: no cover - depends on the controller/target
     HAS_REDIS = False
     REDIS_IMPORT_ERROR = traceback.format_exc()
 
+# what to install where the module runs (the managed host on a fleet: playbooks/prepare.yml)
+REDIS_PACKAGES = 'python3-redis (Debian, Ubuntu, RHEL/EPEL) or redis (pip)'
+
 
 def redis_argument_spec():
     """The connection options, documented by the doc fragment sre.incident_response.redis_connection."""

@@ -182,16 +182,14 @@ def _read_file_tail(path, max_bytes=16 * 1024 * 1024):
 
 
 def _in_window(lines, since_epoch):
-    """Keep JSON lines whose ts is inside the window (lines without a ts are kept)."""
+    """Keep lines whose time stamp (JSON ts, leading ISO time, ts=) is inside the window; lines without one are kept."""
     from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import parse_ts
-    import json
     kept = []
     for line in lines:
-        body = line.strip()
-        if body.startswith('{'):
+        ts = probe_logs.line_ts(line)
+        if ts:
             try:
-                ts = json.loads(body).get('ts')
-                if ts and parse_ts(ts).timestamp() < since_epoch:
+                if parse_ts(ts).timestamp() < since_epoch:
                     continue
             except (ValueError, TypeError, AttributeError):
                 pass

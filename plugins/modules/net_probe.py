@@ -19,7 +19,8 @@ description:
     C(dependency.reachability) (HTTP health of O(dependencies), reported for the hosts of the services using them).
   - Host-side checks for O(report_host) - C(host.disk) (space and inodes of each service's C(disk_paths) and
     O(extra_disk_paths)) and C(container.resources) (CPU, memory against the limit, network I/O of each
-    Docker service, CPU sampled from its cgroup).
+    Docker service, CPU sampled from its cgroup; memory of each systemd unit - C(MemoryCurrent), or the resident
+    size of its main process where the cgroup does not account memory - against its C(MemoryMax)).
   - Read-only. Unreachable names, endpoints or engines become C(crit) or C(unknown) findings; the module does not fail.
 author: sre.incident_response contributors
 options:
@@ -251,7 +252,7 @@ def controller_checks(p, t):
     return [f for f in findings if f]
 
 
-def host_checks(p, t):
+def host_checks(module, p, t):
     host = p['report_host']
     services = [s for s in p['services'] or [] if isinstance(s, dict)]
     findings = []
@@ -315,6 +316,22 @@ def host_checks(p, t):
             status, text, evidence = probe_net.evaluate_container_resources(container, stats, limit, t, cpu=cpu)
             items.append(finding('container.resources', host, s.get('name'), status, text, evidence))
         findings.extend(combine(items))
+    # container.resources of systemd units: memory against the unit's MemoryMax
+    units = [s for s in services if (s.get('deploy') or {}).get('type') == 'systemd' and (s.get('deploy') or {}).get('unit')]
+    if units and p['container_resources'] and module.get_bin_path('systemctl'):
+        items = []
+        for s in units:
+            unit = s['deploy']['unit']
+            rc, out, err = module.run_command(['systemctl', 'show', unit, '-p', 'MemoryCurrent', '-p', 'MemoryMax',
+                                               '-p', 'MemoryHigh', '-p', 'MainPID', '-p', 'ActiveState'])
+            props = dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
+            if rc != 0 or props.get('ActiveState') != 'active':
+                items.append(finding('container.resources', host, s.get('name'), 'unknown', '%s is %s: no resource usage' % (
+                    unit, props.get('ActiveState') or one_line(err or out) or 'unknown'), {'unit': unit}))
+                continue
+            status, text, evidence = probe_net.evaluate_unit_resources(unit, props, t, probe_net.process_rss(props.get('MainPID')))
+            items.append(finding('container.resources', host, s.get('name'), status, text, evidence))
+        findings.extend(combine(items))
     return findings
 
 
@@ -352,7 +369,7 @@ def main():
     if p['dns_names'] or p['tls_endpoints'] or p['dependencies']:
         findings.extend(controller_checks(p, t))
     if p['report_host'] and (p['services'] or p['extra_disk_paths']):
-        findings.extend(host_checks(p, t))
+        findings.extend(host_checks(module, p, t))
     module.exit_json(changed=False, findings=findings)
 
 

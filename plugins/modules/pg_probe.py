@@ -222,7 +222,8 @@ def main():
     t = thresholds_of(module)
     host, service = p['report_host'], p['service']
     if not pg_common.HAS_PSYCOPG2:  # a missing tool is a finding, not a failed play
-        reason = missing_required_lib('psycopg2').split('.')[0]
+        reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (
+            missing_required_lib('psycopg2').split('.')[0], pg_common.PSYCOPG2_PACKAGES)
         module.exit_json(changed=False, executed_queries=[], evidence_files={}, findings=[
             probe_pg.not_checked(c, host, service, reason)
             for c in ('pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk')])

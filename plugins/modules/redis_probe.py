@@ -191,7 +191,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     if not redis_common.HAS_REDIS:  # a missing tool is a finding, not a failed play
-        reason = missing_required_lib('redis').split('.')[0]
+        reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (
+            missing_required_lib('redis').split('.')[0], redis_common.REDIS_PACKAGES)
         module.exit_json(changed=False, executed_commands=[], evidence_files={}, findings=[
             probe_redis.not_checked(c, p['report_host'], p['service'], reason)
             for c in ('redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')])

@@ -31,6 +31,10 @@ PREFIX = '' if INSTANCE == 0 else 'lab%d-' % INSTANCE
 OFFSET = INSTANCE * 100
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'fleet_full: fleet lab tests run by make test-full only (CI budget of make test)')
+
+
 class LabEnv(object):
     instance = INSTANCE
     prefix = PREFIX

@@ -90,6 +90,25 @@ def test_bad_deploy_ranks_error_spike_first_with_rollback():
     assert [h['rank'] for h in doc['hypotheses']] == list(range(1, len(doc['hypotheses']) + 1))
 
 
+def test_release_symlink_switch_is_a_code_change_like_a_new_image():
+    """A fleet host deploys by switching /opt/app/current to a new release directory (probe_changes.release_item)."""
+    deploy = {'release_link': '/opt/app/current', 'target': '/opt/app/releases/1.1.0', 'deployed_in_window': True,
+              'previous_release': '1.0.0', 'releases': ['1.1.0', '1.0.0'], 'service': 'backend'}
+    findings = replace(healthy(),
+                       f('app-backend', 'deploy.recent', 'warn', 'backend: /opt/app/releases/1.1.0 deployed 24 s ago', 'backend',
+                         deploys=[deploy], deploy_in_window=True),
+                       f('app-backend', 'app.errors', 'crit', '/api/orders: 30 errors (500) in 15m', 'backend',
+                         failing_paths=['/api/orders']))
+    hyp = top(dx.diagnose(findings, CTX))
+    assert hyp['pattern'] == 'error_spike_after_deploy' and hyp['confidence'] >= 0.9
+    # the same link re-pointed at the oldest release (nothing older beside it) is not a new release
+    back = dict(deploy, target='/opt/app/releases/1.0.0', previous_release=None)
+    findings = replace(findings, f('app-backend', 'deploy.recent', 'warn', 'backend: 1.0.0 deployed 5 s ago', 'backend',
+                                   deploys=[back], deploy_in_window=True))
+    assert top(dx.diagnose(findings, CTX))['confidence'] < 0.9 or top(dx.diagnose(findings, CTX))['pattern'] != \
+        'error_spike_after_deploy'
+
+
 def test_restart_in_window_without_image_change_does_not_outrank_the_db_cause():
     findings = replace(healthy(),
                        f('app-backend', 'deploy.recent', 'warn', 'backend started 4 min ago', 'backend', in_window=True,

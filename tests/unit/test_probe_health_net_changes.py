@@ -212,3 +212,20 @@ def test_a_deploy_to_a_lower_version_or_by_the_rollback_is_marked_rollback():
     info['Config']['Labels'] = {}
     forward = pc.deploy_item('app-backend', info, {}, [], now, 900, history=[(1, 'app-backend:1.1.0')])
     assert forward['rollback'] is False
+
+
+def test_unit_memory_against_memorymax_from_cgroup_or_rss():
+    from ansible_collections.sre.incident_response.plugins.module_utils import probe_net
+    t = {'memory_warn_pct': 80, 'memory_crit_pct': 90}
+    mib = 1024 * 1024
+    status, text, ev = probe_net.evaluate_unit_resources(
+        'app-backend.service', {'MemoryCurrent': '[not set]', 'MemoryMax': str(256 * mib), 'MainPID': '42',
+                                'ActiveState': 'active'}, t, rss_bytes=220 * mib)
+    assert status == 'warn' and ev['memory_source'] == 'rss' and ev['memory_pct'] == 85.9
+    assert text.startswith('app-backend.service memory 220') and 'MemoryMax' in text
+    status, text, ev = probe_net.evaluate_unit_resources(
+        'x.service', {'MemoryCurrent': str(240 * mib), 'MemoryMax': str(256 * mib)}, t, rss_bytes=1)
+    assert status == 'crit' and ev['memory_source'] == 'cgroup' and ev['memory_used'] == 240 * mib
+    status, text, ev = probe_net.evaluate_unit_resources(
+        'x.service', {'MemoryCurrent': str(mib), 'MemoryMax': 'infinity', 'MemoryHigh': 'infinity'}, t)
+    assert status == 'ok' and ev['memory_limit'] is None and '(no MemoryMax)' in text

@@ -99,3 +99,32 @@ def test_recovery_after_repeated_bursts_but_not_for_steady_intermittent_errors()
     steady = ([line('/q', 200) for _ in range(6)] + [line('/q', 500)]) * 10 + [line('/q', 200) for _ in range(12)]
     f = probe_logs.evaluate(probe_logs.analyze(steady), 'h', 's', '15m', T, 'x')
     assert f['status'] != 'ok' and f['evidence']['failing_paths'] == ['/q'], f
+
+
+def text_line(path, status, latency=5.0, msg='request', ts='2026-11-27T03:00:00.123Z'):
+    level = 'ERROR' if status >= 500 else 'INFO'
+    return '%s %s method=GET path=%s status=%d latency_ms=%s msg=%s' % (ts, level, path, status, latency, json.dumps(msg))
+
+
+def test_plain_text_key_value_lines_break_down_by_path_like_json():
+    lines = [text_line('/api/orders', 500, msg='division by zero in "orders"') for _ in range(30)]
+    lines += [text_line('/api/products', 200) for _ in range(30)]
+    lines += ['Traceback (most recent call last):', 'INFO:     Started server process [42]']
+    stats = probe_logs.analyze(lines)
+    assert stats['format'] == 'logfmt' and stats['kv_lines'] == 60 and stats['json_lines'] == 0
+    assert stats['by_path']['/api/orders']['errors'] == 30 and stats['by_path']['/api/products']['errors'] == 0
+    assert stats['by_path']['/api/orders']['top_error'] == 'division by zero in "orders"'
+    assert stats['text_error_lines'] == 1  # the Traceback line; the uvicorn banner is free text, not an error
+    f = probe_logs.evaluate(stats, 'web-1', 'backend', '15m', T, '/var/log/app/app.log')
+    assert f['status'] == 'crit' and f['summary'].startswith('/api/orders: 30 errors (500) in 15m')
+
+
+def test_logfmt_without_a_leading_time_and_free_text_lines():
+    rec = probe_logs.parse_text_record('ts=2026-11-27T03:00:00Z level=error path=/api/x status=503 latency_ms=12')
+    assert rec == {'ts': '2026-11-27T03:00:00Z', 'level': 'ERROR', 'path': '/api/x', 'status': 503, 'latency_ms': 12.0}
+    assert probe_logs.parse_text_record('2026-11-27 03:00:00,120 ERROR could not connect') is None
+    assert probe_logs.parse_text_record('user=alice logged in') is None  # no level, no path: free text
+    assert probe_logs.line_ts('2026-11-27 03:00:00,120 ERROR could not connect') == '2026-11-27T03:00:00.120'
+    assert probe_logs.line_ts('level=info ts=2026-11-27T03:00:00Z path=/') == '2026-11-27T03:00:00Z'
+    assert probe_logs.line_ts('{"ts": "2026-11-27T03:00:00Z"}') == '2026-11-27T03:00:00Z'
+    assert probe_logs.line_ts('no time here') is None

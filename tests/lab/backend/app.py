@@ -42,22 +42,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
+class TextFormatter(logging.Formatter):
+    """Plain-text lines: `<ts> <LEVEL> key=value ... msg="..."` (the fleet lab, LOG_FORMAT=text)."""
+
+    def format(self, record):
+        ts = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        fields = " ".join("%s=%s" % (k, v) for k, v in getattr(record, "fields", {}).items())
+        return "%s %s %s%smsg=%s" % (ts, record.levelname, fields, " " if fields else "", json.dumps(record.getMessage()))
+
+
+FORMATTER = TextFormatter() if os.environ.get("LOG_FORMAT", "json") == "text" else JsonFormatter()
 log = logging.getLogger("app")
 log.setLevel(logging.INFO)
 _stdout = logging.StreamHandler(sys.stdout)
-_stdout.setFormatter(JsonFormatter())
+_stdout.setFormatter(FORMATTER)
 log.addHandler(_stdout)
 try:
     os.makedirs(os.path.dirname(LOG_FILE), exist_ok=True)
     _file = logging.FileHandler(LOG_FILE)
-    _file.setFormatter(JsonFormatter())
+    _file.setFormatter(FORMATTER)
     log.addHandler(_file)
 except OSError as exc:  # a full or read-only log volume must not stop the service
     log.warning("file logging disabled: %s", exc)
 
 pool = ConnectionPool(DB_DSN, min_size=1, max_size=POOL_SIZE, timeout=2, open=False)
 cache = redis.Redis(host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(os.environ.get("REDIS_PORT", "6379")),
-                    password=os.environ.get("REDIS_PASSWORD") or None, socket_timeout=2, socket_connect_timeout=2)
+                    password=os.environ.get("REDIS_PASSWORD") or None, socket_timeout=2, socket_connect_timeout=2,
+                    **({"ssl": True, "ssl_ca_certs": os.environ.get("REDIS_CA") or None}
+                       if os.environ.get("REDIS_TLS", "0") == "1" else {}))
 app = FastAPI(title="incident-lab backend", version=VERSION)
 _leaked = []  # connections and memory the lab's faults hold on purpose
 
