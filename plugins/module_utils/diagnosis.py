@@ -255,10 +255,13 @@ def _image_changed(finding):
     return bool(ev.get('previous_image') or ev.get('previous_tag')) and not current
 
 
-def _only_rollbacks(finding):
-    """Every deploy of the window in this finding was a rollback to a known-good image (not new code)."""
+def _only_rollbacks(finding, service):
+    """Every deploy of the window of this service in this finding was a rollback to a known-good image (not new
+    code). A host's finding may list other services' deploys (a proxy recreated on the same host): only the
+    service whose errors are explained counts, when the deploys name their service."""
     deploys = [d for d in (_ev(finding).get('deploys') or []) if isinstance(d, dict) and d.get('deployed_in_window')]
-    return bool(deploys) and all(d.get('rollback') is True for d in deploys)
+    mine = [d for d in deploys if d.get('service') == service] or [d for d in deploys if not d.get('service')]
+    return bool(mine) and all(d.get('rollback') is True for d in mine)
 
 
 def rule_error_spike_after_deploy(findings, ctx, cmd):
@@ -267,10 +270,10 @@ def rule_error_spike_after_deploy(findings, ctx, cmd):
         return []
     out = []
     for deploy in deploys:
-        if _only_rollbacks(deploy):
+        service = deploy.get('service') or 'backend'
+        if _only_rollbacks(deploy, service):
             # Errors after a rollback are not the new code's: rolling "back" would bring the bad release again.
             continue
-        service = deploy.get('service') or 'backend'
         errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint')
                   if f.get('host') == deploy.get('host') or f.get('service') == service]
         if not errors:

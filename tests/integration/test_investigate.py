@@ -173,7 +173,10 @@ def test_partial_failure_tls_dns_disk(fault, run_playbook, incident, lab_env):
     assert '%d errors (500)' % products['errors'] in errors['summary']
     assert 'failing now (last %d all failed)' % products['trailing_errors'] in errors['summary']
     assert errors['evidence']['failing_paths'] == ['/api/products']
-    assert errors['evidence']['by_path']['/api/orders']['errors'] == 0
+    # /api/orders works now (its latest requests succeed); the 5 s slack of the window may hold errors of the
+    # test before (a bad deploy's), so no "0 errors" here either.
+    orders = errors['evidence']['by_path']['/api/orders']
+    assert orders.get('trailing_errors', 0) == 0 and orders.get('trailing_ok', 0) > 0, orders
 
     tls = findings['controller/net.tls_expiry']
     assert tls['status'] == 'warn', tls

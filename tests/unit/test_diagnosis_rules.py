@@ -241,10 +241,13 @@ def test_errors_after_a_rollback_do_not_recommend_rolling_back_to_the_bad_releas
     """A rollback is a deploy of the known-good image: errors after it (Redis full, say) are not new code's,
     and "rolling back" would bring the bad release again (seen on the lab: rollback to 1.1.0 recommended)."""
     rollback = {'container': 'app-backend', 'image': 'app-backend:1.0.0', 'previous_image': 'app-backend:1.1.0',
-                'deployed_in_window': True, 'rollback': True}
+                'deployed_in_window': True, 'rollback': True, 'service': 'backend'}
+    # the proxy on the same host was recreated too (a new certificate): not the backend's code
+    proxy = {'container': 'app-proxy', 'image': 'incident-lab/base:1', 'previous_image': None,
+             'deployed_in_window': True, 'rollback': False, 'service': 'proxy'}
     findings = replace(healthy(),
                        f('app-backend', 'deploy.recent', 'warn', 'backend: app-backend:1.0.0 rolled back to 100 s ago',
-                         'backend', deploy_in_window=True, deploys=[rollback]),
+                         'backend', deploy_in_window=True, deploys=[rollback, proxy]),
                        f('app-backend', 'app.errors', 'crit', '/api/sessions: 7 errors (500), failing now', 'backend',
                          errors=7, failing_paths=['/api/sessions']))
     doc = dx.diagnose(findings, CTX)

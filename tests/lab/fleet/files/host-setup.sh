@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Configure one fleet lab host (run by fleet-up with docker exec, as root, once systemd is up).
 #   host-setup.sh ssh|db|cache|web    settings: /lab-host/setup.env (tests/lab/fleet/templates/setup.env.j2)
 # /lab is the instance's state directory (key, certificates, rendered files), /lab-src the lab's sources.
