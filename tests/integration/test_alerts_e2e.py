@@ -148,7 +148,9 @@ def test_memory_trend_from_prometheus_is_a_finding_and_memory_growth(alerts_lab,
         try:
             inject('memory_growth')
             _wait('Prometheus to see the leak', lambda: (_prom_value(query) or 0) > baseline * 1.6)
-            res = run_playbook('playbooks/triage.yml', incident['vars'],
+            # The lab's Prometheus started a minute ago: a 2-minute window (2 s steps) holds the whole leak; the
+            # default 30 minutes would step 16 s and could hold a single sample of a backend recreated just before.
+            res = run_playbook('playbooks/triage.yml', dict(incident['vars'], trends_window_minutes=2),
                                env={'LAB_PROMETHEUS_URL': PROMETHEUS})
             assert res.rc == 0, res
         finally:
