@@ -28,7 +28,6 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
     FINDINGS,
     INCIDENT,
     TIMELINE,
-    ensure_dir,
     parse_ts,
     read_json,
     read_jsonl,
@@ -564,23 +563,6 @@ class PostmortemRenderer(object):
         if sev == 'SEV4':
             return 'SEV4: no post-mortem is required; track the action items in a ticket.'
         return 'Severity not classified: decide on a review once the severity is set.'
-
-
-def write_if_changed(path, text):
-    """Write text to path (atomically) when it differs; returns True when the file changed."""
-    if os.path.exists(path):
-        with open(path, 'r', encoding='utf-8') as handle:
-            if handle.read() == text:
-                return False
-    ensure_dir(os.path.dirname(path) or '.')
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    with open(tmp, 'w', encoding='utf-8') as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o640)
-    os.rename(tmp, path)
-    return True
 
 
 def incident_of_document(path):
