@@ -102,25 +102,30 @@ def docker(*args, check=True):
     return proc.stdout
 
 
-_LOCK = {'depth': 0, 'handle': None}
+def reentrant_flock(path):
+    """An exclusive lock on a file, re-entrant within this process (a context manager factory)."""
+    state = {'depth': 0, 'handle': None}
+
+    @contextlib.contextmanager
+    def lock():
+        if state['depth'] == 0:
+            handle = open(path, 'w')
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            state['handle'] = handle
+        state['depth'] += 1
+        try:
+            yield
+        finally:
+            state['depth'] -= 1
+            if state['depth'] == 0:
+                fcntl.flock(state['handle'], fcntl.LOCK_UN)
+                state['handle'].close()
+                state['handle'] = None
+    return lock
 
 
-@contextlib.contextmanager
-def lab_lock():
-    """Exclusive, re-entrant (within this process) lock on the lab instance."""
-    if _LOCK['depth'] == 0:
-        handle = open('/tmp/sre-incident-lab-%d.lock' % INSTANCE, 'w')
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _LOCK['handle'] = handle
-    _LOCK['depth'] += 1
-    try:
-        yield
-    finally:
-        _LOCK['depth'] -= 1
-        if _LOCK['depth'] == 0:
-            fcntl.flock(_LOCK['handle'], fcntl.LOCK_UN)
-            _LOCK['handle'].close()
-            _LOCK['handle'] = None
+# Exclusive, re-entrant (within this process) lock on the lab instance.
+lab_lock = reentrant_flock('/tmp/sre-incident-lab-%d.lock' % INSTANCE)
 
 
 def _ready():

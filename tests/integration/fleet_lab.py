@@ -10,7 +10,6 @@
 State-changing tests hold /tmp/sre-incident-fleet-<instance>.lock (a different lock from the Docker lab's).
 """
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -18,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT, reentrant_flock, run
 
 INSTANCE = int(os.environ.get('LAB_INSTANCE', '0') or 0)
 INVENTORY = 'inventory/fleet'
@@ -81,25 +80,8 @@ def fleet_run(path, extra_vars=None, check=False, timeout=600, inventory=INVENTO
     return run(path, extra_vars, check=check, timeout=timeout, inventory=inventory, args=args, env=env)
 
 
-_LOCK = {'depth': 0, 'handle': None}
-
-
-@contextlib.contextmanager
-def fleet_lock():
-    """Exclusive, re-entrant (within this process) lock on the fleet lab instance."""
-    if _LOCK['depth'] == 0:
-        handle = open('/tmp/sre-incident-fleet-%d.lock' % INSTANCE, 'w')
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _LOCK['handle'] = handle
-    _LOCK['depth'] += 1
-    try:
-        yield
-    finally:
-        _LOCK['depth'] -= 1
-        if _LOCK['depth'] == 0:
-            fcntl.flock(_LOCK['handle'], fcntl.LOCK_UN)
-            _LOCK['handle'].close()
-            _LOCK['handle'] = None
+# Exclusive, re-entrant (within this process) lock on the fleet lab instance.
+fleet_lock = reentrant_flock('/tmp/sre-incident-fleet-%d.lock' % INSTANCE)
 
 
 def ready():
