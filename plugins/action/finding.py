@@ -52,6 +52,40 @@ def prepare(findings, default_host, ts=None):
     return combine(out)
 
 
+def from_probe_results(hosts, hostvars, var):
+    """Findings and evidence of every host's registered `probe` result; an unreachable host is a finding.
+
+    Returns (findings, {host: {file: content}}). A host without the result (it did not run the task)
+    adds nothing; a failed probe task is an `unknown` finding naming the error.
+    """
+    findings, evidence = [], {}
+    for host in hosts:
+        try:
+            res = hostvars[host].get(var)
+        except (KeyError, AttributeError):
+            res = None
+        if not isinstance(res, dict) or res.get('skipped'):
+            continue
+        message = ' '.join(str(res.get('msg') or 'no answer').split())
+        if res.get('unreachable'):
+            findings.append({'check': 'host.reachability', 'host': host, 'service': None, 'status': 'crit',
+                             'summary': 'host unreachable by Ansible: %s' % message[:240],
+                             'evidence': {'error': message}})
+            continue
+        if res.get('failed'):
+            findings.append({'check': 'health.container', 'host': host, 'service': None, 'status': 'unknown',
+                             'summary': 'probe failed: %s' % message[:300], 'evidence': {'error': message}})
+            continue
+        for item in res.get('findings') or []:
+            if isinstance(item, dict):
+                item = dict(item)
+                item.setdefault('host', host)
+                findings.append(item)
+        if res.get('evidence_files'):
+            evidence[host] = res['evidence_files']
+    return findings, evidence
+
+
 def evidence_files(evidence, findings):
     """(host, filename, text) of the evidence argument plus one <check>.json per finding."""
     files = []
@@ -100,8 +134,10 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     ARGSPEC = dict(
-        findings=dict(type='list', elements='raw', required=True),
+        findings=dict(type='list', elements='raw', default=[]),
         evidence=dict(type='dict', default={}),
+        probe_var=dict(type='str'),
+        hosts=dict(type='list', elements='str'),
         incident_id=dict(type='str'),
         incident_dir=dict(type='path'),
         redact_patterns=dict(type='list', elements='str', default=[]),
@@ -113,6 +149,11 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         result['changed'] = False
+        if args['probe_var']:
+            hosts = args['hosts'] if args['hosts'] is not None else task_vars.get('ansible_play_hosts_all') or []
+            more, evidence = from_probe_results(hosts, task_vars.get('hostvars') or {}, args['probe_var'])
+            args['findings'] = list(args['findings']) + more
+            args['evidence'] = dict(args['evidence'], **evidence)
         try:
             findings = prepare(args['findings'], task_vars.get('inventory_hostname'))
         except ValueError as exc:

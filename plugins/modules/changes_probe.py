@@ -85,88 +85,14 @@ findings:
       evidence: {deploy_in_window: true, deploys: [{image: "app-backend:1.1.0", previous_image: "app-backend:1.0.0"}]}
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, parse_docker_time, parse_duration, utcnow
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import DockerClient, DockerError
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes
-
-
-HISTORY_SECONDS = 7 * 86400  # how far back engine events are asked for (the engine keeps fewer anyway)
+from ansible_collections.sre.incident_response.plugins.module_utils import area_changes as area
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            report_host=dict(type='str', required=True),
-            services=dict(type='list', elements='dict', default=[]),
-            window=dict(type='str', default='15m'),
-            host_changes=dict(type='bool', default=True),
-            package_logs=dict(type='list', elements='path', default=['/var/log/dpkg.log']),
-            watch_paths=dict(type='list', elements='path', default=['/etc']),
-            docker_host=dict(type='str'),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
-    try:
-        window_s = parse_duration(p['window'])
-    except ValueError as exc:
-        module.fail_json(msg='window: %s' % exc)
-    host = p['report_host']
-    now = utcnow()
-    since = time.time() - window_s
-    items, errors = [], []
-    client = DockerClient(p['docker_host'])
-    image_cache = {}
-    created_cache = {}
-
-    def created_of(image_id):
-        if image_id not in created_cache:
-            try:
-                created_cache[image_id] = parse_docker_time(client.image(image_id).get('Created'))
-            except DockerError:
-                created_cache[image_id] = None
-        return created_cache[image_id]
-
-    for service in p['services']:
-        if not isinstance(service, dict):
-            continue
-        deploy = service.get('deploy') or {}
-        name = service.get('name') or 'unnamed'
-        try:
-            if deploy.get('type', 'docker') == 'docker' and deploy.get('container'):
-                info = client.inspect(deploy['container'])
-                ref = (info.get('Config') or {}).get('Image')
-                image_info = client.image(info.get('Image'))
-                repo = probe_changes.repo_of(ref)
-                if repo not in image_cache:
-                    image_cache[repo] = client.images(repo)
-                try:  # the engine's record of what the container of this name ran before (bounded in-memory history)
-                    history = client.image_history(deploy['container'], time.time() - HISTORY_SECONDS, time.time())
-                except DockerError:
-                    history = []
-                items.append((name, probe_changes.deploy_item(deploy['container'], info, image_info, image_cache[repo], now,
-                                                              window_s, history, created_of)))
-            elif deploy.get('release_link'):
-                items.append((name, probe_changes.release_item(deploy['release_link'], now, window_s)))
-        except (DockerError, OSError) as exc:
-            errors.append((deploy.get('container') or deploy.get('release_link') or name, one_line(str(exc))))
-    findings = []
-    if items or errors:
-        findings.append(probe_changes.evaluate_deploys(host, items, p['window'], errors))
-    if p['host_changes']:
-        packages = []
-        for log in p['package_logs']:
-            try:
-                packages.extend(probe_changes.package_changes(log, since))
-            except (OSError, ValueError):
-                continue
-        files = probe_changes.modified_files(p['watch_paths'], since)
-        findings.append(probe_changes.evaluate_host_changes(host, packages, files, p['window'], p['watch_paths']))
-    module.exit_json(changed=False, findings=findings)
+    module = AnsibleModule(argument_spec=area.SPEC, supports_check_mode=True)
+    module.exit_json(**area.run(module))
 
 
 if __name__ == '__main__':

@@ -29,7 +29,18 @@ options:
         C(summary) are required; C(host) defaults to the task's host, C(service) to null, C(evidence) to {}.
     type: list
     elements: raw
-    required: true
+    default: []
+  probe_var:
+    description:
+      - The name of the variable registered by M(sre.incident_response.probe) on every host. The findings and
+        evidence of every host's result are recorded with O(findings), in one write (run it with C(run_once)).
+      - A host whose result is unreachable gets a C(host.reachability) C(crit) finding; a failed probe an
+        C(unknown) finding with the error. A host without the variable adds nothing.
+    type: str
+  hosts:
+    description: The hosts whose O(probe_var) is read; the play's hosts (C(ansible_play_hosts_all)) by default.
+    type: list
+    elements: str
   evidence:
     description:
       - Raw evidence files - inventory host to a dict of file name to text or data; data is written as JSON.

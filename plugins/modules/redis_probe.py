@@ -151,124 +151,14 @@ executed_commands:
   sample: [PING, INFO everything, SLOWLOG GET 10]
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import redis_common, probe_redis
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import parse_duration
-
-THRESHOLD_SPEC = dict(
-    memory_warn_pct=dict(type='float', default=90),
-    memory_crit_pct=dict(type='float', default=98),
-    fragmentation_warn=dict(type='float', default=3.0),
-    fragmentation_min_bytes=dict(type='int', default=104857600),
-    evicted_keys_warn=dict(type='int', default=1),
-    clients_warn_pct=dict(type='float', default=80),
-    clients_crit_pct=dict(type='float', default=95),
-    blocked_clients_warn=dict(type='int', default=10),
-    rejected_connections_warn=dict(type='int', default=1),
-    slowlog_warn_ms=dict(type='float', default=20),
-    slowlog_crit_count=dict(type='int', default=10),
-)
-INFO_KEYS = ('redis_version', 'role', 'uptime_in_seconds', 'used_memory', 'used_memory_human', 'used_memory_rss',
-             'used_memory_peak', 'maxmemory', 'maxmemory_policy', 'mem_fragmentation_ratio', 'evicted_keys',
-             'expired_keys', 'connected_clients', 'blocked_clients', 'rejected_connections', 'maxclients',
-             'keyspace_hits', 'keyspace_misses', 'total_commands_processed', 'instantaneous_ops_per_sec',
-             'total_error_replies')
+from ansible_collections.sre.incident_response.plugins.module_utils import area_redis as area
 
 
 def main():
-    argument_spec = redis_common.redis_argument_spec()
-    argument_spec.update(
-        report_host=dict(type='str', required=True),
-        service=dict(type='str', required=True),
-        slowlog_count=dict(type='int', default=10),
-        window=dict(type='str', default='15m'),
-        thresholds=dict(type='dict', default={}, options=THRESHOLD_SPEC),
-        evictable_patterns=dict(type='list', elements='str', default=[]),
-        protected_patterns=dict(type='list', elements='str', default=[]),
-        prefix_sample_keys=dict(type='int', default=1000),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    p = module.params
-    if not redis_common.HAS_REDIS:  # a missing tool is a finding, not a failed play
-        reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (
-            missing_required_lib('redis').split('.')[0], redis_common.REDIS_PACKAGES)
-        module.exit_json(changed=False, executed_commands=[], evidence_files={}, findings=[
-            probe_redis.not_checked(c, p['report_host'], p['service'], reason)
-            for c in ('redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')])
-    t = dict(p['thresholds'] or {})
-    for key, spec in THRESHOLD_SPEC.items():
-        if t.get(key) is None:
-            t[key] = spec['default']
-    for warn, crit in (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct')):
-        if t[warn] > t[crit]:
-            module.fail_json(msg='thresholds.%s (%s) must not exceed thresholds.%s (%s)' % (warn, t[warn], crit, t[crit]))
-    try:
-        t['window_seconds'] = parse_duration(p['window'])
-    except ValueError as exc:
-        module.fail_json(msg='window: %s' % exc)
-    host, service = p['report_host'], p['service']
-    secrets = [p['login_password']]
-    others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')
-    client = None
-    try:
-        client = redis_common.redis_connect(p)
-        client.ping()
-    except Exception as exc:  # pylint: disable=broad-except
-        error = redis_common.describe_error(exc, secrets)
-        findings = [probe_redis.evaluate_connectivity(host, service, {}, error=error)]
-        findings += [probe_redis.not_checked(c, host, service, 'no connection to %s:%s' % (p['login_host'], p['login_port']))
-                     for c in others]
-        if client is not None:
-            client.close()
-        module.exit_json(changed=False, findings=findings, evidence_files={}, executed_commands=['PING'])
-    try:
-        data = probe_redis.collect(client, p['slowlog_count'])
-        info = data.get('info') or {}
-        findings = _evaluate(client, host, service, data, info, t, p)
-    finally:
-        client.close()
-    files = {'redis-info-%s.json' % service: {k: info.get(k) for k in INFO_KEYS if k in info},
-             'redis-slowlog-%s.json' % service: findings[-1]['evidence'].get('entries', [])}
-    if data['errors']:
-        files['redis-errors-%s.json' % service] = data['errors']
-    module.exit_json(changed=False, findings=findings, evidence_files=files, executed_commands=data['executed_commands'])
-
-
-def _evaluate(client, host, service, data, info, t, p):
-    findings = [probe_redis.evaluate_connectivity(host, service, data)]
-    if info:
-        findings.append(probe_redis.evaluate_memory(host, service, info, t))
-        findings.append(probe_redis.evaluate_clients(host, service, info, t))
-        findings.append(probe_redis.evaluate_keyspace(host, service, info))
-        mem = findings[1]
-        if mem['status'] != 'ok' and p['prefix_sample_keys'] > 0:
-            describe_prefixes(client, mem, info, p)
-    else:
-        findings += [probe_redis.not_checked(c, host, service, 'INFO: %s' % data['errors'].get('INFO', 'empty'))
-                     for c in ('redis.memory', 'redis.clients', 'redis.keyspace')]
-    if 'SLOWLOG GET' in data['errors']:
-        findings.append(probe_redis.not_checked('redis.slowlog', host, service, data['errors']['SLOWLOG GET']))
-    else:
-        findings.append(probe_redis.evaluate_slowlog(host, service, data['slowlog'], data.get('slowlog_len'), t))
-    return findings
-
-
-def describe_prefixes(client, mem, info, p):
-    """What fills Redis: the top key prefixes by memory (bounded sample) on a redis.memory that is not ok."""
-    try:
-        sizes, sampled = probe_redis.sample_prefixes(client, p['prefix_sample_keys'])
-        total = sum(int((v or {}).get('keys', 0)) for k, v in info.items() if str(k).startswith('db') and isinstance(v, dict))
-        rows, evictable = probe_redis.top_prefixes(sizes, sampled, total, p['evictable_patterns'], p['protected_patterns'])
-    except Exception as exc:  # pylint: disable=broad-except
-        mem['evidence']['top_prefixes_error'] = str(exc)[:200]
-        return
-    mem['evidence'].update(top_prefixes=rows, sampled_keys=sampled, total_keys=total,
-                           evictable_est_bytes=evictable, memory_warn_pct=p['thresholds'].get('memory_warn_pct') or 90,
-                           evictable_patterns=p['evictable_patterns'])
-    if rows:
-        mem['summary'] += '; top prefixes: %s' % ', '.join(
-            '%s %s (%s)' % (r['prefix'], probe_redis.human_bytes(r['est_bytes']), r['marked']) for r in rows[:3])
+    module = AnsibleModule(argument_spec=area.SPEC, supports_check_mode=True)
+    module.exit_json(**area.run(module))
 
 
 if __name__ == '__main__':
