@@ -151,6 +151,8 @@ class ActionModule(ActionBase):
     ARGSPEC = dict(
         areas=dict(type='list', elements='str', default=list(HOST_AREAS),
                    choices=list(HOST_AREAS) + ['controller']),
+        controller_checks=dict(type='list', elements='str', default=['http', 'network', 'trends'],
+                               choices=['http', 'network', 'trends']),
         workers=dict(type='int', default=8),
     )
 
@@ -164,7 +166,7 @@ class ActionModule(ActionBase):
             if len(areas) > 1:
                 raise AnsibleActionFail('areas: controller runs alone (with run_once), not with %s'
                                         % ', '.join(a for a in areas if a != 'controller'))
-            result.update(self._controller(task_vars, args['workers']))
+            result.update(self._controller(task_vars, args['workers'], args['controller_checks']))
             return result
         host = task_vars.get('inventory_hostname')
         services = services_of(task_vars, self._templar)
@@ -200,13 +202,13 @@ class ActionModule(ActionBase):
             out[host] = services if isinstance(services, list) else []
         return out
 
-    def _controller(self, task_vars, workers):
+    def _controller(self, task_vars, workers, checks):
         health = role_settings('health', task_vars, self._templar, self._loader)
         net = role_settings('network', task_vars, self._templar, self._loader)
         trends = role_settings('trends', task_vars, self._templar, self._loader)
         play_services = self._play_services(task_vars)
         jobs = []
-        if health['health_check_endpoints']:
+        if 'http' in checks and health['health_check_endpoints']:
             params = {'http_targets': play_services, 'timeout': health['health_timeout'],
                       'latency_warn_ms': health['health_latency_warn_ms'],
                       'latency_crit_ms': health['health_latency_crit_ms'], 'window': health['health_window'],
@@ -220,10 +222,10 @@ class ActionModule(ActionBase):
                   'timeout': net['network_timeout'], 'thresholds': network_thresholds(net), 'extra_disk_paths': [],
                   'report_host': None, 'services': None, 'container_resources': False, 'cpu_sample_seconds': 0.3,
                   'docker_host': None}
-        if params['dns_names'] or params['tls_endpoints'] or params['dependencies']:
+        if 'network' in checks and (params['dns_names'] or params['tls_endpoints'] or params['dependencies']):
             jobs.append({'area': 'controller_network', 'label': 'network', 'host': net['network_controller_name'],
                          'service': None, 'run': area_network.run, 'module': probe_runner.AreaModule(self, params)})
-        if any(isinstance(s, dict) and isinstance(s.get('prometheus'), dict) and s['prometheus'].get('url')
+        if 'trends' in checks and any(isinstance(s, dict) and isinstance(s.get('prometheus'), dict) and s['prometheus'].get('url')
                for items in play_services.values() for s in items):
             token = _secret(task_vars, self._templar, trends['trends_prometheus_token_var']) or ''
 

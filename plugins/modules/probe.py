@@ -37,9 +37,19 @@ options:
     elements: str
     choices: [health, app_logs, changes, postgres, redis, network, controller]
     default: [health, app_logs, changes, postgres, redis, network]
+  controller_checks:
+    description:
+      - Action option. With O(areas=[controller]), which of the controller's checks run.
+      - V(http) the health endpoints of every play host, V(network) DNS, TLS and dependencies, V(trends) the
+        Prometheus range queries of services with C(prometheus.url).
+    type: list
+    elements: str
+    choices: [http, network, trends]
+    default: [http, network, trends]
   report_host:
-    description: The inventory host the findings are reported under.
+    description: The inventory host the findings are reported under (the action sets it to the task's host).
     type: str
+    required: true
   health:
     description: Options of M(sre.incident_response.health_probe) (the state of this host's services).
     type: dict
