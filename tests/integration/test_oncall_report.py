@@ -23,12 +23,9 @@ from conftest import ROOT, heal, inject, lab_lock, run  # noqa: E402
 ONCALL = {'ANSIBLE_STDOUT_CALLBACK': 'sre.incident_response.oncall'}
 TRIAGE_PLAYS = [
     'Triage 0-1 min - acknowledge and classify',
-    'Triage 1-2 min - assess scope (health of every service, error rate, latency)',
-    'Triage 2-3 min - recent changes (deployments, infrastructure)',
+    'Triage 1-3 min - assess scope and recent changes (every area of every host at once)',
     'Triage 3-4 min - diagnose and communicate',
-    'Triage 4-5 min - recommend the mitigation (a deploy inside the window)',
-    'Triage 4-5 min - begin the investigation (database, cache, network)',
-    'Triage - summary',
+    'Triage 4-5 min - mitigate or investigate',
 ]
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
                   '--disable-component-update', '--disable-sync', '--no-first-run']
@@ -74,8 +71,8 @@ def test_triage_console_prints_what_the_responder_needs(story):
     assert re.search(r'^   INCIDENT %s  SEV\d ' % story['id'], text, re.M)
     assert re.search(r'^   SEVERITY SEV\d -> SEV2$', text, re.M) or re.search(r'^   INCIDENT %s  SEV2 ' % story['id'], text, re.M)
     # the crit finding is printed inside the phase that found it
-    scope = out.index(next(x for x in out if x.startswith('== Triage 1-2')))
-    changes = out.index(next(x for x in out if x.startswith('== Triage 2-3')))
+    scope = out.index(next(x for x in out if x.startswith('== Triage 1-3')))
+    changes = out.index(next(x for x in out if x.startswith('== Triage 3-4')))
     assert any(re.match(r'^   CRIT +app-backend/app\.errors: /api/orders: ', x) for x in out[scope:changes]), text
     assert re.search(r'^   DIAGNOSIS 1\. error_spike_after_deploy \(confidence 0\.\d\d\): Bug in the new code', text, re.M)
     rollback = ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e action=rollback -e incident_id=%s '
