@@ -18,6 +18,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import comms
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 STATE = 'comms_state.json'
 PAGERDUTY_URL = 'https://events.pagerduty.com/v2/enqueue'
@@ -71,19 +72,6 @@ class ActionModule(ActionBase):
             return None
         return str(value)
 
-    def _path(self, args, task_vars):
-        incident_id = args['incident_id'] or str(task_vars.get('incident_id') or '')
-        if not incident_id:
-            raise AnsibleActionFail('no incident_id known: run the incident role first (or give incident_id)')
-        try:
-            if args.get('incident_dir'):
-                return incident_id, files.incident_path(args['incident_dir'], incident_id)
-            if task_vars.get('incident_path') and str(task_vars.get('incident_id')) == incident_id:
-                return incident_id, os.path.abspath(str(task_vars['incident_path']))
-            return incident_id, files.incident_path(task_vars.get('incident_dir') or 'incidents', incident_id)
-        except ValueError as exc:
-            raise AnsibleActionFail(str(exc))
-
     # --- main ------------------------------------------------------------------------------------------
 
     def run(self, tmp=None, task_vars=None):
@@ -99,14 +87,16 @@ class ActionModule(ActionBase):
             status = comms.normalize_status(args['status'])
         except ValueError as exc:
             raise AnsibleActionFail(str(exc))
-        incident_id, path = self._path(args, task_vars)
-        incident = files.read_json(os.path.join(path, files.INCIDENT))
+        store = IncidentStore.resolve(args, task_vars,
+                                      required='no incident_id known: run the incident role first (or give incident_id)')
+        incident_id, path = store.incident_id, store.path
+        incident = store.incident()
         if not incident:
             raise AnsibleActionFail('incident %s has no incident.json in %s: declare it first (role incident)'
                                     % (incident_id, path))
-        diagnosis = files.read_json(os.path.join(path, files.DIAGNOSIS), default=None)
-        findings = files.read_json(os.path.join(path, files.FINDINGS), default=[]) or []
-        events = files.read_jsonl(os.path.join(path, files.TIMELINE))
+        diagnosis = store.diagnosis()
+        findings = store.findings()
+        events = store.timeline()
         severity = sevtable.normalize(incident.get('severity') or 'SEV4')
         policy = sevtable.info(severity)
         channel = args['channel'] or (args['slack'] or {}).get('channel') or policy['channel']
@@ -159,7 +149,7 @@ class ActionModule(ActionBase):
         if claiming:
             keys = dict((kind, comms.delivery_key(kind, 'Investigating' if kind == 'declared' else status, incident, now))
                         for kind in kinds)
-            claims = comms.claim_deliveries(path, sorted(set(keys.values())), run_id, now)
+            claims = store.claim_deliveries(sorted(set(keys.values())), run_id, now)
             for kind in list(kinds):
                 decision, rec = claims[keys[kind]]
                 if decision != 'claimed':
@@ -259,7 +249,7 @@ class ActionModule(ActionBase):
                                    'http_status': None, 'error': None, 'skipped': True, 'reason': reason})
 
         if claiming and settled:
-            comms.settle_deliveries(path, settled, run_id, files.utcnow())
+            store.settle_deliveries(settled, run_id, files.utcnow())
         if unpaged:
             deliveries.append(unpaged)
         for problem in self._config_errors:
@@ -279,7 +269,7 @@ class ActionModule(ActionBase):
                 host=task_vars.get('inventory_hostname'),
                 data={'message': msg['kind'], 'status': msg['status'], 'file': os.path.relpath(msg['path'], path),
                       'channel': channel, 'severity': severity, 'deliveries': mine}))
-        files.append_jsonl(os.path.join(path, files.TIMELINE), [redactor.data(r) for r in records])
+        store.append(records, redactor)
 
         failed = [d for d in deliveries if d.get('ok') is False]
         report = []

@@ -16,6 +16,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import incid
 from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as logic
 from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 
 def _relative(path, cwd):
@@ -96,47 +97,36 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
-        args['incident_id'] = args['incident_id'] or str(task_vars.get('incident_id') or '')
-        if not args['incident_id']:
+        store = IncidentStore.resolve(args, task_vars)
+        if store is None:
             result.update(changed=False, skipped=True,
                           msg='no incident_id known (run the incident role first, or give incident_id): nothing to diagnose')
             return result
-        try:
-            if args.get('incident_dir'):
-                path = files.incident_path(args['incident_dir'], args['incident_id'])
-            elif task_vars.get('incident_path') and str(task_vars.get('incident_id')) == args['incident_id']:
-                path = os.path.abspath(str(task_vars['incident_path']))
-            else:
-                path = files.incident_path(task_vars.get('incident_dir') or 'incidents', args['incident_id'])
-        except ValueError as exc:
-            raise AnsibleActionFail(str(exc))
-        findings = files.read_json(os.path.join(path, files.FINDINGS), default=[]) or []
-        if isinstance(findings, dict):
-            findings = findings.get('findings', [])
+        args['incident_id'] = store.incident_id
+        path = store.path
+        findings = store.findings()
         context = build_context(args, task_vars, os.getcwd())
         doc = logic.diagnose(findings, context)
         doc['generated_at'] = files.isoformat()
         doc['context'] = dict((k, context[k]) for k in ('backends', 'inventory', 'playbook_dir'))
         doc = Redactor().data(doc)
-        target = os.path.join(path, files.DIAGNOSIS)
-        files.write_json_atomic(target, doc)
+        target = store.file(files.DIAGNOSIS)
+        store.write_diagnosis(doc)
         top = doc['hypotheses'][0] if doc['hypotheses'] else None
         if args['record']:
             summary = ('Diagnosis: %s (confidence %.2f) - %s; first action: %s'
                        % (top['pattern'], top['confidence'], top['likely_cause'], top['first_action'])
                        if top else 'Diagnosis: %s' % doc['summary'])
-            event = files.make_event(args['incident_id'], 'diagnosis', ' '.join(summary.split()),
-                                     host=task_vars.get('inventory_hostname'),
-                                     data={'healthy': doc['healthy'], 'severity_floor': doc['severity_floor'],
-                                           'affected_services': doc['affected_services'],
-                                           'hypotheses': [dict((k, h[k]) for k in ('rank', 'pattern', 'likely_cause',
-                                                                                   'confidence', 'evidence', 'first_action'))
-                                                          for h in doc['hypotheses'][:5]]})
-            files.append_jsonl(os.path.join(path, files.TIMELINE), Redactor().data(event))
+            event = store.event('diagnosis', summary, host=task_vars.get('inventory_hostname'),
+                                data={'healthy': doc['healthy'], 'severity_floor': doc['severity_floor'],
+                                      'affected_services': doc['affected_services'],
+                                      'hypotheses': [dict((k, h[k]) for k in ('rank', 'pattern', 'likely_cause',
+                                                                              'confidence', 'evidence', 'first_action'))
+                                                     for h in doc['hypotheses'][:5]]})
+            store.append(event)
         facts = {'diagnosis': doc}
         raised = None
-        if args['raise_severity'] and (doc['severity_floor'] or doc.get('title')) \
-                and os.path.exists(os.path.join(path, files.INCIDENT)):
+        if args['raise_severity'] and (doc['severity_floor'] or doc.get('title')) and store.exists(files.INCIDENT):
             # The findings may raise the severity (never lower it): incident.json and a `severity` event;
             # a generated title becomes the diagnosis' title.
             try:

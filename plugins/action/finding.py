@@ -12,29 +12,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.action.timeline_event import (
-    resolve_incident,
-    secret_literals,
-)
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
     FINDINGS,
-    TIMELINE,
-    append_jsonl,
-    ensure_dir,
     isoformat,
     make_event,
     normalize_finding,
     safe_name,
-    update_findings,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine, counts
-from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
 def prepare(findings, default_host, ts=None):
@@ -101,24 +92,6 @@ def evidence_files(evidence, findings):
     return files
 
 
-def write_evidence(path, files, redactor):
-    written = []
-    for host, name, content in files:
-        directory = ensure_dir(os.path.join(path, 'evidence', safe_name(host)))
-        target = os.path.join(directory, name)
-        if isinstance(content, (dict, list)):
-            text = json.dumps(redactor.data(content), indent=2, sort_keys=True, default=str, ensure_ascii=False) + '\n'
-        else:
-            text = redactor.text(str(content))
-        tmp = target + '.tmp'
-        with open(tmp, 'w', encoding='utf-8') as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o640)
-        os.rename(tmp, target)
-        written.append(target)
-    return written
-
-
 def finding_event(incident_id, finding):
     summary = '%s %s: %s' % (finding['check'], finding['status'].upper(), finding['summary'])
     return make_event(incident_id, 'finding', summary, host=finding['host'], ts=finding['ts'],
@@ -158,30 +131,23 @@ class ActionModule(ActionBase):
             findings = prepare(args['findings'], task_vars.get('inventory_hostname'))
         except ValueError as exc:
             raise AnsibleActionFail('invalid finding: %s' % exc)
-        incident_id, path = resolve_incident(args, task_vars)
+        store = IncidentStore.resolve(args, task_vars)
         result['counts'] = counts(findings)
-        if not incident_id:
+        if store is None:
             result.update(findings=findings, recorded=False, skipped=True,
                           msg='no incident_id known (run the incident role first, or give incident_id): '
                               '%d findings not recorded' % len(findings))
             return result
-        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
-        try:
-            literals = secret_literals(task_vars, self._templar)
-        except Exception:  # pylint: disable=broad-except
-            literals = set()
-        redactor = Redactor(patterns=patterns, literals=literals)
+        incident_id, path = store.incident_id, store.path
+        redactor = task_redactor(task_vars, self._templar, args['redact_patterns'])
         findings = [redactor.data(f) for f in findings]
         try:
-            files = evidence_files(args['evidence'], findings)
+            items = evidence_files(args['evidence'], findings)
         except ValueError as exc:
             raise AnsibleActionFail(str(exc))
         try:
-            ensure_dir(path)
-            written = write_evidence(path, files, redactor)
-            if findings:
-                update_findings(os.path.join(path, FINDINGS), findings)
-                append_jsonl(os.path.join(path, TIMELINE), [finding_event(incident_id, f) for f in findings])
+            written = store.write_evidence(items, redactor)
+            store.record_findings(findings, [finding_event(incident_id, f) for f in findings])
         except OSError as exc:
             raise AnsibleActionFail('could not record findings in %s: %s' % (path, exc))
         worst = [f for f in findings if f['status'] != 'ok']

@@ -13,8 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import report as report_mod
-from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident, secret_literals
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
 class ActionModule(ActionBase):
@@ -35,22 +34,15 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
-        try:
-            incident_id, path = resolve_incident(args, task_vars)
-        except ValueError as exc:
-            raise AnsibleActionFail(str(exc))
+        store = IncidentStore.resolve(args, task_vars)
+        incident_id, path = (store.incident_id, store.path) if store else (None, None)
         if not incident_id:
             raise AnsibleActionFail('no incident_id known: run with -e incident_id=INC-... (the id triage declared)')
         if not os.path.isdir(path):
             raise AnsibleActionFail('incident %s not found: %s is not a directory (give -e incident_dir=... when the '
                                     'incidents live elsewhere)' % (incident_id, path))
-        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
         try:
-            literals = secret_literals(task_vars, self._templar)
-        except Exception:  # pylint: disable=broad-except
-            literals = set()
-        try:
-            model = report_mod.build(path, redactor=Redactor(patterns=patterns, literals=literals))
+            model = report_mod.build(path, redactor=task_redactor(task_vars, self._templar, args['redact_patterns']))
         except (OSError, ValueError) as exc:
             raise AnsibleActionFail('cannot read incident %s: %s' % (incident_id, exc))
         timeline = model['timeline']

@@ -20,8 +20,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils.postmortem i
     fmt_duration,
     postmortem_filename,
 )
-from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident, secret_literals
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
 def mark_resolved(path, record, resolved_at, resolved_by, root_cause, redactor, check_mode=False):
@@ -83,10 +82,8 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
-        try:
-            incident_id, path = resolve_incident(args, task_vars)
-        except ValueError as exc:
-            raise AnsibleActionFail(str(exc))
+        store = IncidentStore.resolve(args, task_vars)
+        incident_id, path = (store.incident_id, store.path) if store else (None, None)
         if not incident_id:
             result.update(changed=False, skipped=True, msg='no incident_id known: nothing to render')
             return result
@@ -100,12 +97,7 @@ class ActionModule(ActionBase):
             except ValueError:
                 raise AnsibleActionFail('resolved_at %r is not an ISO 8601 time (e.g. 2026-11-27T15:15:00Z)'
                                         % args['resolved_at'])
-        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
-        try:
-            literals = secret_literals(task_vars, resolve=self._templar.template)
-        except Exception:  # pylint: disable=broad-except
-            literals = set()
-        redactor = Redactor(patterns=patterns, literals=literals)
+        redactor = task_redactor(task_vars, self._templar, args['redact_patterns'])
         check = bool(self._task.check_mode)
         record = IncidentRecord.load(path, incident_id=incident_id)
         final = args['state'] == 'final'

@@ -138,6 +138,11 @@ def network_args(s, services, host):
                         'docker_host': s['network_docker_host']})
 
 
+def has_prometheus(play_services):
+    return any(isinstance(s, dict) and isinstance(s.get('prometheus'), dict) and s['prometheus'].get('url')
+               for items in play_services.values() for s in items)
+
+
 BUILDERS = {'health': health_args, 'app_logs': app_logs_args, 'changes': changes_args, 'network': network_args}
 SERVICE_BUILDERS = {'postgres': postgres_args, 'redis': redis_args}
 
@@ -225,8 +230,7 @@ class ActionModule(ActionBase):
         if 'network' in checks and (params['dns_names'] or params['tls_endpoints'] or params['dependencies']):
             jobs.append({'area': 'controller_network', 'label': 'network', 'host': net['network_controller_name'],
                          'service': None, 'run': area_network.run, 'module': probe_runner.AreaModule(self, params)})
-        if 'trends' in checks and any(isinstance(s, dict) and isinstance(s.get('prometheus'), dict) and s['prometheus'].get('url')
-               for items in play_services.values() for s in items):
+        if 'trends' in checks and has_prometheus(play_services):
             token = _secret(task_vars, self._templar, trends['trends_prometheus_token_var']) or ''
 
             def run_trends(module, token=token, t=trends):

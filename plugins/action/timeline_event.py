@@ -12,26 +12,8 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
-    EVENT_KINDS,
-    TIMELINE,
-    append_jsonl,
-    make_event,
-)
-from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident as _resolve_incident
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import secret_literals
-
-
-def resolve_incident(args, task_vars):
-    """(incident_id, path) of the incident a task records into, or (None, None); shared with the finding action."""
-    try:
-        return _resolve_incident(args, task_vars)
-    except ValueError as exc:
-        raise AnsibleActionFail(str(exc))
-
-
-__all__ = ['resolve_incident', 'secret_literals', 'ActionModule']
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import EVENT_KINDS, TIMELINE
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
 class ActionModule(ActionBase):
@@ -55,23 +37,18 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
-        incident_id, path = resolve_incident(args, task_vars)
+        store = IncidentStore.resolve(args, task_vars)
         result['changed'] = False
-        if not incident_id:
+        if store is None:
             result.update(skipped=True, recorded=False,
                           msg='no incident_id known (run the incident role first, or give incident_id): event not recorded')
             return result
-        patterns = list(args['redact_patterns'] or []) + list(task_vars.get('incident_redact_patterns') or [])
-        try:
-            literals = secret_literals(task_vars, resolve=self._templar.template)
-        except Exception:  # pylint: disable=broad-except
-            literals = set()
-        redactor = Redactor(patterns=patterns, literals=literals)
+        incident_id, path = store.incident_id, store.path
+        redactor = task_redactor(task_vars, self._templar, args['redact_patterns'])
         host = args.get('host') or task_vars.get('inventory_hostname')
-        event = redactor.data(make_event(incident_id, args['kind'], ' '.join(str(args['summary']).split()),
-                                         host=host, data=args['data']))
+        event = redactor.data(store.event(args['kind'], args['summary'], host=host, data=args['data']))
         try:
-            append_jsonl(os.path.join(path, TIMELINE), event)
+            store.append(event, redactor)
         except OSError as exc:
             raise AnsibleActionFail('could not append to %s: %s' % (os.path.join(path, TIMELINE), exc))
         result.update(recorded=True, event=event, incident_id=incident_id, incident_path=path,

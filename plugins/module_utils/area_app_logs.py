@@ -206,4 +206,3 @@ def run(module):
                                     {'window': p['window']}))
         findings.append(probe_process(module, client, service, host))
     return dict(changed=False, findings=combine(findings), evidence_files=files, stats=stats_out)
-

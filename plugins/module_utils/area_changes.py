@@ -92,4 +92,3 @@ def run(module):
         files = probe_changes.modified_files(p['watch_paths'], since)
         findings.append(probe_changes.evaluate_host_changes(host, packages, files, p['window'], p['watch_paths']))
     return dict(changed=False, findings=findings)
-

@@ -90,4 +90,3 @@ def run(module):
                  for s in p['services'] if isinstance(s, dict) and s.get('deploy')]
         findings.extend(combine(state))
     return dict(changed=False, findings=findings, elapsed_ms=round((time.monotonic() - started) * 1000, 1))
-

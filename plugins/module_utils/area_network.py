@@ -220,4 +220,3 @@ def run(module):
     if p['report_host'] and (p['services'] or p['extra_disk_paths']):
         findings.extend(host_checks(module, p, t))
     return dict(changed=False, findings=findings)
-

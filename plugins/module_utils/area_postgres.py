@@ -127,4 +127,3 @@ def run(module):
     if errors:
         files['pg-errors-%s.json' % service] = errors
     return dict(changed=False, findings=findings, evidence_files=files, executed_queries=data['executed_queries'])
-

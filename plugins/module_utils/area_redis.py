@@ -131,4 +131,3 @@ def describe_prefixes(client, mem, info, p):
     if rows:
         mem['summary'] += '; top prefixes: %s' % ', '.join(
             '%s %s (%s)' % (r['prefix'], probe_redis.human_bytes(r['est_bytes']), r['marked']) for r in rows[:3])
-

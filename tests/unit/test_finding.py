@@ -10,6 +10,8 @@ from ansible.playbook.play_context import PlayContext
 from ansible.template import Templar
 
 from ansible_collections.sre.incident_response.plugins.action import finding as plugin
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 
 def run(args, task_vars, check_mode=False):
@@ -90,5 +92,5 @@ def test_invalid_finding_or_evidence_fails_clearly(tmp_path):
 def test_evidence_file_names_are_safe(tmp_path):
     files = plugin.evidence_files({'h/../x': {'../../etc/passwd': 'x'}}, [])
     assert files == [('h/../x', '.._.._etc_passwd', 'x')]
-    written = plugin.write_evidence(str(tmp_path), files, plugin.Redactor())
+    written = IncidentStore('INC-UNIT-9', str(tmp_path)).write_evidence(files, Redactor())
     assert all(os.path.realpath(p).startswith(str(tmp_path)) for p in written)
