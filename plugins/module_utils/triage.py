@@ -77,6 +77,10 @@ def summary(incident_id, incident, diagnosis, findings=None, incident_path='', i
         lines.append('HEALTHY: %s' % diagnosis.get('summary', ''))
     else:
         lines.append('Affected services: %s' % (', '.join(diagnosis.get('affected_services') or []) or 'none identified'))
+    unreachable = sorted(set(str(f.get('host')) for f in findings or []
+                             if isinstance(f, dict) and f.get('check') == 'host.reachability' and f.get('status') != 'ok'))
+    if unreachable:
+        lines.append('Not probed, unreachable by Ansible (host.reachability): %s' % ', '.join(unreachable))
     hyps = diagnosis.get('hypotheses') or []
     lines.extend(hypothesis_lines(hyps[:3]))
     if not hyps and not healthy:

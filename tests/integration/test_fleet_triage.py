@@ -63,7 +63,7 @@ def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns
     # default): the test says 1 s rather than waiting for the clock
     extra = {'postgres_idle_in_transaction_warn_seconds': 1} if fault_name == 'pool_exhaustion' else {}
     with fleet_fault(fault_name):
-        res, out = triage(incident, triage_investigate_always=True, **extra)
+        res, out = triage(incident, **extra)
     dx = out['diagnosis']
     top = dx['hypotheses'][0]
     assert top['pattern'] in patterns, json.dumps(dx['hypotheses'], indent=1)

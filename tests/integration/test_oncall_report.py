@@ -117,7 +117,7 @@ def test_console_under_ansible_runner_as_awx_runs_it(story, tmp_path):
     stdout = result.stdout.read()
     assert result.rc == 0 and result.status == 'successful', stdout[-3000:]
     assert '== Render the incident report (report.html)' in stdout and 'TASK [' not in stdout
-    assert re.search(r'Report \S+/report\.html \((updated|unchanged)\): SEV2, 3 host lane\(s\)', stdout), stdout
+    assert re.search(r'Report \S+/report\.html \((updated|unchanged)\): SEV2, 4 host lane\(s\)', stdout), stdout
     events = [e['event'] for e in result.events]
     assert 'playbook_on_play_start' in events and 'runner_on_ok' in events and 'playbook_on_stats' in events
 

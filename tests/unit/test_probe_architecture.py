@@ -175,6 +175,8 @@ def test_summary_lists_findings_not_ok_only_when_no_pattern_matched():
     i = none.index('No quick-reference pattern matched; findings not ok:')
     assert none[i + 1:i + 3] == ['CRIT a/host.disk: c', 'WARN b/pg.locks: w']
     assert 'HEALTHY: fine' in triage.summary('INC-1', INCIDENT, {'healthy': True, 'summary': 'fine'})
+    gone = [{'host': 'web-2', 'check': 'host.reachability', 'status': 'crit', 'summary': 'host unreachable'}]
+    assert 'Not probed, unreachable by Ansible (host.reachability): web-2' in triage.summary('INC-1', INCIDENT, DEPLOY, findings=gone)
     assert triage.stats('INC-1', INCIDENT, DEPLOY) == {
         'incident_id': 'INC-1', 'severity': 'SEV2', 'healthy': False, 'top_pattern': 'error_spike_after_deploy',
         'first_action': 'roll back', 'action': 'rollback', 'service': 'backend'}
