@@ -80,13 +80,27 @@ def declare_or_load(incident_id='', incident_dir='incidents', title='', commande
     else:
         started = None
 
+    if status and status not in STATUSES:
+        raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
     incident_id = incident_id or generate_id(now)
     path = files.incident_path(incident_dir, incident_id)
     meta_path = os.path.join(path, files.INCIDENT)
-    existing = files.read_json(meta_path)
-    if existing is None and must_exist:
+    if must_exist and files.read_json(meta_path) is None:
         raise ValueError('incident_id %s: no incident at %s (declare it first with playbooks/triage.yml)'
                          % (incident_id, path))
+    files.ensure_dir(path)
+    # Read, decide and write under the incident's lock: runs racing on one new id (AWX slices, two alerts)
+    # declare it once; the others load it and merge their services.
+    with files.lock(meta_path):
+        return _declare_or_load_locked(
+            incident_id, path, meta_path, now, title, commander, started, impact, severity, impact_facts, thresholds,
+            severity_floor, severity_floor_reasons, services, contacts, default_severity, host, status, auto_title)
+
+
+def _declare_or_load_locked(incident_id, path, meta_path, now, title, commander, started, impact, severity, impact_facts,
+                            thresholds, severity_floor, severity_floor_reasons, services, contacts, default_severity,
+                            host, status, auto_title):
+    existing = files.read_json(meta_path)
     created = existing is None
     incident = dict(existing or {})
     stamp = files.isoformat(now)
@@ -122,8 +136,6 @@ def declare_or_load(incident_id='', incident_dir='incidents', title='', commande
         if services:
             incident['services'] = sorted(set(incident.get('services') or []) | set(services))
     if status:
-        if status not in STATUSES:
-            raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
         incident['status'] = status
     if impact_facts:
         merged = dict(incident.get('impact_facts') or {})

@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import json
 import os
+import tempfile
 
 from ansible.errors import AnsibleActionFail
 
@@ -125,11 +126,12 @@ class IncidentStore(object):
                 text = json.dumps(redactor.data(content), indent=2, sort_keys=True, default=str, ensure_ascii=False) + '\n'
             else:
                 text = redactor.text(str(content))
-            tmp = target + '.tmp'
-            with open(tmp, 'w', encoding='utf-8') as handle:
+            # a temporary file of its own: concurrent runs (slices) may write the same evidence file
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % files.safe_name(name), suffix='.tmp')
+            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
                 handle.write(text)
             os.chmod(tmp, 0o640)
-            os.rename(tmp, target)
+            os.replace(tmp, target)
             written.append(target)
         return written
 
