@@ -256,12 +256,13 @@ def test_awx_configure_renders_surveys_that_agree(tmp_path, run_playbook):
     specs = awx_survey.load_role_specs(os.path.join(ROOT, 'roles'))
     rendered = json.loads((out / 'awx_configure.json').read_text())
     templates = rendered['job_templates']
-    workflow = [rendered['workflow']]
+    workflows = rendered['workflows']
+    assert [w['name'] for w in workflows] == ['Incident - respond with approval', 'Incident - triage sliced']
     creds = [rendered]
     # the jobs print with the on-call console (merged into the controller's AWX_TASK_ENV)
     assert rendered['job_environment'] == {'ANSIBLE_STDOUT_CALLBACK': 'sre.incident_response.oncall'}
     assert len(templates) >= 17 and len(set(t['name'] for t in templates)) == len(templates)
-    for item in templates + workflow:
+    for item in templates + workflows:
         assert awx_survey.survey_disagreements(item['survey_spec'], item['questions'], specs) == [], item['name']
     for item in templates:
         assert os.path.isfile(os.path.join(ROOT, item['playbook'])) or item['playbook'] == 'playbooks/investigate.yml', item['playbook']
@@ -270,7 +271,7 @@ def test_awx_configure_renders_surveys_that_agree(tmp_path, run_playbook):
         if item['playbook'] == 'playbooks/remediate.yml':
             assert item['job_type'] == 'check', 'remediation templates outside the workflow only plan: %s' % item['name']
     # the workflow: triage -> plan -> approval (timeout) -> apply -> communicate
-    nodes = dict((n['identifier'], n) for n in workflow[0]['nodes'])
+    nodes = dict((n['identifier'], n) for n in workflows[0]['nodes'])
     assert nodes['triage']['related']['success_nodes'] == [{'identifier': 'plan'}]
     assert nodes['plan']['related']['success_nodes'] == [{'identifier': 'approve'}]
     approve = nodes['approve']

@@ -5,7 +5,9 @@ meta/argument_specs.yml, so a renamed option, a changed default or a question th
 fails here (and in the playbook) before it reaches a controller.
 """
 import copy
+import json
 import os
+import subprocess
 
 import pytest
 import yaml
@@ -121,8 +123,8 @@ def test_every_role_has_argument_specs():
 def test_configure_templates_agree_with_role_specs():
     """Every job template of awx_configure.yml: its generated survey agrees with the real argument specs."""
     conf = _configure()
-    items = conf['awx_configure_templates'] + [conf['awx_configure_workflow']]
-    assert len(items) >= 18
+    items = conf['awx_configure_templates'] + [conf['awx_configure_workflow'], conf['awx_configure_sliced_workflow']]
+    assert len(items) >= 22
     for item in items:
         survey = s.build_survey(item.get('questions', []), SPECS, name=item['name'])
         assert s.survey_disagreements(survey, item.get('questions', []), SPECS) == [], item['name']
@@ -166,3 +168,112 @@ def test_alias_variables_are_read_by_the_roles():
             sources = [os.path.join(ROOT, 'roles', role, 'defaults', 'main.yml'), os.path.join(ROOT, template['playbook'])]
             text = ''.join(open(p).read() for p in sources if os.path.exists(p))
             assert '%s | default' % ref['variable'] in text or "%s is defined" % ref['variable'] in text, (template['name'], ref)
+
+
+# --- the rendered definitions (render-only mode of awx_configure.yml: no controller) ---------------------------------
+
+def _render_configure(out, *extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_STDOUT_CALLBACK='ansible.builtin.default')
+    env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
+    cmd = [os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', 'localhost,', 'playbooks/awx_configure.yml',
+           '-e', 'awx_configure_apply=false', '-e', 'awx_configure_render_dir=%s' % out]
+    for item in extra:
+        cmd += ['-e', item]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def rendered(tmp_path_factory):
+    """awx_configure.json rendered with 3 triage slices (not the default, so the variable is seen to reach AWX)."""
+    out = tmp_path_factory.mktemp('awx')
+    proc = _render_configure(str(out), 'awx_configure_triage_slices=3')
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    with open(str(out / 'awx_configure.json')) as handle:
+        data = json.load(handle)
+    data['by_name'] = dict((t['name'], t) for t in data['job_templates'])
+    return data
+
+
+def _required(template, variable):
+    questions = [q for q in template['survey_spec']['spec'] if q['variable'] == variable]
+    return bool(questions) and questions[0]['required'] is True
+
+
+def test_slice_count_default_is_one():
+    assert _configure()['awx_configure_triage_slices'] == 1
+
+
+def test_only_the_triage_slice_template_is_sliced(rendered):
+    """`triage slice` gets the slice count; every other template runs as one job (a sliced `triage` would
+    diagnose and communicate once per slice, each from its share of the hosts)."""
+    by_name = rendered['by_name']
+    piece = by_name['Incident - triage slice']
+    assert piece['job_slice_count'] == 3
+    assert piece['playbook'] == 'playbooks/triage.yml'
+    assert piece['extra_vars']['triage_diagnose'] is False and 'triage_probe' not in piece['extra_vars']
+    assert _required(piece, 'incident_id'), 'a slice without an incident_id would declare an incident of its own'
+    assert piece['allow_simultaneous'] is True
+    others = dict((name, t['job_slice_count']) for name, t in by_name.items() if name != 'Incident - triage slice')
+    assert set(others.values()) == {1}, others
+
+
+def test_declare_and_diagnose_templates(rendered):
+    by_name = rendered['by_name']
+    declare = by_name['Incident - declare']
+    assert declare['playbook'] == 'playbooks/triage.yml'
+    # declares only: no probe, and no diagnosis nor message before the slices have recorded anything
+    assert declare['extra_vars']['triage_probe'] is False and declare['extra_vars']['triage_diagnose'] is False
+    assert not any(q['variable'] == 'incident_id' for q in declare['survey_spec']['spec'])
+    diagnose = by_name['Incident - diagnose']
+    assert diagnose['playbook'] == 'playbooks/diagnose.yml' and diagnose['job_type'] == 'run'
+    assert _required(diagnose, 'incident_id')
+    assert 'triage_diagnose' not in diagnose['extra_vars']  # diagnoses, by default
+
+
+def _graph(workflow):
+    nodes = dict((n['identifier'], n) for n in workflow['nodes'])
+    edges = dict((name, dict((kind, [c['identifier'] for c in children])
+                             for kind, children in (node.get('related') or {}).items()))
+                 for name, node in nodes.items())
+    return nodes, edges
+
+
+def test_sliced_workflow_declares_slices_diagnoses_then_remediates(rendered):
+    workflows = dict((w['name'], w) for w in rendered['workflows'])
+    assert sorted(workflows) == ['Incident - respond with approval', 'Incident - triage sliced']
+    nodes, edges = _graph(workflows['Incident - triage sliced'])
+    children = set(c for kinds in edges.values() for targets in kinds.values() for c in targets)
+    assert children <= set(nodes), 'a link to a node that does not exist'
+    assert [n for n in nodes if n not in children] == ['declare'], 'the one root is declare'
+    assert edges['declare'] == {'success_nodes': ['triage_slice']}
+    assert edges['triage_slice'] == {'success_nodes': ['diagnose']}
+    assert edges['diagnose'] == {'success_nodes': ['plan']}
+    names = dict((n, node['unified_job_template']['name']) for n, node in nodes.items())
+    assert names['declare'] == 'Incident - declare'
+    assert names['triage_slice'] == 'Incident - triage slice'
+    assert names['diagnose'] == 'Incident - diagnose'
+    assert rendered['by_name'][names['triage_slice']]['job_slice_count'] == 3
+    # the remediation part is the approval workflow's, node for node
+    approval_nodes, approval_edges = _graph(workflows['Incident - respond with approval'])
+    assert approval_edges['triage'] == {'success_nodes': ['plan']}
+    tail = sorted(set(approval_nodes) - {'triage'})
+    assert tail == ['apply', 'approve', 'communicate_identified', 'communicate_mitigating', 'plan']
+    for name in tail:
+        assert nodes[name] == approval_nodes[name], name
+    assert set(nodes) == set(tail) | {'declare', 'triage_slice', 'diagnose'}
+    # every job template node runs a template that awx_configure.yml creates
+    for workflow in rendered['workflows']:
+        for node in workflow['nodes']:
+            ujt = node['unified_job_template']
+            if ujt['type'] == 'job_template':
+                assert ujt['name'] in rendered['by_name'], (workflow['name'], ujt['name'])
+        assert workflow['extra_vars'] == {'incident_dir': '/var/lib/awx/incidents'}
+
+
+@pytest.mark.parametrize('count', ['0', 'two'])
+def test_invalid_slice_count_is_refused(tmp_path, count):
+    proc = _render_configure(str(tmp_path), 'awx_configure_triage_slices=%s' % count)
+    assert proc.returncode != 0
+    assert 'awx_configure_triage_slices must be a whole number' in proc.stdout, proc.stdout[-3000:]
+    assert not (tmp_path / 'awx_configure.json').exists()
