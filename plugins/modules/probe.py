@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: probe
 short_description: Probe every requested area of one host concurrently, in one task
-version_added: 0.4.0
+version_added: 0.2.0
 description:
   - Runs the probes of the requested areas of a host (service state, application logs, recent changes,
     PostgreSQL, Redis, disk and container resources) in threads of one process and returns all their
