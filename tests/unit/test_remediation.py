@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation_disk as disk
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation_pg as pg
+from ansible_collections.sre.incident_response.plugins.modules import docker_rollback
 
 
 # --- the gate -----------------------------------------------------------------------------
@@ -275,8 +276,6 @@ def test_usage_reports_a_file_system(tmp_path):
 # --- the rollback keeps the container's spec -------------------------------------------------
 
 def test_create_body_keeps_the_container_spec_and_leaves_image_defaults_to_the_new_image():
-    docker_rollback = pytest.importorskip(
-        'ansible_collections.sre.incident_response.plugins.modules.docker_rollback')
     container = {
         'Id': 'abcdef1234567890',
         'Config': {'Image': 'app:1.1.0', 'Hostname': 'myhost', 'Env': ['PORT=8000', 'DB_PASSWORD=s', 'APP_VERSION=1.1.0', 'PATH=/bin'],
