@@ -85,13 +85,6 @@ def test_approval_token_is_single_use_identity():
     assert rem.find_action(events, 'other') is None
 
 
-def test_launcher_precedence():
-    assert rem.launcher_from_vars({'remediation_launcher': 'carol', 'awx_user_name': 'dave'}, 'root') == ('carol', 'remediation_launcher')
-    assert rem.launcher_from_vars({'awx_user_name': 'dave'}, 'root') == ('dave', 'awx_user_name')
-    assert rem.launcher_from_vars({'tower_user_name': 'erin'}, 'root') == ('erin', 'tower_user_name')
-    assert rem.launcher_from_vars({}, 'root') == ('root', 'os_user')
-
-
 def test_incident_dir_follows_the_incident_fact_like_timeline_event():
     facts = {'incident_path': '/tmp/x/incidents/INC-1', 'incident_dir': 'other'}
     assert rem.resolve_incident_dir(None, 'INC-1', facts) == '/tmp/x/incidents'
