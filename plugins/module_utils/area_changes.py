@@ -16,7 +16,7 @@ import time
 
 
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, parse_docker_time, parse_duration, utcnow
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import DockerClient, DockerError
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes
 
 

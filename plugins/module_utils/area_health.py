@@ -17,7 +17,7 @@ import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     combine, finding, one_line, parse_duration)
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import (
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import (
     DockerClient, DockerError, safe_inspect_summary)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_health
 

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     combine, finding, one_line, worst)
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import DockerClient, DockerError
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_net
 
 THRESHOLD_SPEC = dict(
@@ -123,47 +123,11 @@ def host_checks(module, p, t):
     names = sorted({s.get('name') for s in services if s.get('disk_paths')})
     findings.append(probe_net.evaluate_disk(host, names[0] if len(names) == 1 else None, usages, errors,
                                             t['disk_warn_pct'], t['disk_crit_pct']))
-    # container.resources: one stats sample (with precpu) of every container, in parallel
+    # container.resources: every container at once, from its cgroup (the engine's one-shot stats where not visible)
     dockers = [s for s in services if (s.get('deploy') or {}).get('type', 'docker') == 'docker' and (s.get('deploy') or {}).get('container')]
     if dockers and p['container_resources']:
-        client = DockerClient(p['docker_host'])
-
-        def sample(name):
-            try:
-                info = client.inspect(name)
-                running = (info.get('State') or {}).get('Running')
-                if not running:
-                    return None, None, False, None, None
-                cgroup = probe_net.cgroup_cpu_file(info.get('Id') or '')
-                cpu = None
-                if cgroup:
-                    try:
-                        cpu = probe_net.sample_cpu(cgroup, p['cpu_sample_seconds'])
-                    except (OSError, ValueError):
-                        cpu = None
-                # one-shot is instant; without it the engine waits for a second sample (CPU from precpu_stats)
-                stats = client.stats(name, one_shot=cpu is not None)
-                return stats, (info.get('HostConfig') or {}).get('Memory'), running, cpu, None
-            except DockerError as exc:
-                return None, None, None, None, exc
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            results = list(pool.map(lambda s: sample(s['deploy']['container']), dockers))
-        items = []
-        for s, (stats, limit, running, cpu, exc) in zip(dockers, results):
-            container = s['deploy']['container']
-            if exc is not None:
-                status = 'crit' if exc.status == 404 else 'unknown'
-                items.append(finding('container.resources', host, s.get('name'), status, '%s: %s' % (container, one_line(str(exc))),
-                                     {'container': container}))
-                continue
-            if not running:
-                items.append(finding('container.resources', host, s.get('name'), 'unknown', '%s is not running: no resource usage' % container,
-                                     {'container': container}))
-                continue
-            status, text, evidence = probe_net.evaluate_container_resources(container, stats, limit, t, cpu=cpu)
-            items.append(finding('container.resources', host, s.get('name'), status, text, evidence))
-        findings.extend(combine(items))
+        findings.extend(combine(probe_net.container_resource_findings(
+            DockerClient(p['docker_host']), host, dockers, t, p['cpu_sample_seconds'])))
     # container.resources of systemd units: memory against the unit's MemoryMax
     units = [s for s in services if (s.get('deploy') or {}).get('type') == 'systemd' and (s.get('deploy') or {}).get('unit')]
     if units and p['container_resources'] and module.get_bin_path('systemctl'):

@@ -17,7 +17,7 @@ import time
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, probe_pg
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import DockerClient, DockerError
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line
 
 THRESHOLD_SPEC = dict(

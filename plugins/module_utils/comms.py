@@ -17,8 +17,8 @@ import datetime
 import json
 import os
 import socket
+from urllib.error import HTTPError, URLError
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files

@@ -14,8 +14,8 @@ __metaclass__ = type
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.error import HTTPError
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (

@@ -12,10 +12,12 @@ import os
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     finding, fmt_pct, human_bytes, level, one_line, pct, utcnow, worst)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_health
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerError
 
 try:
     import dns.exception
@@ -198,35 +200,121 @@ def evaluate_disk(host, service, usages, errors, warn_pct, crit_pct):
 
 
 # ---------------------------------------------------------------- container resources
+#
+# Without sampling: the engine's stats endpoint waits for its collector (about a second per sample; even
+# one-shot waits for the next tick), so where the module runs on the Docker host it reads the container's
+# cgroup directly (memory, pids; CPU time over a short interval) and /proc/<pid>/net/dev (network). Only
+# where the cgroup is not visible (a module in a container without the host's /sys/fs/cgroup) does it ask
+# the engine for one one-shot sample, which carries no previous sample: CPU is then left out, with a note.
+
+CGROUP_ROOT = '/sys/fs/cgroup'
+PROC_ROOT = '/proc'
+CPU_NOT_SAMPLED = 'CPU not sampled (cpu_sample_seconds is 0)'
+CPU_NOT_LOCAL = ('CPU not sampled: the container\'s cgroup is not visible here and one-shot engine stats carry no '
+                 'previous sample')
+
+
 def cpu_percent(stats):
-    """Docker-style CPU percent between precpu_stats and cpu_stats of one sample (100 = one core)."""
-    first, second = {'cpu_stats': stats.get('precpu_stats') or {}}, stats
+    """Docker-style CPU percent between precpu_stats and cpu_stats of one sample (100 = one core).
+
+    (None, None) when there is no previous sample (one-shot stats zero precpu_stats): a percentage of the
+    CPU time since the container started would be a wrong number, not a current one.
+    """
+    first, second = stats.get('precpu_stats') or {}, stats.get('cpu_stats') or {}
     try:
-        cpu_delta = second['cpu_stats']['cpu_usage']['total_usage'] - first['cpu_stats']['cpu_usage']['total_usage']
-        sys_delta = second['cpu_stats']['system_cpu_usage'] - first['cpu_stats']['system_cpu_usage']
-        cpus = second['cpu_stats'].get('online_cpus') or len(second['cpu_stats']['cpu_usage'].get('percpu_usage') or []) or 1
+        before, after = first['cpu_usage']['total_usage'], second['cpu_usage']['total_usage']
+        sys_before, sys_after = first['system_cpu_usage'], second['system_cpu_usage']
+        cpus = second.get('online_cpus') or len(second['cpu_usage'].get('percpu_usage') or []) or 1
     except (KeyError, TypeError):
         return None, None
+    if not before or not sys_before:
+        return None, None
+    cpu_delta, sys_delta = after - before, sys_after - sys_before
     if sys_delta <= 0 or cpu_delta < 0:
         return 0.0, cpus
     return round(cpu_delta / float(sys_delta) * cpus * 100.0, 1), cpus
 
 
-CGROUP_CPU_FILES = (
-    '/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage',                       # v1, cgroupfs driver (ns)
-    '/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage',    # v1, systemd driver (ns)
-    '/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage',
-    '/sys/fs/cgroup/cpu,cpuacct/system.slice/docker-{id}.scope/cpuacct.usage',
-    '/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat',                 # v2, systemd driver (usage_usec)
-    '/sys/fs/cgroup/docker/{id}/cpu.stat',                                    # v2, cgroupfs driver
-)
+def _mounts(root):
+    """v1 hierarchies under the cgroup root: {controller: directory} ('cpu,cpuacct' serves cpu and cpuacct)."""
+    out = {}
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return out
+    for name in names:
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            for controller in name.split(','):
+                out.setdefault(controller, path)
+    for name in names:  # symlinks (cpuacct -> cpu,cpuacct) last
+        path = os.path.join(root, name)
+        if os.path.islink(path) and os.path.isdir(path):
+            out.setdefault(name, path)
+    return out
 
 
-def cgroup_cpu_file(container_id):
-    for pattern in CGROUP_CPU_FILES:
-        path = pattern.format(id=container_id)
-        if os.path.exists(path):
-            return path
+def cgroup_dirs(container_id, pid=None, root=CGROUP_ROOT, proc=PROC_ROOT):
+    """The container's cgroup directories visible here: {'memory': dir, 'cpu': dir, 'pids': dir, 'version': 1|2}.
+
+    From /proc/<pid>/cgroup of its main process (any cgroup driver, rootless included), else from the
+    usual places of the cgroupfs and systemd drivers. A directory counts only when its path names the
+    container ID (a PID of another PID namespace is some other process). Keys are missing when not found.
+    """
+    container_id = str(container_id or '')
+    if len(container_id) < 12:
+        return {}
+    unified = os.path.exists(os.path.join(root, 'cgroup.controllers'))
+    mounts = {} if unified else _mounts(root)
+    found = {'version': 2 if unified else 1}
+    paths = []
+    try:
+        with open(os.path.join(proc, str(int(pid)), 'cgroup')) as handle:
+            for line in handle:
+                hier, _sep, rest = line.strip().partition(':')
+                controllers, _sep, path = rest.partition(':')
+                if container_id in path:
+                    paths.append((controllers, path))
+    except (OSError, TypeError, ValueError):
+        pass
+    for template in ('/docker/{id}', '/system.slice/docker-{id}.scope'):
+        paths.append(('', template.format(id=container_id)))
+        paths.append(('memory,cpuacct,pids', template.format(id=container_id)))
+
+    def place(key, directory, marker):
+        if key not in found and os.path.isfile(os.path.join(directory, marker)):
+            found[key] = directory
+
+    for controllers, path in paths:
+        rel = path.lstrip('/')
+        if unified:
+            if not controllers:
+                directory = os.path.join(root, rel)
+                place('memory', directory, 'memory.current')
+                place('cpu', directory, 'cpu.stat')
+                place('pids', directory, 'pids.current')
+            continue
+        if not controllers:  # the unified hierarchy of a hybrid host: CPU time only
+            if 'unified' in mounts:
+                place('cpu', os.path.join(mounts['unified'], rel), 'cpu.stat')
+            continue
+        for controller in controllers.split(','):
+            if controller in ('memory', 'pids') and controller in mounts:
+                place(controller, os.path.join(mounts[controller], rel), controller + '.' + (
+                    'usage_in_bytes' if controller == 'memory' else 'current'))
+            elif controller in ('cpuacct', 'cpu') and controller in mounts:
+                place('cpu', os.path.join(mounts[controller], rel), 'cpuacct.usage')
+    return found
+
+
+def cgroup_cpu_file(container_id, pid=None, root=CGROUP_ROOT, proc=PROC_ROOT):
+    """The file with the container's cumulative CPU time (cpuacct.usage or cpu.stat), or None."""
+    directory = cgroup_dirs(container_id, pid, root, proc).get('cpu')
+    if not directory:
+        return None
+    for name in ('cpuacct.usage', 'cpu.stat'):
+        if os.path.isfile(os.path.join(directory, name)):
+            return os.path.join(directory, name)
     return None
 
 
@@ -244,13 +332,75 @@ def read_cpu_ns(path):
 
 
 def sample_cpu(path, seconds):
-    """CPU percent (100 = one core) of a cgroup over a short interval."""
+    """CPU percent (100 = one core) of a cgroup over a short interval; None without an interval."""
+    if not seconds or seconds <= 0:
+        return None
     first, t1 = read_cpu_ns(path), time.monotonic()
     time.sleep(seconds)
     second, t2 = read_cpu_ns(path), time.monotonic()
     if first is None or second is None or t2 <= t1:
         return None
     return round(max(0, second - first) / ((t2 - t1) * 1e9) * 100.0, 1)
+
+
+def _read_int(path):
+    with open(path) as handle:
+        value = handle.read().strip()
+    return int(value) if value.isdigit() else None  # 'max' (v2): no limit
+
+
+def _read_kv(path):
+    out = {}
+    with open(path) as handle:
+        for line in handle:
+            key, _sep, value = line.strip().partition(' ')
+            if value.isdigit():
+                out[key] = int(value)
+    return out
+
+
+def read_net_dev(path):
+    """{interface: {'rx_bytes', 'tx_bytes'}} of /proc/<pid>/net/dev without loopback (what the engine reports)."""
+    nets = {}
+    with open(path) as handle:
+        for line in handle.readlines()[2:]:
+            name, _sep, fields = line.partition(':')
+            name, fields = name.strip(), fields.split()
+            if name and name != 'lo' and len(fields) >= 9:
+                nets[name] = {'rx_bytes': int(fields[0]), 'tx_bytes': int(fields[8])}
+    return nets
+
+
+def cgroup_stats(dirs, pid=None, network_mode=None, proc=PROC_ROOT):
+    """A stats-shaped dict (memory_stats, pids_stats, networks) read from cgroup files; None without memory.
+
+    The same numbers the engine's stats endpoint reports (usage, limit and memory.stat; pids.current;
+    the container's network namespace counters), read in microseconds instead of waiting for a sample.
+    """
+    memory = dirs.get('memory')
+    if not memory:
+        return None
+    try:
+        if dirs.get('version') == 2:
+            usage, limit = _read_int(os.path.join(memory, 'memory.current')), _read_int(os.path.join(memory, 'memory.max'))
+        else:
+            usage = _read_int(os.path.join(memory, 'memory.usage_in_bytes'))
+            limit = _read_int(os.path.join(memory, 'memory.limit_in_bytes'))
+        detail = _read_kv(os.path.join(memory, 'memory.stat'))
+    except OSError:
+        return None
+    stats = {'memory_stats': {'usage': usage, 'limit': limit, 'stats': detail}, 'networks': None, 'source': 'cgroup'}
+    if dirs.get('pids'):
+        try:
+            stats['pids_stats'] = {'current': _read_int(os.path.join(dirs['pids'], 'pids.current'))}
+        except OSError:
+            pass
+    if pid and network_mode != 'host' and not str(network_mode or '').startswith('container:'):
+        try:
+            stats['networks'] = read_net_dev(os.path.join(proc, str(int(pid)), 'net', 'dev')) or None
+        except (OSError, ValueError):
+            pass
+    return stats
 
 
 def memory_usage(stats):
@@ -271,12 +421,14 @@ def network_io(stats):
             'tx_bytes': sum(n.get('tx_bytes', 0) for n in nets.values())}
 
 
-def evaluate_container_resources(container, second, memory_limit_cfg, t, cpu=None):
-    """container.resources of one container: stats sample (memory, network), CPU from the cgroup or precpu_stats."""
+def evaluate_container_resources(container, second, memory_limit_cfg, t, cpu=None, cpu_note=None, network_mode='host'):
+    """container.resources of one container: memory, network and pids from one sample (the cgroup's or the
+    engine's), CPU from the cgroup over an interval or from the engine's precpu_stats; none rather than a wrong one."""
     if cpu is None:
         cpu, cpus = cpu_percent(second)
     else:
-        cpus = (second.get('cpu_stats') or {}).get('online_cpus') or os.cpu_count() or 1
+        cpus = None
+    cpus = cpus or (second.get('cpu_stats') or {}).get('online_cpus') or os.cpu_count() or 1
     used, limit = memory_usage(second)
     has_limit = bool(memory_limit_cfg)
     mem_pct = pct(used, limit) if used is not None and limit else None
@@ -289,13 +441,84 @@ def evaluate_container_resources(container, second, memory_limit_cfg, t, cpu=Non
         statuses.append(level(cpu_of_capacity, t['cpu_warn_pct'], None))
     status = worst(statuses or ['ok'])
     text = '%s CPU %s, memory %s%s' % (
-        container, fmt_pct(cpu) if cpu is not None else '?', human_bytes(used),
+        container, fmt_pct(cpu) if cpu is not None else 'not sampled', human_bytes(used),
         ' of %s limit (%s)' % (human_bytes(limit), fmt_pct(mem_pct)) if has_limit else ' (no limit)')
-    text += ', net %s' % ('rx %s / tx %s' % (human_bytes(net['rx_bytes']), human_bytes(net['tx_bytes'])) if net else 'n/a (host network)')
+    if net:
+        text += ', net rx %s / tx %s' % (human_bytes(net['rx_bytes']), human_bytes(net['tx_bytes']))
+    else:
+        text += ', net n/a%s' % (' (host network)' if network_mode == 'host' else '')
     evidence = {'container': container, 'cpu_pct': cpu, 'online_cpus': cpus, 'cpu_pct_of_capacity': cpu_of_capacity,
                 'memory_used': used, 'memory_limit': limit if has_limit else None, 'memory_pct': mem_pct if has_limit else None,
-                'network': net, 'pids': (second.get('pids_stats') or {}).get('current')}
+                'network': net, 'pids': (second.get('pids_stats') or {}).get('current'),
+                'source': second.get('source') or 'engine stats'}
+    if cpu is None:
+        evidence['cpu_note'] = cpu_note or CPU_NOT_LOCAL
     return status, text, evidence
+
+
+def sample_container(client, name, cpu_sample_seconds, root=CGROUP_ROOT, proc=PROC_ROOT):
+    """One container's resource sample: (stats-shaped dict, inspect) or (None, inspect) when it is not running.
+
+    The cgroup when it is visible here (instant; CPU over cpu_sample_seconds), else one one-shot engine
+    sample. Raises DockerError (404: no such container). The CPU percent is in stats['cpu_pct'].
+    """
+    info = client.inspect(name)
+    state = info.get('State') or {}
+    if not state.get('Running'):
+        return None, info
+    pid, mode = state.get('Pid'), (info.get('HostConfig') or {}).get('NetworkMode')
+    dirs = cgroup_dirs(info.get('Id'), pid, root, proc)
+    stats = cgroup_stats(dirs, pid, mode, proc)
+    if stats is None:
+        stats = client.stats(name, one_shot=True)
+        stats['cpu_pct'], stats['cpu_note'] = None, CPU_NOT_LOCAL
+        return stats, info
+    cpu_file, cpu = cgroup_cpu_file(info.get('Id'), pid, root, proc), None
+    if not cpu_file:
+        note = 'CPU not sampled: no CPU accounting in the container\'s cgroup'
+    elif not cpu_sample_seconds or cpu_sample_seconds <= 0:
+        note = CPU_NOT_SAMPLED
+    else:
+        try:
+            cpu = sample_cpu(cpu_file, cpu_sample_seconds)
+        except (OSError, ValueError):
+            cpu = None
+        note = None if cpu is not None else 'CPU not sampled: %s unreadable' % cpu_file
+    stats['cpu_pct'], stats['cpu_note'] = cpu, note
+    return stats, info
+
+
+def container_resource_findings(client, host, services, t, cpu_sample_seconds):
+    """container.resources of the Docker services of one host, every container sampled in parallel.
+
+    services: incident_services entries with deploy.container; client: a docker_api.DockerClient.
+    A Docker error 404 is crit (the container is gone), other errors unknown.
+    """
+    def sample(service):
+        try:
+            return sample_container(client, service['deploy']['container'], cpu_sample_seconds) + (None,)
+        except DockerError as exc:
+            return None, None, exc
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(sample, services))
+    items = []
+    for service, (stats, info, exc) in zip(services, results):
+        container = service['deploy']['container']
+        if exc is not None:
+            status = 'crit' if getattr(exc, 'status', None) == 404 else 'unknown'
+            items.append(finding('container.resources', host, service.get('name'), status,
+                                 '%s: %s' % (container, one_line(str(exc))), {'container': container}))
+            continue
+        if stats is None:
+            items.append(finding('container.resources', host, service.get('name'), 'unknown',
+                                 '%s is not running: no resource usage' % container, {'container': container}))
+            continue
+        status, text, evidence = evaluate_container_resources(
+            container, stats, (info.get('HostConfig') or {}).get('Memory'), t, cpu=stats.get('cpu_pct'),
+            cpu_note=stats.get('cpu_note'), network_mode=(info.get('HostConfig') or {}).get('NetworkMode'))
+        items.append(finding('container.resources', host, service.get('name'), status, text, evidence))
+    return items
 
 
 def process_rss(pid):

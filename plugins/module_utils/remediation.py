@@ -56,16 +56,6 @@ def same_person(a, b):
     return bool(norm(a)) and norm(a) == norm(b)
 
 
-def launcher_from_vars(task_vars, os_user=None):
-    """Who launched the run: remediation_launcher, else the AWX/AAP user, else the OS user."""
-    task_vars = task_vars or {}
-    for key in ('remediation_launcher', 'awx_user_name', 'tower_user_name'):
-        value = task_vars.get(key)
-        if value and str(value).strip():
-            return str(value).strip(), key
-    return (os_user or 'unknown'), 'os_user'
-
-
 def count_actions(events, action, service=None):
     """Changing `action` events of this action (and service) in a timeline: the budget already used."""
     used = 0

@@ -79,7 +79,7 @@ def _container_of(pid, proc='/proc'):
     try:
         with open(os.path.join(proc, str(pid), 'cgroup')) as handle:
             text = handle.read()
-    except (IOError, OSError):
+    except OSError:
         return None
     match = re.search(r'(?:docker-|/docker/|containerd-|/libpod-|libpod-)([0-9a-f]{64})', text)
     return match.group(1)[:12] if match else None
@@ -89,7 +89,7 @@ def _comm(pid, proc='/proc'):
     try:
         with open(os.path.join(proc, str(pid), 'comm')) as handle:
             return handle.read().strip()
-    except (IOError, OSError):
+    except OSError:
         return '?'
 
 

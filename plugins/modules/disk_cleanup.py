@@ -228,7 +228,7 @@ def main():
                 with open(d['fd_path'], 'r+b') as handle:
                     handle.truncate(0)
                 result['truncated'].append('%s (deleted, %s)' % (d['path'], d['fd_path']))
-            except (IOError, OSError) as exc:
+            except OSError as exc:
                 if os.path.exists(os.path.join('/proc', str(d['pid']))):
                     result['failed'].append({'path': d['fd_path'], 'error': str(exc)})
         result['disk_after'] = [logic.usage(r) for r in roots]

@@ -26,7 +26,7 @@ description:
     sees it and reports no change.
 author: sre.incident_response contributors
 extends_documentation_fragment:
-  - community.docker.docker.api_documentation
+  - sre.incident_response.docker
 options:
   name:
     description: Container name.
@@ -59,8 +59,9 @@ attributes:
   idempotent:
     support: full
     details: When the container already runs the target image (or was rolled back) nothing changes.
-requirements:
-  - Docker API >= 1.25
+notes:
+  - Talks to the Docker engine with the collection's own client (standard library only, no Docker SDK or
+    requests on the managed host); the container's environment is read to recreate it and never returned.
 '''
 
 EXAMPLES = r'''
@@ -96,6 +97,12 @@ restored:
   returned: always
   type: bool
   sample: false
+steps:
+  description: What was done, in order (create, stop and rename, the replacement's health, removal).
+  returned: always
+  type: list
+  elements: str
+  sample: ["created 4f1c2d3e4f5a from app-backend:1.0.0", "stopped 9a8b7c6d5e4f and renamed it app-backend-pre-rollback-20261127T035500"]
 plan:
   description: What happens, for people.
   returned: always
@@ -104,17 +111,16 @@ plan:
   sample: ["app-backend: app-backend:1.1.0 (sha256:3415f6) -> app-backend:1.0.0 (sha256:bf262f): highest local version below 1.1.0"]
 '''
 
-import json
 import time
 import traceback
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.community.docker.plugins.module_utils.common_api import AnsibleDockerClient, RequestException
-from ansible_collections.community.docker.plugins.module_utils._api.errors import DockerException
-
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as logic
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import (
+    DockerClient, DockerError, docker_argument_spec)
 
 LABEL_FROM = 'sre.incident_response.rolled_back_from'
 LABEL_AT = 'sre.incident_response.rolled_back_at'
@@ -135,7 +141,7 @@ def short(image_id):
 
 
 def local_images(client, repo):
-    images = client.get_json('/images/json', params={'filters': json.dumps({'reference': [repo]})}) or []
+    images = client.images(reference=repo) or []
     out = []
     for img in images:
         for tag in img.get('RepoTags') or []:
@@ -193,7 +199,7 @@ def wait_healthy(client, cid, timeout, url):
     deadline = time.time() + timeout
     last = 'not started'
     while time.time() < deadline:
-        info = client.get_json('/containers/{0}/json', cid)
+        info = client.inspect(cid)
         state = info.get('State') or {}
         if not state.get('Running'):
             last = 'not running (status %s, exit code %s)' % (state.get('Status'), state.get('ExitCode'))
@@ -214,39 +220,39 @@ def wait_healthy(client, cid, timeout, url):
 
 def restore(client, p, new_id, old_id, failed_name):
     """Best effort, step by step: stop and set aside the replacement, give the old container its name back, start it."""
-    steps = (('/containers/{0}/stop', new_id, {'t': p['stop_timeout']}),
-             ('/containers/{0}/rename', new_id, {'name': failed_name}),
-             ('/containers/{0}/rename', old_id, {'name': p['name']}),
-             ('/containers/{0}/start', old_id, None))
-    for path, cid, params in steps:
+    steps = ((client.stop, new_id, p['stop_timeout']),
+             (client.rename, new_id, failed_name),
+             (client.rename, old_id, p['name']),
+             (client.start, old_id))
+    for step in steps:
         try:
-            client.post_call(path, cid, params=params) if params else client.post_call(path, cid)
-        except (DockerException, RequestException):
+            step[0](*step[1:])
+        except DockerError:
             pass
 
 
 def main():
-    client = AnsibleDockerClient(
-        argument_spec=dict(
-            name=dict(type='str', required=True),
-            image=dict(type='str'),
-            health_timeout=dict(type='int', default=90),
-            health_url=dict(type='str'),
-            stop_timeout=dict(type='int', default=10),
-            keep_previous=dict(type='bool', default=False),
-        ),
-        supports_check_mode=True,
+    argument_spec = docker_argument_spec()
+    argument_spec.update(
+        name=dict(type='str', required=True),
+        image=dict(type='str'),
+        health_timeout=dict(type='int', default=90),
+        health_url=dict(type='str'),
+        stop_timeout=dict(type='int', default=10),
+        keep_previous=dict(type='bool', default=False),
     )
-    module = client.module
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     result = dict(changed=False, current={}, target={}, container_id=None, restored=False, plan=[], steps=[])
     try:
-        container = client.get_container(p['name'])
+        client = DockerClient(p['docker_host'])
+        # the environment is needed to recreate the container; it is never returned
+        container = client.container(p['name'], keep_env=True)
         if not container:
             module.fail_json(msg='container %s does not exist; nothing to roll back' % p['name'], **result)
         result['container_id'] = container['Id']
         current_ref = (container.get('Config') or {}).get('Image')
-        current_inspect = client.find_image_by_id(container['Image'], accept_missing_image=True) or {}
+        current_inspect = client.find_image(container['Image']) or {}
         result['current'] = describe_image(current_ref, current_inspect)
         labels = (container.get('Config') or {}).get('Labels') or {}
         repo, current_tag = logic.split_image(current_ref)
@@ -264,8 +270,7 @@ def main():
                 module.fail_json(msg='no previous image of %s found locally (%s); pass rollback_image. Nothing was stopped.'
                                  % (current_ref, reason), **result)
             target_ref = '%s:%s' % (repo, tag)
-        t_repo, t_tag = logic.split_image(target_ref)
-        target_inspect = client.find_image(t_repo, t_tag) if t_tag else client.find_image_by_id(target_ref, accept_missing_image=True)
+        target_inspect = client.find_image(target_ref)
         if not target_inspect:
             module.fail_json(msg='rollback target image %s is not present locally; nothing was stopped (%s still runs %s). '
                              'Load or pull it first.' % (target_ref, p['name'], current_ref), **result)
@@ -282,21 +287,20 @@ def main():
 
         stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime())
         body = create_body(container, current_inspect, target_ref, current_ref)
-        new = client.post_json_to_json('/containers/create', data=body, params={'name': '%s-rollback-%s' % (p['name'], stamp)})
-        new_id = new['Id']
+        new_id = client.create(body, name='%s-rollback-%s' % (p['name'], stamp))
         result['steps'].append('created %s from %s' % (new_id[:12], target_ref))
         old_id = container['Id']
         aside = '%s-pre-rollback-%s' % (p['name'], stamp)
         failed_name = '%s-failed-rollback-%s' % (p['name'], stamp)
         try:
-            client.post_call('/containers/{0}/stop', old_id, params={'t': p['stop_timeout']})
-            client.post_call('/containers/{0}/rename', old_id, params={'name': aside})
-            client.post_call('/containers/{0}/rename', new_id, params={'name': p['name']})
+            client.stop(old_id, p['stop_timeout'])
+            client.rename(old_id, aside)
+            client.rename(new_id, p['name'])
             result['steps'].append('stopped %s and renamed it %s' % (old_id[:12], aside))
-            client.post_call('/containers/{0}/start', new_id)
+            client.start(new_id)
             result['container_id'] = new_id
             ok, why = wait_healthy(client, new_id, p['health_timeout'], p['health_url'])
-        except (DockerException, RequestException) as exc:
+        except DockerError as exc:
             ok, why = False, 'Docker error while switching: %s' % to_native(exc)
         result['steps'].append('replacement: %s' % why)
         if not ok:
@@ -306,10 +310,11 @@ def main():
                              'started again; the failed replacement is kept stopped as %s. Investigate before retrying.'
                              % (p['name'], target_ref, why, current_ref, failed_name), **result)
         if not p['keep_previous']:
-            client.delete_call('/containers/{0}', old_id, params={'v': 0, 'force': 1})
+            client.remove(old_id, force=True)
             result['steps'].append('removed the previous container %s' % old_id[:12])
-    except (DockerException, RequestException) as exc:
-        client.fail('Docker error during rollback of %s: %s' % (p['name'], to_native(exc)), exception=traceback.format_exc(), **result)
+    except DockerError as exc:
+        module.fail_json(msg='Docker error during rollback of %s: %s' % (p['name'], to_native(exc)),
+                         exception=traceback.format_exc(), **result)
     module.exit_json(**result)
 
 

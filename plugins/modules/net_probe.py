@@ -19,7 +19,7 @@ description:
     C(dependency.reachability) (HTTP health of O(dependencies), reported for the hosts of the services using them).
   - Host-side checks for O(report_host) - C(host.disk) (space and inodes of each service's C(disk_paths) and
     O(extra_disk_paths)) and C(container.resources) (CPU, memory against the limit, network I/O of each
-    Docker service, CPU sampled from its cgroup; memory of each systemd unit - C(MemoryCurrent), or the resident
+    Docker service, read from its cgroup without waiting for an engine sample, CPU over O(cpu_sample_seconds); memory of each systemd unit - C(MemoryCurrent), or the resident
     size of its main process where the cgroup does not account memory - against its C(MemoryMax)).
   - Read-only. Unreachable names, endpoints or engines become C(crit) or C(unknown) findings; the module does not fail.
 author: sre.incident_response contributors
@@ -113,7 +113,12 @@ options:
     type: float
     default: 3
   cpu_sample_seconds:
-    description: Seconds over which CPU usage is sampled from the container's cgroup (falls back to Docker stats, about a second).
+    description:
+      - Seconds over which the CPU usage of every container is sampled from its cgroup (all containers at once).
+      - C(0) leaves CPU out (memory, pids and network are read at once either way).
+      - Where the container's cgroup is not visible to the module (it runs in a container without the host's
+        C(/sys/fs/cgroup)), memory comes from one one-shot sample of the engine and CPU is left out, with a note
+        in the evidence (C(cpu_note)), rather than a number that is not a current one.
     type: float
     default: 0.3
   docker_host:

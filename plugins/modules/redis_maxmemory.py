@@ -109,7 +109,7 @@ def mem_available(path='/proc/meminfo'):
             for line in handle:
                 if line.startswith('MemAvailable:'):
                     return int(line.split()[1]) * 1024
-    except (IOError, OSError, ValueError):
+    except (OSError, ValueError):
         return None
     return None
 

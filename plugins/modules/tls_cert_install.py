@@ -262,7 +262,7 @@ def main():
                 result['backups'].append(dest)
         atomic_write(p['key_dest'], key_pem, 0o600)
         atomic_write(p['cert_dest'], cert_pem, 0o644)
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         module.fail_json(msg='installing the certificate failed: %s' % exc, **result)
     module.exit_json(**result)
 

@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_common as pc
 from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, redis_common
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import demux, socket_path, DockerError
+from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import demux, socket_path, DockerError
 
 
 @pytest.mark.parametrize('text,seconds', [('15m', 900), ('30s', 30), ('2h', 7200), ('1d', 86400), ('500ms', 0.5),

@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation_disk as disk
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation_pg as pg
+from ansible_collections.sre.incident_response.plugins.modules import docker_rollback
 
 
 # --- the gate -----------------------------------------------------------------------------
@@ -82,13 +83,6 @@ def test_approval_token_is_single_use_identity():
     events = [{'kind': 'action', 'ts': 'x', 'data': {'approval_id': t1, 'changed': True}}]
     assert rem.find_action(events, t1)['ts'] == 'x'
     assert rem.find_action(events, 'other') is None
-
-
-def test_launcher_precedence():
-    assert rem.launcher_from_vars({'remediation_launcher': 'carol', 'awx_user_name': 'dave'}, 'root') == ('carol', 'remediation_launcher')
-    assert rem.launcher_from_vars({'awx_user_name': 'dave'}, 'root') == ('dave', 'awx_user_name')
-    assert rem.launcher_from_vars({'tower_user_name': 'erin'}, 'root') == ('erin', 'tower_user_name')
-    assert rem.launcher_from_vars({}, 'root') == ('root', 'os_user')
 
 
 def test_incident_dir_follows_the_incident_fact_like_timeline_event():
@@ -275,8 +269,6 @@ def test_usage_reports_a_file_system(tmp_path):
 # --- the rollback keeps the container's spec -------------------------------------------------
 
 def test_create_body_keeps_the_container_spec_and_leaves_image_defaults_to_the_new_image():
-    docker_rollback = pytest.importorskip(
-        'ansible_collections.sre.incident_response.plugins.modules.docker_rollback')
     container = {
         'Id': 'abcdef1234567890',
         'Config': {'Image': 'app:1.1.0', 'Hostname': 'myhost', 'Env': ['PORT=8000', 'DB_PASSWORD=s', 'APP_VERSION=1.1.0', 'PATH=/bin'],
