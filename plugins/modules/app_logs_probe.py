@@ -152,8 +152,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    combine, finding, human_bytes, parse_duration, one_line)
+    combine, human_bytes, parse_duration, one_line)
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_docker import (
     DockerClient, DockerError)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_logs
