@@ -24,7 +24,8 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
     normalize_finding,
     safe_name,
 )
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine, counts
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import counts
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 

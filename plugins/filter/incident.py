@@ -22,6 +22,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sre.incident_response.plugins.module_utils import classify
 from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import worst_first
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
 
 
@@ -78,9 +79,7 @@ def hypothesis_lines(hypotheses):
 
 def finding_lines(findings, statuses=('crit', 'warn', 'unknown'), limit=8):
     """Printable lines of the findings that are not ok, worst first: 'CRIT host/check: summary'."""
-    rank = {'crit': 0, 'warn': 1, 'unknown': 2, 'ok': 3}
-    chosen = [f for f in (findings or []) if f.get('status') in statuses]
-    chosen.sort(key=lambda f: (rank.get(f.get('status'), 9), f.get('host') or '', f.get('check') or ''))
+    chosen = sorted((f for f in (findings or []) if f.get('status') in statuses), key=worst_first)
     return ['%s %s/%s: %s' % (str(f.get('status')).upper(), f.get('host'), f.get('check'), f.get('summary'))
             for f in chosen[:int(limit)]]
 

@@ -16,8 +16,9 @@ import os
 import time
 
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    combine, finding, human_bytes, parse_duration, one_line)
+    combine, human_bytes, parse_duration, one_line)
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import (
     DockerClient, DockerError)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_logs

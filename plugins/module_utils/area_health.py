@@ -15,8 +15,9 @@ __metaclass__ = type
 import time
 
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    combine, finding, one_line, parse_duration)
+    combine, one_line, parse_duration)
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import (
     DockerClient, DockerError, safe_inspect_summary)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_health

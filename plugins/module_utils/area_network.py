@@ -15,8 +15,8 @@ __metaclass__ = type
 from concurrent.futures import ThreadPoolExecutor
 
 
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    combine, finding, one_line, worst)
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, rank, worst
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine, one_line
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_net
 
@@ -37,7 +37,7 @@ def grouped(check, host, items):
     """One finding for a list of (status, text, evidence, service): worst first, all in evidence."""
     if not items:
         return None
-    order = sorted(items, key=lambda i: -{'ok': 0, 'unknown': 1, 'warn': 2, 'crit': 3}[i[0]])
+    order = sorted(items, key=lambda i: -rank(i[0]))
     status = worst(i[0] for i in items)
     bad = [i for i in order if i[0] != 'ok']
     if bad:

@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
 
 # The impact facts a user can give and their types.
@@ -154,8 +155,9 @@ _REFUSED_RE = re.compile(r'(connection refused|errno 111|no route to host|name o
 
 
 def _service_evidence(finding, services=None):
-    """(service name, evidence dict) pairs of a finding; a combined finding carries evidence.services."""
-    evidence = finding.get('evidence') if isinstance(finding.get('evidence'), dict) else {}
+    """(service name, evidence, status, summary) of each service of a finding; a combined finding (several
+    services of one kind on a host, probe_common.combine) carries them in evidence.services."""
+    evidence = contract.evidence(finding)
     nested = evidence.get('services')
     if isinstance(nested, dict) and nested:
         out = []
@@ -164,11 +166,11 @@ def _service_evidence(finding, services=None):
                 continue
             if isinstance(item, dict):
                 inner = item.get('evidence') if isinstance(item.get('evidence'), dict) else {}
-                out.append((name, dict(inner, _status=item.get('status'), _summary=item.get('summary'))))
+                out.append((name, inner, item.get('status'), item.get('summary')))
         return out
     if services and finding.get('service') and finding.get('service') not in services:
         return []
-    return [(finding.get('service'), dict(evidence, _status=finding.get('status'), _summary=finding.get('summary')))]
+    return [(finding.get('service'), evidence, finding.get('status'), finding.get('summary'))]
 
 
 def down_strength(finding, services=None):
@@ -185,19 +187,22 @@ def down_strength(finding, services=None):
     check = finding.get('check')
     best = 0
     if check in ('health.container', 'app.process'):
-        for dummy, ev in _service_evidence(finding, services):
-            if ev.get('_status') not in (None, 'crit'):
+        # evidence.status is docker's container state (both checks); running and restarting are
+        # health.container's (probe_docker.safe_inspect_summary)
+        container = check == 'health.container'
+        for dummy, ev, status, summary in _service_evidence(finding, services):
+            if status not in (None, 'crit'):
                 continue
-            state = str(ev.get('status') or ev.get('state') or '').lower()
-            if ev.get('running') is False or state in _STOPPED or ev.get('down') is True:
+            state = str(ev.get('status') or '').lower()
+            if state in _STOPPED or (container and ev.get('running') is False):
                 best = max(best, 3)
-            elif ev.get('restarting') is True or state == 'restarting':
+            elif state == 'restarting' or (container and ev.get('restarting') is True):
                 best = max(best, 2)
-            elif ev.get('_status') == 'crit' and _REFUSED_RE.search(str(ev.get('_summary') or '')):
+            elif status == 'crit' and _REFUSED_RE.search(str(summary or '')):
                 best = max(best, 3)
         return best
     if check == 'health.endpoint':
-        evidence = finding.get('evidence') if isinstance(finding.get('evidence'), dict) else {}
+        evidence = contract.evidence(finding)
         endpoints = [e for e in (evidence.get('endpoints') or []) if isinstance(e, dict)
                      and (not services or e.get('service') in services)]
         if not endpoints:
@@ -230,8 +235,7 @@ def backend_down(findings, backends, backend_services=None):
 
 
 def _failing_paths(finding):
-    evidence = finding.get('evidence') if isinstance(finding.get('evidence'), dict) else {}
-    paths = evidence.get('failing_paths')
+    paths = contract.evidence(finding).get('failing_paths')
     return [str(p) for p in paths] if isinstance(paths, list) else None
 
 

@@ -20,7 +20,7 @@ __metaclass__ = type
 
 import fnmatch
 
-STATUS_ORDER = {'crit': 0, 'warn': 1, 'unknown': 2, 'ok': 3}
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, worst_first
 
 # Debug tasks of the collection whose text is for the responder; the rest of the debug output is repeated
 # by the console itself (the incident, findings, diagnosis and messages) or is detail for -v.
@@ -141,8 +141,7 @@ class Console(object):
 
     def _findings(self, findings):
         lines = []
-        for item in sorted((f for f in findings if _is_finding(f)),
-                           key=lambda f: (STATUS_ORDER.get(f.get('status'), 9), str(f.get('host')), str(f.get('check')))):
+        for item in sorted((f for f in findings if _is_finding(f)), key=worst_first):
             status = str(item.get('status'))
             if status == 'ok' and not self.show_ok:
                 continue
@@ -152,7 +151,7 @@ class Console(object):
                 continue
             self._printed_findings.add(seen)
             lines.append(('   %-7s %s/%s: %s' % (status.upper(), item.get('host'), item.get('check'), summary),
-                          status if status in STATUS_ORDER else 'unknown'))
+                          status if status in STATUSES else 'unknown'))
         return lines
 
     def _diagnosis(self, doc):

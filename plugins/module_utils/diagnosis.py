@@ -16,6 +16,10 @@
 ``hypotheses`` ranked by confidence, each with ``pattern``, ``likely_cause``, ``evidence``
 (finding keys ``host/check``), ``confidence`` (0..1) and ``first_action`` (an exact command).
 Every hypothesis cites at least one non-ok finding: no hypothesis without evidence.
+
+The rules match only check names and evidence keys the probes produce (the findings contract,
+plugins/module_utils/findings.py): evidence is read through ``_ev`` / ``_any`` / ``_values``, which refuse an
+undeclared key when ``findings.STRICT`` is on (the unit tests).
 Pure Python, standard library only.
 """
 
@@ -31,6 +35,7 @@ except ImportError:  # pragma: no cover - Python 2
     from pipes import quote as shell_quote
 
 from ansible_collections.sre.incident_response.plugins.module_utils import classify
+from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 
 PATTERNS = ('backend_down', 'slow_responses', 'partial_failures', 'memory_growth',
             'error_spike_after_deploy', 'gradual_degradation')
@@ -65,9 +70,18 @@ PRIORITY = {
 }
 
 # Checks that describe a change rather than a symptom: they never make the system unhealthy.
-CHANGE_CHECKS = ('deploy.recent', 'host.changes', 'infra.changes', 'changes.infra', 'deploy.infra')
+CHANGE_CHECKS = contract.CHANGE_CHECKS
 
-BAD = ('warn', 'crit')
+BAD = contract.BAD
+
+# The keys of the context diagnose() reads (plugins/action/diagnose.py build_context).
+CONTEXT_KEYS = ('incident_id', 'inventory', 'playbook_dir', 'backends', 'backend_services', 'backend_service',
+                'backend_identities', 'endpoints', 'critical_paths', 'tls_service')
+# The fields of the diagnosis document (diagnosis.json) and of each of its hypotheses.
+DOCUMENT_FIELDS = ('incident_id', 'title', 'healthy', 'counts', 'findings_total', 'affected_services', 'severity_floor',
+                   'severity_reasons', 'recent_deploys', 'unknown', 'hypotheses', 'summary')
+HYPOTHESIS_FIELDS = ('pattern', 'symptom', 'likely_cause', 'evidence', 'symptom_checks', 'evidence_summaries',
+                     'confidence', 'first_action', 'then', 'service', 'action', 'rank')
 _DOWN_RE = re.compile(r'(connection refused|refused|unreachable|no route|timed? ?out|cannot connect|could not connect|'
                       r'not running|exited|stopped|no such container|dead|name or service not known|'
                       r'connection reset|remote end closed)', re.I)
@@ -75,13 +89,15 @@ _OOM_RE = re.compile(r'(oom|out of memory)', re.I)
 _MEM_RE = re.compile(r'(mem)', re.I)
 _LAT_RE = re.compile(r'(latency|slow|timed? ?out|timeout|p9\d)', re.I)
 SLOW_MS = 1000.0
+# Where the latency numbers are: each endpoint's response time, the logs' p95 (overall and per path).
+_LATENCY_KEYS = {'health.endpoint': ('latency_ms',), 'app.errors': ('p95_ms',)}
 
 
 def _slow(finding):
     """A finding that reports high latency (its words, or latency numbers in its evidence)."""
     if _LAT_RE.search(finding.get('summary') or ''):
         return True
-    for name in ('latency_ms', 'p95_ms'):
+    for name in _LATENCY_KEYS.get(finding.get('check'), ()):
         for value in _values(finding, (name,)):
             try:
                 if float(value) >= SLOW_MS:
@@ -96,7 +112,7 @@ def key(finding):
 
 
 def is_bad(finding):
-    return finding.get('status') in BAD
+    return contract.is_bad(finding)
 
 
 def is_symptom(finding):
@@ -104,8 +120,8 @@ def is_symptom(finding):
 
 
 def _ev(finding):
-    evidence = finding.get('evidence')
-    return evidence if isinstance(evidence, dict) else {}
+    """The finding's evidence (findings.evidence: with STRICT on, reads of undeclared keys raise)."""
+    return contract.evidence(finding)
 
 
 def _walk(value, depth=0):
@@ -124,6 +140,8 @@ def _walk(value, depth=0):
 
 
 def _any(finding, names, predicate=lambda v: bool(v)):
+    """Does an evidence key of these names (at any depth) hold a value the predicate accepts?"""
+    contract.require(finding.get('check'), names)
     for k, v in _walk(_ev(finding)):
         if k in names:
             try:
@@ -135,13 +153,15 @@ def _any(finding, names, predicate=lambda v: bool(v)):
 
 
 def _values(finding, names):
+    """Every value of an evidence key of these names, at any depth."""
+    contract.require(finding.get('check'), names)
     return [v for k, v in _walk(_ev(finding)) if k in names]
 
 
 def _text(finding):
-    return '%s %s' % (finding.get('summary') or '', ' '.join(str(v) for k, v in _walk(_ev(finding))
-                                                          if k in ('error', 'errors', 'reason', 'state', 'status')
-                                                          and isinstance(v, str)))
+    """The summary and the error and status words of a health.endpoint finding (each endpoint's, its body's)."""
+    words = [v for v in _values(finding, ('error', 'status')) if isinstance(v, str)]
+    return '%s %s' % (finding.get('summary') or '', ' '.join(words))
 
 
 def _by(findings, *checks):
@@ -226,33 +246,25 @@ def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, s
 def _deploys_in_window(findings):
     out = []
     for finding in _by(findings, 'deploy.recent'):
-        if is_bad(finding) or _any(finding, ('in_window', 'deploy_in_window', 'deployed_in_window'), lambda v: v is True):
+        if is_bad(finding) or _any(finding, ('deploy_in_window', 'deployed_in_window'), lambda v: v is True):
             out.append(finding)
     return out
 
 
 def _image_changed(finding):
-    """The deploy replaced an image or a release (a previous image, tag or release is known and differs)."""
-    ev = _ev(finding)
-    if _any(finding, ('image_changed', 'changed_image', 'tag_changed'), lambda v: v is True):
-        return True
-    deploys = ev.get('deploys')
-    if isinstance(deploys, list) and deploys:
-        for item in deploys:
-            if not isinstance(item, dict) or item.get('deployed_in_window') is False:
-                continue
-            previous = item.get('previous_image') or item.get('previous_tag') or item.get('previous_release')
-            # a release directory behind a symlink (deploy.release_link) is the non-Docker image
-            image = item.get('image') or item.get('tag') or (str(item['target']).rstrip('/').rsplit('/', 1)[-1]
-                                                            if item.get('previous_release') and item.get('target') else None)
-            if previous and image and str(previous) != str(image):
-                return True
-        return False
-    current = [str(v) for v in _values(finding, ('image', 'current_image', 'tag', 'current_tag')) if v]
-    previous = [str(v) for v in _values(finding, ('previous_image', 'previous_tag', 'previous')) if v and not isinstance(v, (dict, list))]
-    if previous and current and any(p not in current for p in previous):
-        return True
-    return bool(ev.get('previous_image') or ev.get('previous_tag')) and not current
+    """The deploy replaced an image or a release: a deploy of the window whose previous image (or release) is
+    known and differs from the current one (probe_changes.deploy_item / release_item)."""
+    deploys = _ev(finding).get('deploys')
+    for item in deploys if isinstance(deploys, list) else []:
+        if not isinstance(item, dict) or item.get('deployed_in_window') is False:
+            continue
+        previous = item.get('previous_image') or item.get('previous_release')
+        # a release directory behind a symlink (deploy.release_link) is the non-Docker image
+        image = item.get('image') or (str(item['target']).rstrip('/').rsplit('/', 1)[-1]
+                                      if item.get('previous_release') and item.get('target') else None)
+        if previous and image and str(previous) != str(image):
+            return True
+    return False
 
 
 def _only_rollbacks(finding, service):
@@ -311,10 +323,11 @@ def rule_backend_down(findings, ctx, cmd):
         return []
     candidates = [f for f in candidates if _down_evidence(f, ctx) > 0]
     service = _service([f for f in candidates if f.get('check') == 'health.container'] + candidates, 'backend')
-    oom = any(_any(f, ('oom_killed', 'OOMKilled'), lambda v: v is True) for f in candidates)
+    oom = any(_any(f, ('oom_killed',), lambda v: v is True) for f in candidates if f.get('check') == 'health.container')
     confidence = {3: 0.95, 2: 0.8, 1: 0.45}[strength]
-    if strength < 3 and any(is_bad(f) for f in _by(findings, 'pg.connections', 'pg.locks', 'pg.long_queries',
-                                                      'pg.connectivity', 'redis.memory', 'redis.connectivity')):
+    data_stores = _by(findings, 'pg.connections', 'pg.locks', 'pg.long_queries', 'pg.connectivity', 'redis.memory',
+                      'redis.connectivity')
+    if strength < 3 and any(is_bad(f) for f in data_stores):
         confidence -= 0.2  # a data-store cause explains an overloaded backend better
     if strength == 3:
         cause = 'Backend crashed: the container is not running'
@@ -335,7 +348,7 @@ def rule_backend_down(findings, ctx, cmd):
 def _process_memory_trend(finding):
     """A growing trend.memory of an application process (not a cache or database, whose memory is data)."""
     return (finding.get('check') == 'trend.memory' and is_bad(finding)
-            and (finding.get('evidence') or {}).get('kind') not in ('redis', 'postgres'))
+            and _ev(finding).get('kind') not in ('redis', 'postgres'))
 
 
 def rule_memory_growth(findings, ctx, cmd):
@@ -343,16 +356,15 @@ def rule_memory_growth(findings, ctx, cmd):
     confidence = 0.0
     for finding in findings:
         check = finding.get('check')
-        if check in ('health.container', 'app.process', 'container.resources') and \
-                _any(finding, ('oom_killed', 'OOMKilled'), lambda v: v is True):
+        if check == 'health.container' and _any(finding, ('oom_killed',), lambda v: v is True):
             evidence.append(finding)
             confidence = max(confidence, 0.9)
         elif check == 'container.resources' and is_bad(finding) and \
-                (_MEM_RE.search(finding.get('summary') or '') or _any(finding, ('memory_pct', 'mem_pct', 'memory_percent'))):
+                (_MEM_RE.search(finding.get('summary') or '') or _any(finding, ('memory_pct',))):
             evidence.append(finding)
             confidence = max(confidence, 0.85 if finding.get('status') == 'crit' else 0.7)
-        elif check in ('app.process', 'health.container') and is_bad(finding) and \
-                _any(finding, ('restart_count', 'restarts'), lambda v: int(v) >= 3):
+        elif check == 'health.container' and is_bad(finding) and \
+                _any(finding, ('restart_count',), lambda v: int(v) >= 3):
             evidence.append(finding)
             confidence = max(confidence, 0.6)
         elif _process_memory_trend(finding):
@@ -373,7 +385,7 @@ def rule_memory_growth(findings, ctx, cmd):
 def rule_slow_responses(findings, ctx, cmd):
     out = []
     db = _bad(findings, 'pg.locks', 'pg.long_queries')
-    latency = [f for f in _bad(findings, 'health.endpoint', 'app.latency', 'app.errors') if _slow(f)]
+    latency = [f for f in _bad(findings, 'health.endpoint', 'app.errors') if _slow(f)]
     if db:
         service = _service(db, 'db')
         locks = [f for f in db if f.get('check') == 'pg.locks']
@@ -557,10 +569,11 @@ def rule_gradual_degradation(findings, ctx, cmd):
 
 
 def _failing_paths(finding):
+    """The paths of an app.errors finding that failed: failing_paths first, then every path of by_path with errors."""
     paths = []
-    for name in ('failing_paths', 'paths', 'by_path', 'errors_by_path'):
+    for name in ('failing_paths', 'by_path'):
         for value in _values(finding, (name,)):
-            if isinstance(value, dict):
+            if isinstance(value, dict):  # by_path: path -> its counts
                 for path, stats in value.items():
                     errors = stats.get('errors') if isinstance(stats, dict) else stats
                     try:
@@ -568,12 +581,8 @@ def _failing_paths(finding):
                             paths.append(str(path))
                     except (TypeError, ValueError):
                         paths.append(str(path))
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, dict) and item.get('path'):
-                        paths.append(str(item['path']))
-                    elif isinstance(item, str):
-                        paths.append(item)
+            elif isinstance(value, list):  # failing_paths: the paths
+                paths.extend(str(item) for item in value if isinstance(item, str))
     seen = []
     for path in paths:
         if path not in seen:
@@ -678,9 +687,7 @@ def diagnose(findings, context=None):
         hyp['rank'] = rank
     floor, reasons = classify.severity_from_findings(symptoms, ctx.get('backends'), ctx.get('backend_services') or None,
                                                      ctx.get('critical_paths') or None)
-    counts = {'ok': 0, 'warn': 0, 'crit': 0, 'unknown': 0}
-    for finding in findings:
-        counts[finding.get('status', 'unknown')] = counts.get(finding.get('status', 'unknown'), 0) + 1
+    counts = contract.counts(findings)
     unknown = [key(f) for f in findings if f.get('status') == 'unknown']
     deploys = _deploys_in_window(findings)
     top_hyp = hypotheses[0] if hypotheses else None
@@ -707,6 +714,6 @@ def diagnose(findings, context=None):
     else:
         top = hypotheses[0] if hypotheses else None
         doc['summary'] = ('%s (%s, confidence %.2f): %s' % (top['pattern'], top['likely_cause'], top['confidence'],
-                                                             top['first_action'])
+                                                            top['first_action'])
                           if top else '%d non-ok findings, no pattern matched' % len(bad))
     return doc

@@ -30,6 +30,11 @@ import os
 import re
 import tempfile
 
+# Finding statuses, their order and the form of a check name are the findings contract (STATUS_RANK is
+# re-exported for the callers that import it from here).
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import (  # noqa: F401
+    CHECK_RE, STATUS_RANK, STATUSES, worst_first)
+
 TIMELINE = 'timeline.jsonl'
 FINDINGS = 'findings.json'
 DIAGNOSIS = 'diagnosis.json'
@@ -39,10 +44,7 @@ EVENT_KINDS = (
     'declared', 'severity', 'play', 'task', 'finding', 'diagnosis', 'plan',
     'approval', 'action', 'verify', 'comms', 'note', 'resolved',
 )
-STATUSES = ('ok', 'warn', 'crit', 'unknown')
-STATUS_RANK = {'ok': 0, 'unknown': 1, 'warn': 2, 'crit': 3}
 INCIDENT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
-CHECK_RE = re.compile(r'^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$')
 
 
 def utcnow():
@@ -249,7 +251,7 @@ def merge_findings(existing, new):
     merged = {}
     for finding in list(existing or []) + list(new or []):
         merged[finding_key(finding)] = finding
-    return sorted(merged.values(), key=lambda f: (-STATUS_RANK.get(f['status'], 0), f['host'], f['check']))
+    return sorted(merged.values(), key=worst_first)
 
 
 def update_findings(path, new):

@@ -12,8 +12,8 @@ import os
 import re
 
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import version_key
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    finding, human_duration, parse_docker_time, worst)
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import human_duration, parse_docker_time
 
 PREVIOUS_IMAGE_LABELS = ('sre.incident_response.previous_image', 'previous_image', 'org.opencontainers.image.previous')
 
@@ -247,4 +247,3 @@ def evaluate_host_changes(host, packages, files, window, watched):
         parts.append('%d watched file%s modified (%s%s)' % (
             len(files), '' if len(files) == 1 else 's', ', '.join(f['path'] for f in files[:3]), ', ...' if len(files) > 3 else ''))
     return finding('host.changes', host, None, 'warn', '; '.join(parts), evidence)
-

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: sre.incident_response contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Shared logic of the probe modules: building findings, thresholds, durations, sizes.
+"""Shared logic of the probe modules: thresholds, durations, sizes, combining services' findings.
 
+Building findings, statuses and their order are the findings contract (findings.py).
 Pure Python (standard library only) so unit tests drive it without Ansible.
 """
 
@@ -13,32 +14,10 @@ __metaclass__ = type
 import datetime
 import re
 
-STATUS_RANK = {'ok': 0, 'unknown': 1, 'warn': 2, 'crit': 3}
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import rank
+
 _DURATION_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?\s*$', re.I)
 _UNIT_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400}
-
-
-def finding(check, host, service, status, summary, evidence=None):
-    """A finding as the contract wants it (check, host, service, status, summary, evidence)."""
-    if status not in STATUS_RANK:
-        raise ValueError('status %r is not one of ok, warn, crit, unknown' % (status,))
-    return {
-        'check': check,
-        'host': host,
-        'service': service,
-        'status': status,
-        'summary': ' '.join(str(summary).split()),
-        'evidence': evidence if evidence is not None else {},
-    }
-
-
-def worst(statuses):
-    """The most severe status of an iterable (ok when empty)."""
-    result = 'ok'
-    for status in statuses:
-        if STATUS_RANK.get(status, 0) > STATUS_RANK[result]:
-            result = status
-    return result
 
 
 def level(value, warn=None, crit=None, higher_is_worse=True):
@@ -178,7 +157,7 @@ def combine(findings):
         if len(items) == 1:
             out.append(items[0])
             continue
-        top = sorted(items, key=lambda f: -STATUS_RANK.get(f.get('status'), 0))[0]
+        top = sorted(items, key=lambda f: -rank(f.get('status')))[0]
         others = len(items) - 1
         bad = [f for f in items if f.get('status') != 'ok']
         if bad:
@@ -193,10 +172,3 @@ def combine(findings):
                               'others': others}
         out.append(merged)
     return out
-
-
-def counts(findings):
-    result = {'ok': 0, 'warn': 0, 'crit': 0, 'unknown': 0}
-    for item in findings:
-        result[item.get('status', 'unknown')] = result.get(item.get('status', 'unknown'), 0) + 1
-    return result

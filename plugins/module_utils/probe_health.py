@@ -18,8 +18,9 @@ from urllib.error import HTTPError
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    finding, human_duration, level, one_line, parse_docker_time, utcnow, worst)
+    human_duration, level, one_line, parse_docker_time, utcnow)
 
 
 def http_get(url, timeout=3.0, validate_certs=True, max_body=65536):

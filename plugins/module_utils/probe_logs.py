@@ -22,8 +22,8 @@ import json
 import math
 import re
 
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    finding, fmt_pct, level, pct, percentile, worst)
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, rank, worst
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import fmt_pct, level, pct, percentile
 
 ERROR_LEVELS = ('ERROR', 'CRITICAL', 'FATAL', 'PANIC')
 TEXT_ERROR_RE = re.compile(r'\b(ERROR|CRITICAL|FATAL|PANIC|Traceback)\b')
@@ -262,7 +262,7 @@ def evaluate(stats, host, service, window, thresholds, source):
             failing.append(('crit', entry['errors'], path, entry))
         elif st != 'ok':
             failing.append((st, entry['errors'], path, entry))
-    failing.sort(key=lambda x: ({'crit': 2, 'warn': 1}[x[0]], x[1]), reverse=True)
+    failing.sort(key=lambda x: (rank(x[0]), x[1]), reverse=True)
     for st, _count, path, entry in failing:
         statuses.append(st)
     if failing:
@@ -280,7 +280,7 @@ def evaluate(stats, host, service, window, thresholds, source):
     evidence['recovered_paths'] = [p for _c, p, _n in sorted(recovered, reverse=True)]
     if recovered:
         parts.append('recovered: %s' % ', '.join('%s (%d errors earlier, last %d requests OK)' % (p, c, n)
-                                                for c, p, n in sorted(recovered, reverse=True)[:3]))
+                                                 for c, p, n in sorted(recovered, reverse=True)[:3]))
     # latency
     p95 = stats.get('p95_ms')
     lat_status = level(p95, t['latency_p95_warn_ms'], t['latency_p95_crit_ms']) if p95 is not None else 'ok'

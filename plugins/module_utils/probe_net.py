@@ -14,8 +14,9 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    finding, fmt_pct, human_bytes, level, one_line, pct, utcnow, worst)
+    fmt_pct, human_bytes, level, one_line, pct, utcnow)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_health
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerError
 
@@ -571,8 +572,8 @@ def evaluate_dependency(dep, result, latency_warn_ms):
     expected = dep.get('expect_status', 200)
     expected = [int(x) for x in (expected if isinstance(expected, list) else [expected])]
     if result['status'] not in expected:
-        return bad, '%s: HTTP %s, expected %s (%s dependency)' % (label, result['status'], '/'.join(str(x) for x in expected),
-                                                               'critical' if critical else 'non-critical')
+        return bad, '%s: HTTP %s, expected %s (%s dependency)' % (
+            label, result['status'], '/'.join(str(x) for x in expected), 'critical' if critical else 'non-critical')
     status = level(result['latency_ms'], latency_warn_ms, None)
     return status, '%s: HTTP %s in %d ms%s' % (dep.get('name'), result['status'], result['latency_ms'], ' (slow)' if status != 'ok' else '')
 

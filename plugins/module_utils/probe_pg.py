@@ -11,8 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    finding, fmt_pct, human_bytes, human_duration, level, one_line, pct)
+    fmt_pct, human_bytes, human_duration, level, one_line, pct)
 
 SQL_SERVER = """
 SELECT version() AS version,
@@ -151,7 +152,7 @@ def evaluate_connections(host, service, server, activity, t):
     idle_tx_old = [a for a in idle_tx if (a.get('state_age_s') or 0) >= t['idle_in_transaction_warn_seconds']]
     if idle_tx_old:
         statuses.append('crit' if len(idle_tx_old) >= t['idle_in_transaction_crit_count'] else 'warn')
-    status = sorted(statuses, key=lambda s: {'ok': 0, 'warn': 1, 'crit': 2}[s])[-1]
+    status = worst(statuses)
     states = ', '.join('%d %s' % (n, s) for s, n in sorted(by_state.items(), key=lambda kv: -kv[1]))
     summary = '%d of %s connections used (%s)%s' % (total, max_conn if max_conn else '?', fmt_pct(used_pct),
                                                     ': ' + states if states else '')

@@ -9,8 +9,9 @@ __metaclass__ = type
 
 import time
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    finding, fmt_pct, human_bytes, human_duration, level, one_line, pct)
+    fmt_pct, human_bytes, human_duration, level, one_line, pct)
 
 
 def collect(client, slowlog_count=10):
@@ -120,7 +121,7 @@ def evaluate_memory(host, service, info, t):
     text += ', fragmentation %.2f, %d keys evicted' % (frag or 0, evicted or 0)
     if rejected_oom:  # cumulative since the server started: context, not a rating
         text += ', %d OOM errors since start' % rejected_oom
-    status = sorted(statuses, key=lambda s: {'ok': 0, 'warn': 1, 'crit': 2}[s])[-1]
+    status = worst(statuses)
     return finding('redis.memory', host, service, status, text, evidence)
 
 
@@ -137,7 +138,7 @@ def evaluate_clients(host, service, info, t):
     statuses = [level(used_pct, t['clients_warn_pct'], t['clients_crit_pct'])]
     statuses.append('warn' if blocked and blocked >= t['blocked_clients_warn'] else 'ok')
     statuses.append('warn' if rejected and rejected >= t['rejected_connections_warn'] else 'ok')
-    status = sorted(statuses, key=lambda s: {'ok': 0, 'warn': 1, 'crit': 2}[s])[-1]
+    status = worst(statuses)
     return finding('redis.clients', host, service, status, '%d clients connected (%s of maxclients %s), %d blocked, %d rejected since start' % (
         connected, fmt_pct(used_pct), maxclients, blocked or 0, rejected or 0), evidence)
 

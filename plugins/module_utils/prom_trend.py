@@ -25,6 +25,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding
+
 # Default trends by service kind; {name} is the service name (the `service` label on its scrape targets).
 DEFAULT_TRENDS = {
     'backend': [
@@ -141,18 +143,15 @@ def probe_service(host, service, window_minutes=30, timeout=5.0, max_points=120,
                                       token=token)
             evidence.update(step=params['step'], samples=len(values))
         except Exception as exc:  # unreachable, timeout, bad query: a finding, not a failed play
-            findings.append({'check': check, 'host': host, 'service': service.get('name'), 'status': 'unknown',
-                             'summary': '%s %s: Prometheus query failed: %s' % (service.get('name'), trend['name'],
-                                                                               str(exc)[:200]),
-                             'evidence': evidence})
+            findings.append(make_finding(check, host, service.get('name'), 'unknown', '%s %s: Prometheus query failed: %s' % (
+                service.get('name'), trend['name'], str(exc)[:200]), evidence))
             continue
         verdict = evaluate_trend(values, float(trend.get('warn_growth_pct', warn_pct)),
                                  float(trend.get('crit_growth_pct', crit_pct)), trend.get('unit', ''))
         evidence.update(first=verdict['first'], last=verdict['last'], growth_pct=verdict['growth_pct'],
                         minutes=verdict['minutes'])
-        findings.append({'check': check, 'host': host, 'service': service.get('name'), 'status': verdict['status'],
-                         'summary': '%s %s %s' % (service.get('name'), trend['name'], verdict['text']),
-                         'evidence': evidence})
+        findings.append(make_finding(check, host, service.get('name'), verdict['status'],
+                                     '%s %s %s' % (service.get('name'), trend['name'], verdict['text']), evidence))
     return findings
 
 

@@ -25,6 +25,8 @@ import os
 import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, STATUSES_WORST_FIRST
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import rank as status_rank
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod
 from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (
     IncidentRecord,
@@ -33,7 +35,6 @@ from ansible_collections.sre.incident_response.plugins.module_utils.postmortem i
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
-WORST = {'crit': 4, 'warn': 3, 'unknown': 2, 'ok': 1}
 CHAIN = ('plan', 'approval', 'action', 'verify')
 WIDTH = 1100
 LEFT = 170
@@ -157,7 +158,7 @@ def build(path, redactor=None, now=None):
         bucket = (host, int(x // 8))
         n = stack.get(bucket, 0)
         stack[bucket] = n + 1
-        status = data.get('status') if data.get('status') in WORST else 'unknown'
+        status = data.get('status') if data.get('status') in STATUSES else 'unknown'
         check = data.get('check') or '?'
         lane['marks'].append({
             'x': round(x + (n // 3) * 7, 1), 'y': lane['y'] - 8 + (n % 3) * 8, 'status': status, 'check': check,
@@ -243,15 +244,15 @@ def build(path, redactor=None, now=None):
     for event in finding_events:
         data = event.get('data') or {}
         key = '%s/%s' % (event.get('host'), data.get('check'))
-        status = data.get('status') if data.get('status') in WORST else 'unknown'
+        status = data.get('status') if data.get('status') in STATUSES else 'unknown'
         cell = cells.setdefault(key, {'worst': status, 'summary': event.get('summary'), 'ts': event.get('ts'), 'events': 0})
         cell['events'] += 1
-        if WORST[status] > WORST[cell['worst']]:
+        if status_rank(status) > status_rank(cell['worst']):
             cell.update(worst=status, summary=event.get('summary'), ts=event.get('ts'))
     for key, finding in latest.items():
-        status = finding.get('status') if finding.get('status') in WORST else 'unknown'
+        status = finding.get('status') if finding.get('status') in STATUSES else 'unknown'
         cell = cells.setdefault(key, {'worst': status, 'summary': finding.get('summary'), 'ts': finding.get('ts'), 'events': 0})
-        if WORST[status] > WORST[cell['worst']]:
+        if status_rank(status) > status_rank(cell['worst']):
             cell.update(worst=status, summary=finding.get('summary'), ts=finding.get('ts'))
     checks = sorted({k.split('/', 1)[1] for k in cells})
     grid_rows = []
@@ -284,7 +285,7 @@ def build(path, redactor=None, now=None):
                            'then': hyp.get('then'),
                            'evidence': [{'key': k, 'anchor': _anchor(k), 'known': k in cells} for k in hyp.get('evidence') or []]})
     pm_file, pm_text = _postmortem(path)
-    status_counts = dict((s, sum(1 for c in cells.values() if c['worst'] == s)) for s in ('crit', 'warn', 'unknown', 'ok'))
+    status_counts = dict((s, sum(1 for c in cells.values() if c['worst'] == s)) for s in STATUSES_WORST_FIRST)
     model = {
         'incident': {'id': record.incident_id, 'title': record.title, 'severity': sev,
                      'priority': policy.get('priority'), 'commander': record.incident.get('commander'),

@@ -13,10 +13,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import worst_first
+
 ROLLBACK_PATTERN = 'error_spike_after_deploy'
 FILES = '{incident.json, timeline.jsonl, findings.json, diagnosis.json, messages/, evidence/}'
 NOT_OK = ('crit', 'warn', 'unknown')
-RANK = {'crit': 0, 'warn': 1, 'unknown': 2, 'ok': 3}
 
 
 def _top(diagnosis):
@@ -51,7 +52,7 @@ def _bool(value):
 
 def finding_lines(findings, limit=8):
     chosen = [f for f in (findings or []) if isinstance(f, dict) and f.get('status') in NOT_OK]
-    chosen.sort(key=lambda f: (RANK.get(f.get('status'), 9), str(f.get('host') or ''), str(f.get('check') or '')))
+    chosen.sort(key=worst_first)
     return ['%s %s/%s: %s' % (str(f.get('status')).upper(), f.get('host'), f.get('check'), f.get('summary'))
             for f in chosen[:int(limit)]]
 

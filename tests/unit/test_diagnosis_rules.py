@@ -2,6 +2,7 @@
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 
 CTX = {'incident_id': 'INC-T-1', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
        'backends': ['app-backend'], 'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
@@ -9,8 +10,11 @@ CTX = {'incident_id': 'INC-T-1', 'inventory': 'inventory/lab', 'playbook_dir': '
 
 
 def f(host, check, st, summary='', service=None, **evidence):
-    return {'host': host, 'check': check, 'status': st, 'summary': summary or '%s %s' % (check, status),
-            'service': service, 'evidence': evidence}
+    """A finding shaped as the probes build them: its evidence keys are the contract's (findings.EVIDENCE)."""
+    out = {'host': host, 'check': check, 'status': st, 'summary': summary or '%s %s' % (check, st),
+           'service': service, 'evidence': evidence}
+    assert contract.validate(out) == [], contract.validate(out)
+    return out
 
 
 def healthy():
@@ -49,8 +53,8 @@ def test_healthy_has_no_hypotheses_and_no_floor():
 
 
 def test_recent_deploy_alone_is_not_a_symptom():
-    doc = dx.diagnose(replace(healthy(), f('app-backend', 'deploy.recent', 'warn', 'backend deployed 3 min ago', 'backend',
-                                             in_window=True)), CTX)
+    deploy = f('app-backend', 'deploy.recent', 'warn', 'backend deployed 3 min ago', 'backend', deploy_in_window=True)
+    doc = dx.diagnose(replace(healthy(), deploy), CTX)
     assert doc['healthy'] is True and doc['hypotheses'] == [] and doc['severity_floor'] is None
     assert doc['recent_deploys'][0]['key'] == 'app-backend/deploy.recent'
 
@@ -60,7 +64,7 @@ def test_host_package_changes_are_a_change_not_a_symptom():
     changes = [f(h, 'host.changes', 'warn', '50 package changes in the last 15m (docker.io, ...)', None,
                  packages=['docker.io', 'chromium']) for h in ('app-backend', 'app-db', 'app-redis')]
     fresh = [f(h, 'deploy.recent', 'warn', '%s deployed 29 s ago, inside the 15m window; previous unknown' % s, s,
-               in_window=True) for h, s in (('app-backend', 'backend'), ('app-db', 'db'), ('app-redis', 'redis'))]
+               deploy_in_window=True) for h, s in (('app-backend', 'backend'), ('app-db', 'db'), ('app-redis', 'redis'))]
     doc = dx.diagnose(replace(healthy(), *(changes + fresh)), CTX)
     assert doc['healthy'] is True, doc['summary']
     assert doc['affected_services'] == [] and doc['hypotheses'] == [] and doc['severity_floor'] is None
@@ -75,7 +79,9 @@ def test_no_findings_is_not_healthy():
 def test_bad_deploy_ranks_error_spike_first_with_rollback():
     findings = replace(healthy(),
                        f('app-backend', 'deploy.recent', 'warn', 'backend image app-backend:1.1.0 started 40 s ago (was 1.0.0)',
-                         'backend', in_window=True, image='app-backend:1.1.0', previous_image='app-backend:1.0.0'),
+                         'backend', deploy_in_window=True,
+                         deploys=[{'container': 'app-backend', 'image': 'app-backend:1.1.0', 'service': 'backend',
+                                   'previous_image': 'app-backend:1.0.0', 'deployed_in_window': True}]),
                        f('app-backend', 'app.errors', 'crit', '52 errors in 140 requests (37%); failing: /api/orders', 'backend',
                          errors=52, failing_paths=['/api/orders']))
     doc = dx.diagnose(findings, CTX)
@@ -111,8 +117,9 @@ def test_release_symlink_switch_is_a_code_change_like_a_new_image():
 
 def test_restart_in_window_without_image_change_does_not_outrank_the_db_cause():
     findings = replace(healthy(),
-                       f('app-backend', 'deploy.recent', 'warn', 'backend started 4 min ago', 'backend', in_window=True,
-                         image='app-backend:1.0.0'),
+                       f('app-backend', 'deploy.recent', 'warn', 'backend started 4 min ago', 'backend', deploy_in_window=True,
+                         deploys=[{'container': 'app-backend', 'image': 'app-backend:1.0.0', 'service': 'backend',
+                                   'previous_image': None, 'deployed_in_window': True}]),
                        f('app-db', 'pg.connections', 'crit', '98 of 100 connections used (60 idle in transaction)', 'db'),
                        f('app-backend', 'app.errors', 'crit', '30 errors: QueuePool limit reached', 'backend'))
     doc = dx.diagnose(findings, CTX)

@@ -113,11 +113,6 @@ def test_only_unix_sockets(monkeypatch):
         docker_api.socket_path('tcp://127.0.0.1:2376')
 
 
-def test_the_old_module_name_still_imports():
-    from ansible_collections.sre.incident_response.plugins.module_utils import probe_docker
-    assert probe_docker.DockerClient is DockerClient and probe_docker.DockerError is DockerError
-
-
 # --- docker_restart -----------------------------------------------------------------------------
 
 def test_restart_plan_line_is_what_the_role_always_showed():

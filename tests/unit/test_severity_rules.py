@@ -104,7 +104,7 @@ def test_findings_raise_but_never_lower():
 
 def test_floor_all_backends_down_is_sev1():
     findings = [f('b1', 'health.container', 'crit', 'b1 exited', running=False),
-                f('b2', 'health.container', 'crit', 'b2 exited', state='exited'),
+                dict(f('b2', 'health.container', 'crit', 'b2 exited'), evidence={'status': 'exited'}),  # docker's state
                 f('db', 'pg.connectivity', 'ok')]
     sev, reasons = classify.severity_from_findings(findings, ['b1', 'b2'])
     assert sev == 'SEV1'

@@ -1,0 +1,395 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The findings contract: check names, statuses, their order, and the evidence keys each check produces.
+
+A finding is ``{check, host, service, status, summary, evidence}`` (``ts`` is added when it is recorded,
+see incident_files.normalize_finding). Probes build findings with ``make_finding``; the diagnosis
+(diagnosis.py, classify.py) reads evidence only through ``evidence()`` and ``require()``, so that a key
+no probe produces cannot be matched silently: with ``STRICT`` on (the unit tests turn it on), reading a
+key the contract does not declare for the finding's check raises ``ContractError``.
+
+Check names (docs/reference/contracts.md lists the same, tests/unit/test_findings_contract.py compares):
+``CHECKS`` below, plus the family ``trend.<name>`` (Prometheus trends, one check per configured trend;
+``trend.memory``, ``trend.latency`` and ``trend.connections`` are the defaults).
+
+Statuses: ``ok``, ``warn``, ``crit``, ``unknown`` (the check could not run). Order, least to most severe:
+ok < unknown < warn < crit (``STATUS_RANK``); ``worst()`` and ``worst_first()`` follow it.
+
+Evidence keys (``EVIDENCE``): for each check, every key its evidence may carry, as paths:
+
+- ``name``: a key of the evidence;
+- ``name.sub``: a key of the mapping ``name``;
+- ``name[].sub``: a key of the records (mappings) in the list ``name``;
+- ``name{}.sub``: a key of the records that are the values of the mapping ``name`` (its own keys are data:
+  paths, service names);
+- a key without declared sub-keys holds data whose keys are not the probe's (a container's labels, an
+  HTTP body, ``systemctl show`` properties, database names): it is not checked further.
+
+A host running several services of one kind reports one finding per check (probe_common.combine): its
+evidence is then ``{services: {<service>: {status, summary, evidence}}, others}``, each inner evidence
+following the check's keys (``COMBINED``).
+
+Pure Python (standard library only): modules, action plugins and unit tests import it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import re
+
+# --- statuses ------------------------------------------------------------------------------------------
+
+STATUSES = ('ok', 'warn', 'crit', 'unknown')
+STATUS_RANK = {'ok': 0, 'unknown': 1, 'warn': 2, 'crit': 3}
+STATUSES_WORST_FIRST = tuple(sorted(STATUSES, key=STATUS_RANK.get, reverse=True))  # crit, warn, unknown, ok
+BAD = ('warn', 'crit')
+
+# --- check names ---------------------------------------------------------------------------------------
+
+CHECK_RE = re.compile(r'^[a-z][a-z0-9_]*\.[a-z][a-z0-9_.]*$')
+TREND_PREFIX = 'trend.'
+# The default trends of prom_trend.DEFAULT_TRENDS (a service's prometheus.trends may name others).
+TRENDS = ('trend.memory', 'trend.latency', 'trend.connections')
+# Checks that describe a change rather than a symptom: they never make the system unhealthy.
+CHANGE_CHECKS = ('deploy.recent', 'host.changes')
+
+# Evidence of a check that could not run (pg_probe / redis_probe not_checked, a connection error).
+_ERROR = ('error',)
+_COMBINED_SERVICE = ('status', 'summary', 'evidence')
+# The evidence of a combined finding (several services of one kind on one host).
+COMBINED = ('services', 'others') + tuple('services{}.%s' % k for k in _COMBINED_SERVICE)
+
+EVIDENCE = {
+    # probe_health.endpoint_findings (controller side, one finding per host)
+    'health.endpoint': ('endpoints', 'endpoints[].service', 'endpoints[].name', 'endpoints[].url', 'endpoints[].status',
+                        'endpoints[].http_status', 'endpoints[].latency_ms', 'endpoints[].error',
+                        'endpoints[].body'),  # body: the response, JSON or text, as the service sent it
+    # health_probe.service_state: docker (probe_docker.safe_inspect_summary; container alone when inspect
+    # failed), systemd (unit, properties of systemctl show) or a plain process (pattern, processes)
+    'health.container': ('name', 'id', 'image', 'image_id', 'created', 'status', 'running', 'restarting', 'oom_killed',
+                         'exit_code', 'error', 'started_at', 'finished_at', 'restart_count', 'health',
+                         'health_failing_streak', 'labels', 'memory_limit', 'container', 'unit', 'properties',
+                         'pattern', 'processes'),
+    # probe_logs.analyze + evaluate (app_logs_probe: window alone when the logs could not be read)
+    'app.errors': ('format', 'lines', 'json_lines', 'kv_lines', 'text_lines', 'requests', 'errors', 'other_errors',
+                   'error_rate_pct', 'errors_by_status', 'p50_ms', 'p95_ms', 'by_path', 'by_path{}.requests',
+                   'by_path{}.errors', 'by_path{}.error_rate_pct', 'by_path{}.statuses', 'by_path{}.p50_ms',
+                   'by_path{}.p95_ms', 'by_path{}.top_error', 'by_path{}.trailing_ok', 'by_path{}.trailing_errors',
+                   'by_path{}.recent_error_spacing', 'text_error_lines', 'window', 'source', 'failing_paths',
+                   'recovered_paths'),
+    # app_logs_probe.probe_process: processes are `docker top` rows (docker) or pgrep lines (process)
+    'app.process': ('deploy', 'container', 'status', 'started_at', 'processes', 'runtime_version', 'runtime_error',
+                    'unit', 'properties', 'pattern'),
+    # probe_pg
+    'pg.connectivity': _ERROR + ('latency_ms', 'version', 'uptime_s', 'in_recovery'),
+    'pg.connections': _ERROR + ('max_connections', 'reserved_connections', 'holders', 'holders[].application_name',
+                                'holders[].role', 'holders[].client_addr', 'holders[].state', 'holders[].count',
+                                'holders[].oldest_s', 'holders[].past_threshold', 'holders[].pids',
+                                'idle_in_transaction_threshold_s', 'total', 'used_pct', 'by_state',
+                                'by_user_application', 'idle_in_transaction', 'idle_in_transaction[].pid',
+                                'idle_in_transaction[].user', 'idle_in_transaction[].application',
+                                'idle_in_transaction[].idle_s', 'idle_in_transaction[].xact_age_s',
+                                'idle_in_transaction[].query'),
+    'pg.long_queries': _ERROR + ('threshold_s', 'queries', 'queries[].pid', 'queries[].user', 'queries[].application',
+                                 'queries[].state', 'queries[].duration_s', 'queries[].wait_event', 'queries[].query'),
+    'pg.locks': _ERROR + ('blocked', 'blocked[].pid', 'blocked[].user', 'blocked[].application', 'blocked[].blocked_by',
+                          'blocked[].wait_s', 'blocked[].lock', 'blocked[].query', 'blocking', 'blocking[].pid',
+                          'blocking[].user', 'blocking[].application', 'blocking[].state', 'blocking[].xact_age_s',
+                          'blocking[].query_age_s', 'blocking[].blocked_by', 'blocking[].root', 'blocking[].query',
+                          'root_pids', 'chains', 'blocked_pids', 'blocking_pids'),
+    'pg.disk': _ERROR + ('databases', 'data_directory', 'filesystem', 'filesystem.filesystem', 'filesystem.total',
+                         'filesystem.used', 'filesystem.avail', 'filesystem.mount', 'filesystem.inodes_total',
+                         'filesystem.inodes_used', 'filesystem.path', 'filesystem.read_in', 'filesystem_error'),
+    # probe_redis (+ redis_probe.describe_prefixes on a redis.memory that is not ok)
+    'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s'),
+    'redis.memory': _ERROR + ('used_memory', 'used_memory_human', 'used_memory_peak', 'maxmemory', 'maxmemory_policy',
+                              'mem_fragmentation_ratio', 'evicted_keys', 'oom_errors', 'used_memory_rss', 'used_pct',
+                              'top_prefixes', 'top_prefixes[].prefix', 'top_prefixes[].sampled_keys',
+                              'top_prefixes[].sampled_bytes', 'top_prefixes[].est_keys', 'top_prefixes[].est_bytes',
+                              'top_prefixes[].marked', 'sampled_keys', 'total_keys', 'evictable_est_bytes',
+                              'memory_warn_pct', 'evictable_patterns', 'top_prefixes_error'),
+    'redis.clients': _ERROR + ('connected_clients', 'blocked_clients', 'rejected_connections', 'maxclients',
+                               'tracking_clients'),
+    'redis.slowlog': _ERROR + ('entries', 'entries[].id', 'entries[].start_time', 'entries[].duration_us',
+                               'entries[].command', 'entries[].client', 'entries[].client_name', 'slowlog_len',
+                               'recent_in_window'),
+    'redis.keyspace': _ERROR + ('databases', 'keys', 'expires', 'keyspace_hits', 'keyspace_misses', 'hit_rate_pct',
+                                'expired_keys'),
+    # net_probe.controller_checks (net_probe.grouped: every item with its status and summary)
+    'net.dns': ('items', 'items[].name', 'items[].resolver', 'items[].port', 'items[].rdtype', 'items[].answers',
+                'items[].latency_ms', 'items[].error', 'items[].ttl', 'items[].status', 'items[].summary'),
+    'net.tls_expiry': ('items', 'items[].endpoint', 'items[].name', 'items[].error', 'items[].subject', 'items[].issuer',
+                       'items[].common_name', 'items[].san', 'items[].serial', 'items[].not_before',
+                       'items[].not_after', 'items[].self_signed', 'items[].days_left', 'items[].verify_error',
+                       'items[].protocol', 'items[].server_name', 'items[].chain', 'items[].status', 'items[].summary'),
+    'dependency.reachability': ('items', 'items[].name', 'items[].url', 'items[].critical', 'items[].used_by',
+                                'items[].http_status', 'items[].latency_ms', 'items[].error', 'items[].status',
+                                'items[].summary'),
+    # probe_net.evaluate_disk (errors: path -> error)
+    'host.disk': ('filesystems', 'filesystems[].path', 'filesystems[].total', 'filesystems[].used', 'filesystems[].avail',
+                  'filesystems[].used_pct', 'filesystems[].inodes_total', 'filesystems[].inodes_free',
+                  'filesystems[].inodes_used_pct', 'errors', 'warn_pct', 'crit_pct'),
+    # probe_net.evaluate_container_resources (docker) / evaluate_unit_resources (systemd)
+    'container.resources': ('container', 'cpu_pct', 'online_cpus', 'cpu_pct_of_capacity', 'memory_used', 'memory_limit',
+                            'memory_pct', 'network', 'network.rx_bytes', 'network.tx_bytes', 'pids', 'unit',
+                            'memory_source', 'main_pid', 'active_state'),
+    # roles/health/vars/main.yml: a managed host Ansible cannot reach
+    'host.reachability': ('connection', 'error'),
+    # probe_changes.deploy_item (docker) / release_item (a release symlink); errors: container or link -> error
+    'deploy.recent': ('window', 'deploy_in_window', 'errors', 'deploys', 'deploys[].service', 'deploys[].container',
+                      'deploys[].image', 'deploys[].image_id', 'deploys[].digest', 'deploys[].image_version',
+                      'deploys[].image_created', 'deploys[].container_created', 'deploys[].started_at',
+                      'deploys[].created_age_s', 'deploys[].started_age_s', 'deploys[].deployed_in_window',
+                      'deploys[].restarted_in_window', 'deploys[].previous_image', 'deploys[].previous_image_source',
+                      'deploys[].local_tags', 'deploys[].rollback', 'deploys[].release_link', 'deploys[].target',
+                      'deploys[].changed_at', 'deploys[].previous_release', 'deploys[].releases'),
+    # probe_changes.evaluate_host_changes
+    'host.changes': ('window', 'packages', 'packages[].ts', 'packages[].action', 'packages[].package', 'packages[].from',
+                     'packages[].to', 'files', 'files[].path', 'files[].mtime', 'watched_paths'),
+}
+# prom_trend.probe_service: every trend.<name>
+TREND_EVIDENCE = ('prometheus', 'query', 'window_minutes', 'max_points', 'kind', 'step', 'samples', 'first', 'last',
+                  'growth_pct', 'minutes')
+
+# Every check name of the contract (trend.<name> beyond the defaults is a family: see is_known_check).
+CHECKS = tuple(EVIDENCE) + TRENDS
+
+
+def is_known_check(check):
+    """A check of the contract: one of CHECKS or trend.<name>."""
+    check = str(check or '')
+    return check in EVIDENCE or (check.startswith(TREND_PREFIX) and bool(CHECK_RE.match(check)))
+
+
+def evidence_keys(check):
+    """The declared evidence paths of a check (tuple), None for a check outside the contract."""
+    if check in EVIDENCE:
+        return EVIDENCE[check]
+    if is_known_check(check):
+        return TREND_EVIDENCE
+    return None
+
+
+def _parts(path):
+    return [p.replace('[]', '').replace('{}', '') for p in path.split('.')]
+
+
+def evidence_names(check):
+    """Every key name the evidence of a check may hold at any depth (combined findings included); None outside
+    the contract. The diagnosis matches evidence by key name, so this is what it may read."""
+    paths = evidence_keys(check)
+    if paths is None:
+        return None
+    return frozenset(name for path in paths + COMBINED for name in _parts(path))
+
+
+# --- statuses: order, worst, counts --------------------------------------------------------------------
+
+def rank(status):
+    """0 (ok) .. 3 (crit); a status outside the contract ranks as ok."""
+    return STATUS_RANK.get(status, 0)
+
+
+def worst(statuses):
+    """The most severe status of an iterable (ok when empty; statuses outside the contract are ignored)."""
+    result = 'ok'
+    for status in statuses:
+        if rank(status) > STATUS_RANK[result]:
+            result = status
+    return result
+
+
+def worst_first(finding):
+    """Sort key of findings, worst first, then by host and check; a status outside the contract sorts last."""
+    return (-STATUS_RANK.get(finding.get('status'), -1), str(finding.get('host') or ''), str(finding.get('check') or ''))
+
+
+def is_bad(finding):
+    return finding.get('status') in BAD
+
+
+def counts(findings):
+    """How many findings have each status: {ok, warn, crit, unknown} (and any other status met)."""
+    result = dict((status, 0) for status in STATUSES)
+    for item in findings:
+        status = item.get('status', 'unknown')
+        result[status] = result.get(status, 0) + 1
+    return result
+
+
+# --- building and validating findings ------------------------------------------------------------------
+
+_RECORDERS = []
+
+
+def make_finding(check, host, service, status, summary, evidence=None):
+    """A finding as the contract wants it (check, host, service, status, summary, evidence)."""
+    if status not in STATUS_RANK:
+        raise ValueError('status %r is not one of ok, warn, crit, unknown' % (status,))
+    out = {
+        'check': check,
+        'host': host,
+        'service': service,
+        'status': status,
+        'summary': ' '.join(str(summary).split()),
+        'evidence': evidence if evidence is not None else {},
+    }
+    for box in _RECORDERS:
+        box.append(out)
+    return out
+
+
+@contextlib.contextmanager
+def recording():
+    """Collect every finding make_finding builds inside the block (the unit tests validate them afterwards)."""
+    box = []
+    _RECORDERS.append(box)
+    try:
+        yield box
+    finally:
+        _RECORDERS.remove(box)
+
+
+def _tree(paths):
+    """{name: (kind, subtree)} of declared paths; kind: '' (mapping or value), '[]' (records), '{}' (named records)."""
+    tree = {}
+    for path in paths:
+        node = tree
+        for part in path.split('.'):
+            kind = '[]' if part.endswith('[]') else ('{}' if part.endswith('{}') else '')
+            name = part[:-2] if kind else part
+            entry = node.setdefault(name, [kind, {}])
+            if kind:
+                entry[0] = kind
+            node = entry[1]
+    return tree
+
+
+def _check_value(tree, value, where, problems):
+    if not isinstance(value, dict):
+        return
+    for key, item in value.items():
+        if key not in tree:
+            problems.append('%s%s is not a declared evidence key' % (where, key))
+            continue
+        kind, sub = tree[key]
+        if not sub:
+            continue  # data whose keys are not the probe's
+        if kind == '[]' and isinstance(item, list):
+            for record in item:
+                _check_value(sub, record, '%s%s[].' % (where, key), problems)
+        elif kind == '{}' and isinstance(item, dict):
+            for record in item.values():
+                _check_value(sub, record, '%s%s{}.' % (where, key), problems)
+        elif kind == '':
+            _check_value(sub, item, '%s%s.' % (where, key), problems)
+
+
+def validate(finding):
+    """The ways a finding breaks the contract (empty when it conforms): fields, check name, status, evidence keys."""
+    problems = []
+    if not isinstance(finding, dict):
+        return ['a finding must be a mapping, got %s' % type(finding).__name__]
+    for field in ('check', 'host', 'status', 'summary'):
+        if not finding.get(field):
+            problems.append('missing %s' % field)
+    check = finding.get('check')
+    if finding.get('status') not in STATUSES:
+        problems.append('status %r is not one of %s' % (finding.get('status'), ', '.join(STATUSES)))
+    paths = evidence_keys(check)
+    if paths is None:
+        problems.append('check %r is not in the contract' % (check,))
+        return problems
+    evidence = finding.get('evidence')
+    if evidence is None:
+        return problems
+    if not isinstance(evidence, dict):
+        return problems + ['evidence must be a mapping, got %s' % type(evidence).__name__]
+    if isinstance(evidence.get('services'), dict):  # combined: each service's evidence follows the check
+        for key in evidence:
+            if key not in ('services', 'others'):
+                problems.append('%s: combined evidence has %r besides services and others' % (check, key))
+        for name, item in evidence['services'].items():
+            if not isinstance(item, dict):
+                problems.append('%s: services.%s is not a mapping' % (check, name))
+                continue
+            for key in item:
+                if key not in _COMBINED_SERVICE:
+                    problems.append('%s: services.%s.%s is not one of %s' % (check, name, key, ', '.join(_COMBINED_SERVICE)))
+            inner = []
+            _check_value(_tree(paths), item.get('evidence') or {}, '', inner)
+            problems.extend('%s: services.%s.evidence.%s' % (check, name, p) for p in inner)
+        return problems
+    inner = []
+    _check_value(_tree(paths), evidence, '', inner)
+    problems.extend('%s: evidence.%s' % (check, p) for p in inner)
+    return problems
+
+
+# --- reading evidence (diagnosis, classification) ------------------------------------------------------
+
+class ContractError(ValueError):
+    """Code read an evidence key the contract does not declare for the check (raised only with STRICT on)."""
+
+
+# Off in production (an undeclared key simply is not there); the unit tests turn it on (tests/unit/conftest.py).
+STRICT = False
+
+
+def require(check, names):
+    """With STRICT on, raise ContractError unless every key name is declared for the check (any depth).
+
+    Checks outside the contract (a user's own findings) are not checked."""
+    if not STRICT:
+        return
+    declared = evidence_names(check)
+    if declared is None:
+        return
+    missing = sorted(set([names] if isinstance(names, str) else names) - declared)
+    if missing:
+        raise ContractError('%s produces no evidence key %s (plugins/module_utils/findings.py EVIDENCE)'
+                            % (check, ', '.join(missing)))
+
+
+class _Strict(dict):
+    """A read-only view of evidence that refuses reads of undeclared keys (STRICT mode only)."""
+
+    def __init__(self, data, check):
+        super(_Strict, self).__init__(data)
+        self._check = check
+
+    def _wrap(self, value):
+        if isinstance(value, dict) and not isinstance(value, _Strict):
+            return _Strict(value, self._check)
+        if isinstance(value, list):
+            return [self._wrap(item) for item in value]
+        return value
+
+    def __getitem__(self, key):
+        require(self._check, key)
+        return self._wrap(super(_Strict, self).__getitem__(key))
+
+    def get(self, key, default=None):
+        require(self._check, key)
+        return self._wrap(super(_Strict, self).get(key, default))
+
+    def items(self):
+        return [(k, self._wrap(v)) for k, v in super(_Strict, self).items()]
+
+    def values(self):
+        return [self._wrap(v) for v in super(_Strict, self).values()]
+
+
+def evidence(finding):
+    """The evidence mapping of a finding ({} when it has none).
+
+    With STRICT on, and for a check of the contract, a view whose get() and [] raise ContractError on a key
+    the check does not produce (nested mappings and records too)."""
+    value = finding.get('evidence') if isinstance(finding, dict) else None
+    value = value if isinstance(value, dict) else {}
+    if STRICT and evidence_names(finding.get('check')) is not None:
+        return _Strict(value, finding.get('check'))
+    return value
