@@ -3,6 +3,7 @@ import datetime
 
 import pytest
 
+from ansible_collections.sre.incident_response.plugins.module_utils import findings as F
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_common as pc
 from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, redis_common
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import demux, socket_path, DockerError
@@ -31,10 +32,10 @@ def test_level_both_directions():
 
 
 def test_worst_and_counts():
-    assert pc.worst([]) == 'ok'
-    assert pc.worst(['ok', 'unknown', 'warn']) == 'warn'
-    assert pc.worst(['unknown', 'crit', 'ok']) == 'crit'
-    assert pc.counts([{'status': 'ok'}, {'status': 'crit'}, {'status': 'ok'}]) == {'ok': 2, 'warn': 0, 'crit': 1, 'unknown': 0}
+    assert F.worst([]) == 'ok'
+    assert F.worst(['ok', 'unknown', 'warn']) == 'warn'
+    assert F.worst(['unknown', 'crit', 'ok']) == 'crit'
+    assert F.counts([{'status': 'ok'}, {'status': 'crit'}, {'status': 'ok'}]) == {'ok': 2, 'warn': 0, 'crit': 1, 'unknown': 0}
 
 
 def test_percentile_nearest_rank():
@@ -61,16 +62,16 @@ def test_parse_docker_time_nanoseconds_and_zero():
 
 
 def test_finding_rejects_bad_status_and_collapses_summary():
-    f = pc.finding('pg.locks', 'db1', 'db', 'warn', 'two\n  lines')
+    f = F.make_finding('pg.locks', 'db1', 'db', 'warn', 'two\n  lines')
     assert f['summary'] == 'two lines' and f['evidence'] == {}
     with pytest.raises(ValueError):
-        pc.finding('pg.locks', 'db1', 'db', 'bad', 'x')
+        F.make_finding('pg.locks', 'db1', 'db', 'bad', 'x')
 
 
 def test_combine_keeps_one_finding_per_host_check_worst_first():
-    items = [pc.finding('health.container', 'h1', 'backend', 'ok', 'backend up'),
-             pc.finding('health.container', 'h1', 'proxy', 'crit', 'proxy exited (exit code 1)', {'exit': 1}),
-             pc.finding('health.container', 'h2', 'db', 'ok', 'db up')]
+    items = [F.make_finding('health.container', 'h1', 'backend', 'ok', 'backend up'),
+             F.make_finding('health.container', 'h1', 'proxy', 'crit', 'proxy exited (exit code 1)', {'exit': 1}),
+             F.make_finding('health.container', 'h2', 'db', 'ok', 'db up')]
     out = pc.combine(items)
     assert len(out) == 2
     h1 = out[0]
@@ -82,7 +83,7 @@ def test_combine_keeps_one_finding_per_host_check_worst_first():
 
 
 def test_combine_all_ok_lists_every_service():
-    out = pc.combine([pc.finding('x.y', 'h', 'a', 'ok', 'a fine'), pc.finding('x.y', 'h', 'b', 'ok', 'b fine')])
+    out = pc.combine([F.make_finding('x.y', 'h', 'a', 'ok', 'a fine'), F.make_finding('x.y', 'h', 'b', 'ok', 'b fine')])
     assert out[0]['status'] == 'ok' and out[0]['summary'] == '2 services ok: a fine; b fine'
 
 
