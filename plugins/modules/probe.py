@@ -88,7 +88,7 @@ EXAMPLES = r'''
 - name: Probe every area of each host in one task
   sre.incident_response.probe: {}
   register: __probe
-  ignore_unreachable: true  # an unreachable host becomes a host.reachability finding when recorded
+  # an unreachable host leaves the play; the finding action with probe_var records it as host.reachability
 
 - name: Checks made from the controller, once for all hosts
   sre.incident_response.probe:
