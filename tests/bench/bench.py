@@ -206,6 +206,16 @@ def unreachable_messages(data, limit=3):
     return out
 
 
+def problem_note(rc, problems):
+    """One line about a run that did not end with rc 0: how many hosts were unreachable or failed, a few names."""
+    note = 'rc %d' % rc
+    if problems:
+        unreachable = sum(1 for v in problems.values() if 'unreachable=0' not in v)
+        note += ': %d host(s) unreachable, %d failed (%s%s)' % (
+            unreachable, len(problems) - unreachable, ', '.join(sorted(problems)[:5]), ', ...' if len(problems) > 5 else '')
+    return note
+
+
 def new_entries(before, after):
     """Names in `after` and not in `before`, sorted."""
     return sorted(set(after) - set(before))
@@ -376,8 +386,7 @@ class Bench(object):
         print('  %-28s run %d: %7.2f s  cpu %6.2f s  rc %d%s' % (
             label or m['label'], len(m['walls']), run['wall'], run['cpu'], run['rc'], extra), flush=True)
         if run['rc'] != 0:
-            note = 'rc %d%s' % (run['rc'], (': ' + ', '.join('%s %s' % kv for kv in sorted(problems.items())[:5]))
-                                if problems else '')
+            note = problem_note(run['rc'], problems)
             m['notes'].append(note)
             print('    WARNING %s' % note, flush=True)
             for msg in unreachable_messages(run.get('data')):

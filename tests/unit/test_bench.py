@@ -235,3 +235,10 @@ def test_the_host_goals_are_for_100_hosts():
     assert bench.host_goal(100, 60.0) == (60.0, '<= 60 s')
     goal, text = bench.host_goal(30, 60.0)
     assert goal is None and '100 hosts' in text
+
+
+def test_problem_note_counts_unreachable_and_failed_hosts():
+    problems = {'h%d' % i: 'failures=0 unreachable=1' for i in range(6)}
+    problems['x'] = 'failures=2 unreachable=0'
+    assert bench.problem_note(4, problems) == 'rc 4: 6 host(s) unreachable, 1 failed (h0, h1, h2, h3, h4, ...)'
+    assert bench.problem_note(2, {}) == 'rc 2'
