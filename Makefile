@@ -107,8 +107,11 @@ test-fleet: fleet-up
 molecule: setup
 	$(BIN)/molecule test $(MOLECULE_SCENARIOS)
 
+# Speed against the lab in one run (docs/lab.md "Benchmark"): triage vs the practice's shell commands,
+# investigate, 100 hosts, and over SSH when the fleet lab is up. e.g. BENCH_ARGS="--runs 3 --only triage"
+BENCH_ARGS ?=
 bench: lab-up
-	$(BIN)/python tests/bench/bench.py
+	$(BIN)/python tests/bench/bench.py $(BENCH_ARGS)
 
 build: setup
 	$(BIN)/ansible-galaxy collection build --force --output-path build/
