@@ -17,9 +17,10 @@ description:
   - Task results are recorded compactly. The results of a task are kept in memory while its hosts run it, then
     written as ONE C(task) event when the task is done (at the next task or handler, the end of the play or of
     the run, and on an interrupted run by the exit hook) - C(host) is the host when one host ran it, else null;
-    C(summary) is the task name and the count of each status (C(ok 98, changed 0, failed 1, unreachable 1, skipped 0)); C(data)
-    holds C(task), C(action), C(play), C(role), C(run), C(task_id), C(counts) and C(hosts) (host -> C(status),
-    C(duration_s), C(ignored) for an ignored failure). So a flush is one locked, fsynced append, not one per host.
+    C(summary) is the task name and the count of each status
+    (C(ok 98, changed 0, failed 1, unreachable 1, skipped 0)); C(data) holds C(task), C(action), C(play),
+    C(role), C(run), C(task_id), C(counts) and C(hosts) (host -> C(status), C(duration_s), C(ignored) for an
+    ignored failure). So a flush is one locked, fsynced append, not one per host.
   - A failed or unreachable result also gets its own detailed event at once, as a per-host C(task) event with
     C(status), C(duration_s), C(msg), C(rc), C(stderr) tail and C(data.detail=true). A run killed with SIGKILL
     loses only the successful results of the task it was running.
