@@ -12,8 +12,18 @@ type: notification
 short_description: Write the incident timeline (timeline.jsonl) and the post-mortem draft
 description:
   - Appends one JSON line per event to C(<incident_dir>/<incident_id>/timeline.jsonl) as events happen
-    (play start and end, every task result per host with its status and duration), each write locked,
-    flushed and fsynced, so that a run killed by SIGINT or SIGKILL leaves a valid file.
+    (play start and end, task results), each write locked, flushed and fsynced, so that a run killed by
+    SIGINT or SIGKILL leaves a valid file.
+  - Task results are recorded compactly. The results of a task are kept in memory while its hosts run it, then
+    written as ONE C(task) event when the task is done (at the next task or handler, the end of the play or of
+    the run, and on an interrupted run by the exit hook) - C(host) is the host when one host ran it, else null;
+    C(summary) is the task name and the count of each status
+    (C(ok 98, changed 0, failed 1, unreachable 1, skipped 0)); C(data) holds C(task), C(action), C(play),
+    C(role), C(run), C(task_id), C(counts) and C(hosts) (host -> C(status), C(duration_s), C(ignored) for an
+    ignored failure). So a flush is one locked, fsynced append, not one per host.
+  - A failed or unreachable result also gets its own detailed event at once, as a per-host C(task) event with
+    C(status), C(duration_s), C(msg), C(rc), C(stderr) tail and C(data.detail=true). A run killed with SIGKILL
+    loses only the successful results of the task it was running.
   - Findings, plans, approvals, actions, verifications, messages and notes are appended to the same file
     by the C(sre.incident_response.finding) and C(sre.incident_response.timeline_event) action plugins.
   - The incident is taken from the extra variables C(incident_id) and C(incident_dir), or from the facts
@@ -101,7 +111,7 @@ options:
       - section: sre_incident_timeline
         key: secret_scan_hosts
   record_skipped:
-    description: Write an event for skipped task results too.
+    description: List skipped task results in the task's event too (as status C(skipped)); when false they are left out.
     type: bool
     default: true
     env:
@@ -146,8 +156,10 @@ from ansible_collections.sre.incident_response.plugins.module_utils.postmortem i
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils.timeline import (
+    DETAILED_STATUSES,
     SecretCollector,
     TaskClock,
+    TaskResults,
     TimelineWriter,
     new_run_id,
     play_event,
@@ -184,6 +196,7 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__(display=display)
         self.run_id = new_run_id()
         self.clock = TaskClock()
+        self.tasks = TaskResults()
         self.writer = None
         self.collector = None
         self.playbook = None
@@ -336,6 +349,19 @@ class CallbackModule(CallbackBase):
                 self._display.warning('sre.incident_response.timeline: cannot write %s: %s'
                                       % (self.writer.timeline_path, exc))
 
+    def _emit_tasks(self, interrupted=False):
+        """Write the buffered results: one compact `task` event per task, in one append."""
+        if not len(self.tasks):
+            return
+        events = self.tasks.drain(interrupted=interrupted)
+        try:
+            self.writer.emit_many(events)
+        except (OSError, ValueError) as exc:
+            if not self._write_failed:
+                self._write_failed = True
+                self._display.warning('sre.incident_response.timeline: cannot write %s: %s'
+                                      % (self.writer.timeline_path, exc))
+
     def _render_draft(self):
         if not self.writer.known or not self._opts.get('postmortem_draft', True):
             return
@@ -370,6 +396,7 @@ class CallbackModule(CallbackBase):
         self.playbook = getattr(playbook, '_file_name', None)
 
     def _end_play(self, stats=None, interrupted=False):
+        self._emit_tasks(interrupted=interrupted)
         if self.play_name is None:
             return
         event = play_event(None, 'end', self.play_name, run_id=self.run_id, playbook=self.playbook, stats=stats)
@@ -393,9 +420,13 @@ class CallbackModule(CallbackBase):
         self._emit(event)
 
     def v2_playbook_on_task_start(self, task, is_conditional):
+        self._ensure()
+        self._emit_tasks()  # the previous task is done on every host
         self.clock.task_started(task._uuid)  # pylint: disable=protected-access
 
     def v2_playbook_on_handler_task_start(self, task):
+        self._ensure()
+        self._emit_tasks()
         self.clock.task_started(task._uuid)  # pylint: disable=protected-access
 
     def v2_runner_on_start(self, host, task):
@@ -406,23 +437,29 @@ class CallbackModule(CallbackBase):
         task = result.task
         host = result.host.get_name()
         data = result.result or {}
+        task_id = task._uuid  # pylint: disable=protected-access
         if hook == 'skipped' and not self._opts['record_skipped']:
-            self.clock.elapsed(host, task._uuid)  # pylint: disable=protected-access
+            self.clock.elapsed(host, task_id)
             return
-        if task.no_log is True:
-            data = dict(data, _ansible_no_log=True)
+        status = task_status(hook, data)
+        duration = self.clock.elapsed(host, task_id)
         role = task._role.get_name() if getattr(task, '_role', None) else None  # pylint: disable=protected-access
-        event = task_event(
-            None, host, task.get_name(), task_status(hook, data),
-            duration=self.clock.elapsed(host, task._uuid),  # pylint: disable=protected-access
-            result=data, action=task.action, play=self.play_name, role=role, run_id=self.run_id,
-            ignore_errors=ignore_errors, max_chars=self._opts['result_max_chars'])
         if hook == 'failed' and not ignore_errors:
             self._failed = True
         # A new incident id is bound at the first task that succeeded (the entry playbooks' first task is the input
         # check), or as soon as its directory exists.
         self._bind_pending(exists_only=hook != 'ok')
-        self._emit(event)
+        self.tasks.add(task_id, host, status, duration=duration, ignored=ignore_errors,
+                       task={'task': task.get_name(), 'action': task.action, 'play': self.play_name, 'role': role,
+                             'run': self.run_id})
+        if status in DETAILED_STATUSES:
+            # rare and what the post-mortem is about: its own event with the message, written at once
+            if task.no_log is True:
+                data = dict(data, _ansible_no_log=True)
+            self._emit(task_event(
+                None, host, task.get_name(), status, duration=duration, result=data, action=task.action,
+                play=self.play_name, role=role, run_id=self.run_id, ignore_errors=ignore_errors,
+                max_chars=self._opts['result_max_chars'], task_id=task_id, detail=True))
         if hook == 'ok':
             self._from_facts(data.get('ansible_facts'), host)
 

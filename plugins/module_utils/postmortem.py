@@ -36,6 +36,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod
+from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
 
 SECTIONS = ('Summary', 'Timeline', 'Root cause', 'Five whys', 'Contributing factors', 'What went well',
             'What could be improved', 'Response times', 'Action items', 'Post-mortem requirement')
@@ -111,6 +112,8 @@ def is_significant(event):
     if kind == 'finding':
         return data.get('status') in ('warn', 'crit')
     if kind == 'task':
+        # a per-host result (the old form, or the detailed event of a failure); a compact event (one per task,
+        # `data.hosts`) has no status of its own: its failures have their detailed events
         return data.get('status') in ('failed', 'unreachable') and not data.get('ignored')
     if kind == 'play':
         return (data.get('phase') == 'start' and bool(data.get('first_in_run'))) or \
@@ -252,9 +255,8 @@ def compute_metrics(record, now=None):
         'events': len(events),
         'runs': len({(e.get('data') or {}).get('run') for e in events
                      if e.get('kind') == 'play' and (e.get('data') or {}).get('run')}),
-        'failed_tasks': sum(1 for e in events if e.get('kind') == 'task'
-                            and (e.get('data') or {}).get('status') in ('failed', 'unreachable')
-                            and not (e.get('data') or {}).get('ignored')),
+        'failed_tasks': sum(1 for r in task_results(events)
+                            if r.get('status') in ('failed', 'unreachable') and not r.get('ignored')),
     }
     if target is not None and metrics['time_to_acknowledge'] is not None:
         metrics['acknowledge_met'] = metrics['time_to_acknowledge'] <= target * 60

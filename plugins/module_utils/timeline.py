@@ -10,6 +10,13 @@ callback only translates ``v2_*`` hooks into calls on these classes.
 Events follow the contract of docs/reference/contracts.md and are appended
 with ``incident_files.append_jsonl`` (one locked, fsynced write per call):
 the file is never rewritten, so a run killed at any point leaves whole lines.
+
+Task results are recorded compactly: ``TaskResults`` keeps the per-host results
+of the running task(s) in memory and turns each task into ONE ``task`` event
+(``data.hosts``: host -> status and duration, ``data.counts``) when the task is
+done; failed and unreachable results also get their own detailed per-host
+event (``data.detail``). ``task_results`` reads both that form and the older
+one-event-per-host-result form back as per-host results.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -101,8 +108,11 @@ def summarize_result(result, max_chars=300):
 
 
 def task_event(incident_id, host, task_name, status, duration=None, result=None, action=None, play=None,
-               role=None, run_id=None, ignore_errors=False, max_chars=300, ts=None):
-    """A `task` event for one host's result of one task."""
+               role=None, run_id=None, ignore_errors=False, max_chars=300, ts=None, task_id=None, detail=False):
+    """A `task` event for one host's result of one task.
+
+    `detail`: the event details a result that the task's compact event (same `task_id`) also lists.
+    """
     details = summarize_result(result, max_chars=max_chars)
     data = {
         'task': task_name,
@@ -113,6 +123,10 @@ def task_event(incident_id, host, task_name, status, duration=None, result=None,
         'role': role,
         'run': run_id,
     }
+    if task_id is not None:
+        data['task_id'] = task_id
+    if detail:
+        data['detail'] = True
     if ignore_errors and status == 'failed':
         data['ignored'] = True
     data.update(details)
@@ -122,6 +136,125 @@ def task_event(incident_id, host, task_name, status, duration=None, result=None,
     elif details.get('no_log'):
         summary += ' (output hidden by no_log)'
     return make_event(incident_id, 'task', summary, host=host, data=data, ts=ts)
+
+
+COUNT_ORDER = ('ok', 'changed', 'failed', 'unreachable', 'skipped')
+# Results that also get their own detailed event: rare, and what a post-mortem looks for.
+DETAILED_STATUSES = ('failed', 'unreachable')
+
+
+def compact_task_event(incident_id, task, results, ts=None, interrupted=False):
+    """ONE `task` event for every host's result of one task.
+
+    `task`: dict with task (name), action, play, role, run, task_id. `results`: {host: {'status', 'duration_s'
+    [, 'ignored']}} in the order the hosts reported. `host` is the host when one host ran the task, else None.
+    """
+    counts = dict((status, 0) for status in COUNT_ORDER)
+    ignored = 0
+    for entry in results.values():
+        counts[entry['status']] = counts.get(entry['status'], 0) + 1
+        if entry.get('ignored'):
+            ignored += 1
+    data = {
+        'task': task.get('task'),
+        'action': task.get('action'),
+        'play': task.get('play'),
+        'role': task.get('role'),
+        'run': task.get('run'),
+        'task_id': task.get('task_id'),
+        'counts': counts,
+        'hosts': dict(results),
+    }
+    summary = '%s: %s' % (task.get('task') or task.get('action') or 'task',
+                          ', '.join('%s %d' % (status, counts[status]) for status in COUNT_ORDER))
+    if ignored:
+        data['counts']['ignored'] = ignored
+        summary += ' (%d failure%s ignored)' % (ignored, '' if ignored == 1 else 's')
+    if interrupted:
+        data['interrupted'] = True
+        summary += ' - run interrupted'
+    host = next(iter(results)) if len(results) == 1 else None
+    return make_event(incident_id, 'task', summary, host=host, data=data, ts=ts)
+
+
+class TaskResults(object):
+    """The per-host results of the running task(s), kept in memory until the task is done.
+
+    `add` files one result; `drain` returns one compact `task` event per task (in the order the tasks first
+    reported) and forgets them. Under the free strategy or when a task's hosts report across a flush, one task
+    can give several compact events (disjoint hosts, same `task_id`).
+    """
+
+    def __init__(self, now=isoformat):
+        self._now = now
+        self._tasks = {}
+        self._order = []
+
+    def __len__(self):
+        return len(self._order)
+
+    def add(self, task_id, host, status, duration=None, ignored=False, task=None):
+        """`task`: dict with task, action, play, role, run (taken from the first result of the task)."""
+        entry = self._tasks.get(task_id)
+        if entry is None:
+            entry = self._tasks[task_id] = {'task': dict(task or {}, task_id=task_id), 'results': {}, 'ts': None}
+            self._order.append(task_id)
+        result = {'status': status, 'duration_s': round(duration, 3) if duration is not None else None}
+        if ignored and status == 'failed':
+            result['ignored'] = True
+        entry['results'].pop(host, None)  # a host reporting twice (e.g. a retried result): its last result
+        entry['results'][host] = result
+        entry['ts'] = self._now()
+
+    def drain(self, incident_id=None, interrupted=False):
+        events = []
+        for task_id in self._order:
+            entry = self._tasks[task_id]
+            events.append(compact_task_event(incident_id, entry['task'], entry['results'], ts=entry['ts'],
+                                             interrupted=interrupted))
+        self._tasks = {}
+        self._order = []
+        return events
+
+
+def is_compact_task(event):
+    return event.get('kind') == 'task' and isinstance((event.get('data') or {}).get('hosts'), dict)
+
+
+def task_results(events):
+    """Per-host task results from a timeline, whatever form recorded them.
+
+    Yields (in file order) one dict per host result: the event's data (task, action, status, duration_s, play,
+    role, run, and for failures msg, rc, ignored...) plus `host` and `ts`. Old timelines hold one `task` event per
+    host result; compact ones one event per task (`data.hosts`) plus a detailed event (`data.detail`) per failed
+    or unreachable result, which is merged into the compact one (or stands alone if a killed run never wrote it).
+    """
+    events = [e for e in events or [] if isinstance(e, dict) and e.get('kind') == 'task']
+    listed = set()
+    details = {}
+    for event in events:
+        data = event.get('data') or {}
+        if is_compact_task(event):
+            for host in data['hosts']:
+                listed.add((data.get('run'), data.get('task_id'), host))
+        elif data.get('detail'):
+            details[(data.get('run'), data.get('task_id'), event.get('host'))] = event
+    for event in events:
+        data = event.get('data') or {}
+        if is_compact_task(event):
+            base = dict((k, v) for k, v in data.items() if k not in ('hosts', 'counts', 'interrupted'))
+            for host, entry in data['hosts'].items():
+                detail = details.get((data.get('run'), data.get('task_id'), host))
+                out = dict(base, **(detail.get('data') or {})) if detail else dict(base)
+                out.pop('detail', None)
+                out.update(entry if isinstance(entry, dict) else {'status': entry})
+                out['host'] = host
+                out['ts'] = event.get('ts')
+                yield out
+        elif data.get('detail') and (data.get('run'), data.get('task_id'), event.get('host')) in listed:
+            continue  # merged into its compact event
+        else:
+            yield dict(data, host=event.get('host'), ts=event.get('ts'))
 
 
 def play_event(incident_id, phase, play_name, hosts=None, run_id=None, playbook=None, stats=None,
@@ -340,6 +473,20 @@ class TimelineWriter(object):
         if self.known:
             self.flush()
 
+    def emit_many(self, events):
+        """Write several events in one locked, fsynced append (or keep them for later)."""
+        self.buffer.extend(events)
+        if self.known:
+            self.flush()
+
+    def _redact(self, event):
+        event = self.redactor.data(event)
+        data = event.get('data')
+        if event.get('kind') == 'task' and isinstance(data, dict) and isinstance(data.get('hosts'), dict):
+            # host names are keys there; Redactor.data only scrubs values
+            data['hosts'] = dict((self.redactor.text(str(host)), entry) for host, entry in data['hosts'].items())
+        return event
+
     def flush(self):
         if not self.known or not self.buffer:
             return 0
@@ -347,7 +494,7 @@ class TimelineWriter(object):
         for event in self.buffer:
             event = dict(event)
             event['incident_id'] = self.incident_id
-            events.append(self.redactor.data(event))
+            events.append(self._redact(event))
         self.buffer = []
         count = self._append(self.timeline_path, events)
         self.written += count
@@ -355,4 +502,5 @@ class TimelineWriter(object):
 
 
 __all__ = ['resolve_incident', 'secret_literals', 'TASK_STATUSES', 'TaskClock', 'SecretCollector', 'TimelineWriter', 'task_event', 'play_event',
-           'summarize_result', 'task_status', 'new_run_id', 'isoformat']
+           'summarize_result', 'task_status', 'new_run_id', 'isoformat', 'TaskResults', 'compact_task_event',
+           'task_results', 'is_compact_task', 'DETAILED_STATUSES']

@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, '.venv', 'bin')
 
@@ -64,7 +66,7 @@ def _files(path):
 def _shape(events):
     """What the callback recorded, independent of times and ids: play names and the task names per status."""
     plays = [(e['data'].get('phase'), e['summary'].split(':')[0]) for e in events if e['kind'] == 'play']
-    tasks = sorted(set((e['data'].get('task') or e['summary'], e['data'].get('status')) for e in events if e['kind'] == 'task'))
+    tasks = sorted(set((r.get('task'), r.get('status')) for r in task_results(events)))
     return plays, tasks
 
 

@@ -272,3 +272,44 @@ def test_a_run_that_never_ended_is_flagged():
     lines = [b[1] for b in sections['Timeline']]
     flagged = [line for line in lines if 'did not finish' in line]
     assert flagged == ['14:31 - Run: Play started: Triage - the run did not finish (killed or crashed)']  # r1 only
+
+
+def task_events_of_both_forms():
+    """Task events as they are on disk: an old run (one event per host result), a compact run (one event per task,
+    a detailed event per failure), and a detailed failure whose compact event a SIGKILL never let be written."""
+    from ansible_collections.sre.incident_response.plugins.module_utils.timeline import compact_task_event, task_event
+    iid = 'INC-20261127-1430-ab12'
+    old = [task_event(iid, 'app-backend', 'Old check', 'ok', duration=1.0, run_id='old', ts=ts(20)),
+           task_event(iid, 'app-db', 'Old check', 'failed', duration=2.0, result={'msg': 'old boom'}, run_id='old', ts=ts(20)),
+           task_event(iid, 'app-redis', 'Old check', 'failed', result={'msg': 'ignored'}, run_id='old',
+                      ignore_errors=True, ts=ts(20))]
+    new = [task_event(iid, 'app-db', 'New probe', 'unreachable', duration=3.0, result={'msg': 'ssh timeout'},
+                      run_id='new', task_id='t1', detail=True, ts=ts(21)),
+           compact_task_event(iid, {'task': 'New probe', 'run': 'new', 'task_id': 't1'},
+                              {'app-backend': {'status': 'changed', 'duration_s': 1.5},
+                               'app-db': {'status': 'unreachable', 'duration_s': 3.0}}, ts=ts(21)),
+           task_event(iid, 'app-redis', 'Killed step', 'failed', result={'msg': 'killed run'}, run_id='killed',
+                      task_id='t9', detail=True, ts=ts(22))]
+    return old + new
+
+
+def test_task_events_of_both_forms_read_the_same():
+    from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+    events = task_events_of_both_forms()
+    assert [(r['task'], r['host'], r['status'], r.get('msg'), r.get('ignored')) for r in task_results(events)] == [
+        ('Old check', 'app-backend', 'ok', None, None), ('Old check', 'app-db', 'failed', 'old boom', None),
+        ('Old check', 'app-redis', 'failed', 'ignored', True),
+        ('New probe', 'app-backend', 'changed', None, None), ('New probe', 'app-db', 'unreachable', 'ssh timeout', None),
+        ('Killed step', 'app-redis', 'failed', 'killed run', None)]
+    record = sample_record()
+    record.events = sorted(record.events + events, key=lambda e: e['ts'])
+    metrics = compute_metrics(record)
+    assert metrics['failed_tasks'] == 3  # old failure, new unreachable host, the killed run's failure; not the ignored one
+    text = PostmortemRenderer().render(record, final=True)
+    _title, sections = parse_sections(text)
+    failed = [b[1] for b in sections['Timeline'] if 'Task failed' in b[1]]
+    assert len(failed) == 3, failed
+    assert any('old boom' in line and '(app-db)' in line for line in failed)
+    assert any('ssh timeout' in line and '(app-db)' in line for line in failed)
+    assert not any('New probe: ok' in b[1] for b in sections['Timeline'])  # the compact event is no timeline entry
+    assert '3 automation steps failed or hosts were unreachable' in text

@@ -98,3 +98,21 @@ def test_template_escapes_and_redacts(incident):
 def test_not_an_incident_directory(tmp_path):
     with pytest.raises(ValueError, match='holds no incident'):
         report.build(str(tmp_path))
+
+
+def test_task_events_of_both_forms_draw_nothing(incident):
+    """Lanes are the hosts that reported findings; task events (old per-host, compact per task) neither add lanes
+    nor stretch the axis, whatever hosts they name."""
+    from ansible_collections.sre.incident_response.plugins.module_utils.timeline import compact_task_event, task_event
+    before = report.build(incident, redactor=Redactor())
+    with open(os.path.join(incident, 'timeline.jsonl'), 'a') as handle:
+        for event in (task_event('INC-T', 'node-old', 'Old probe', 'failed', result={'msg': 'x'}, ts='2026-11-27T04:30:00.000Z'),
+                      task_event('INC-T', 'node-new', 'Probe', 'unreachable', task_id='t', detail=True,
+                                 ts='2026-11-27T04:31:00.000Z'),
+                      compact_task_event('INC-T', {'task': 'Probe', 'task_id': 't'},
+                                         {'node-new': {'status': 'unreachable'}, 'node-x': {'status': 'ok'}},
+                                         ts='2026-11-27T04:31:00.000Z')):
+            handle.write(json.dumps(event) + '\n')
+    after = report.build(incident, redactor=Redactor())
+    assert [lane['host'] for lane in after['timeline']['lanes']] == ['app-backend', 'app-db']
+    assert after['timeline'] == before['timeline'] and after['grid'] == before['grid']

@@ -12,12 +12,15 @@ from ansible_collections.sre.incident_response.plugins.module_utils.redact impor
 from ansible_collections.sre.incident_response.plugins.module_utils.timeline import (
     SecretCollector,
     TaskClock,
+    TaskResults,
     TimelineWriter,
+    compact_task_event,
     play_event,
     resolve_incident,
     secret_literals,
     summarize_result,
     task_event,
+    task_results,
     task_status,
 )
 
@@ -236,3 +239,57 @@ def test_variables_naming_secret_variables_make_those_secret():
 def test_resolve_incident_from_the_path_fact_when_the_id_var_is_empty(tmp_path):
     fact_path = str(tmp_path / 'INC-P')
     assert resolve_incident({}, {'incident_id': '', 'incident_path': fact_path}) == ('INC-P', fact_path)
+
+
+def test_compact_task_event_shape():
+    event = compact_task_event('INC-1', {'task': 'Probe', 'action': 'x.y.probe', 'play': 'Triage', 'role': None,
+                                         'run': 'r1', 'task_id': 'u1'},
+                               {'b': {'status': 'ok', 'duration_s': 1.0}, 'a': {'status': 'failed', 'duration_s': 2.0}})
+    assert set(event) == {'ts', 'incident_id', 'kind', 'host', 'summary', 'data'}
+    assert event['kind'] == 'task' and event['host'] is None
+    assert event['summary'] == 'Probe: ok 1, changed 0, failed 1, unreachable 0, skipped 0'
+    assert event['data']['counts'] == {'ok': 1, 'changed': 0, 'failed': 1, 'unreachable': 0, 'skipped': 0}
+    assert 'status' not in event['data']  # a compact event has no status of its own (consumers key on that)
+    one = compact_task_event(None, {'task': None, 'action': 'debug'}, {'h': {'status': 'changed', 'duration_s': None}})
+    assert one['host'] == 'h' and one['summary'] == 'debug: ok 0, changed 1, failed 0, unreachable 0, skipped 0'
+
+
+def test_task_results_buffer_groups_by_task_in_first_report_order():
+    stamps = iter(['2026-11-27T03:00:0%d.000Z' % i for i in range(9)])
+    buffer = TaskResults(now=lambda: next(stamps))
+    assert len(buffer) == 0 and buffer.drain() == []
+    buffer.add('t1', 'a', 'ok', duration=1.23456, task={'task': 'One'})
+    buffer.add('t2', 'a', 'changed', task={'task': 'Two'})
+    buffer.add('t1', 'b', 'failed', ignored=True, task={'task': 'ignored: taken from the first result'})
+    buffer.add('t1', 'a', 'changed', duration=2.0)  # a host reporting again keeps its last result
+    assert len(buffer) == 2
+    one, two = buffer.drain(incident_id='INC-1')
+    assert len(buffer) == 0
+    assert one['data']['task'] == 'One' and one['data']['task_id'] == 't1' and one['incident_id'] == 'INC-1'
+    assert one['data']['hosts'] == {'b': {'status': 'failed', 'duration_s': None, 'ignored': True},
+                                    'a': {'status': 'changed', 'duration_s': 2.0}}
+    assert one['ts'] == '2026-11-27T03:00:03.000Z'  # its last result
+    assert two['data']['hosts'] == {'a': {'status': 'changed', 'duration_s': None}} and two['host'] == 'a'
+
+
+def test_task_results_reads_old_events_unchanged():
+    old = [task_event('INC-1', 'h%d' % i, 'Check', 'ok', duration=0.5, run_id='r') for i in range(3)]
+    assert [(r['host'], r['status'], r['duration_s'], r['task']) for r in task_results(old)] == [
+        ('h0', 'ok', 0.5, 'Check'), ('h1', 'ok', 0.5, 'Check'), ('h2', 'ok', 0.5, 'Check')]
+    assert list(task_results([play_event('INC-1', 'start', 'P'), {'kind': 'task'}])) == [
+        {'host': None, 'ts': None}]  # a malformed task event is still one (empty) result, never an error
+
+
+def test_writer_emit_many_is_one_append(tmp_path):
+    calls = []
+
+    def append(path, records):
+        calls.append(len(records))
+        return files.append_jsonl(path, records)
+    writer = TimelineWriter(append=append)
+    writer.emit_many([files.make_event(None, 'task', 'a'), files.make_event(None, 'task', 'b')])
+    assert calls == []  # kept until the incident is known
+    writer.set_incident('INC-M', incident_dir=str(tmp_path))
+    writer.emit_many([files.make_event(None, 'task', 'c', data={'hosts': {'h': {'status': 'ok'}}})])
+    assert calls == [2, 1]
+    assert [e['summary'] for e in files.read_jsonl(str(tmp_path / 'INC-M' / 'timeline.jsonl'))] == ['a', 'b', 'c']
