@@ -132,9 +132,10 @@ def _skipped(res):
 def task_counts(data, controller=('localhost',)):
     """Tasks per host from the json callback's output, run-once tasks apart.
 
-    A task that reports a result for one host only, in a play that ran on several hosts, is a run-once
-    task (run_once, or a task delegated once for all hosts) when that host is the play's first host: the
-    host with the most such tasks. Tasks of the controller (localhost plays) count as run-once too.
+    A task that reports a result for one host only, in a run on several hosts, is a run-once task
+    (run_once, or a task delegated once for all hosts) when that host is the first host: the host with
+    the most such tasks. A play whose every task is run-once reports the first host only, so the run's
+    hosts count, not the play's. Tasks of the controller (localhost plays) count as run-once too.
     Returns {'hosts': {host: {'executed', 'skipped'}}, 'first': host, 'once_executed', 'once_skipped',
     'per_host_max' (most tasks executed by a host, run-once tasks excluded), 'first_total' (first host,
     run-once included), 'others_max' (most executed by another host), 'skipped_max'}.
@@ -147,13 +148,14 @@ def task_counts(data, controller=('localhost',)):
         for task in tasks:
             hosts.update(task.get('hosts', {}))
         plays.append((tasks, hosts))
-        if len(hosts) > 1:
+    managed = sorted(set(h for _tasks, hosts in plays for h in hosts if h not in controller))
+    run_hosts = set(managed)
+    for tasks, hosts in plays:
+        if len(run_hosts) > 1:
             for task in tasks:
                 names = list(task.get('hosts', {}))
-                if len(names) == 1:
+                if len(names) == 1 and names[0] in run_hosts:
                     singles[names[0]] = singles.get(names[0], 0) + 1
-    managed = sorted(h for _tasks, hosts in plays for h in hosts if h not in controller)
-    managed = sorted(set(managed))
     first = max(managed, key=lambda h: (singles.get(h, 0), -managed.index(h))) if managed else None
     per = {h: {'executed': 0, 'skipped': 0} for h in managed}
     once = {'executed': 0, 'skipped': 0}
@@ -162,7 +164,7 @@ def task_counts(data, controller=('localhost',)):
             results = task.get('hosts', {})
             for host, res in results.items():
                 kind = 'skipped' if _skipped(res) else 'executed'
-                if host in controller or (len(results) == 1 and len(hosts) > 1 and host == first):
+                if host in controller or (len(results) == 1 and len(run_hosts) > 1 and host == first):
                     once[kind] += 1
                 else:
                     per[host][kind] += 1

@@ -76,6 +76,17 @@ def test_task_counts_separates_run_once_tasks_of_the_first_host():
     assert bench.tasks_cell(counts) == '2 +2 once'
 
 
+def test_task_counts_a_play_of_run_once_tasks_only_is_run_once():
+    # triage's first and last plays: every task run_once, so the play reports the first host alone
+    data = doc([task('preflight', a=OK), task('declare', a=OK)],
+               [task('probe', a=OK, b=OK, c=OK)],
+               [task('diagnose', a=OK), task('comms', a=SKIP)])
+    counts = bench.task_counts(data)
+    assert counts['first'] == 'a'
+    assert counts['per_host_max'] == 1 and counts['once_executed'] == 3 and counts['once_skipped'] == 1
+    assert bench.tasks_cell(counts) == '1 +3 once'
+
+
 def test_task_counts_a_loop_whose_items_are_all_skipped_is_skipped():
     looped = {'results': [{'skipped': True}, {'skipped': True}], 'changed': False}
     partly = {'results': [{'skipped': True}, {'changed': False}], 'changed': False}
