@@ -19,7 +19,9 @@ install_file() {  # install_file SRC DEST MODE [OWNER]: copy only when different
 case "$role" in
 ssh)
   [ -f /etc/ssh/ssh_host_ed25519_key ] || { ssh-keygen -A >/dev/null; changed=1; }
-  printf 'Port %s\nListenAddress 127.0.0.1\nPasswordAuthentication no\nPermitRootLogin no\nUseDNS no\n' "$SSH_PORT" > /tmp/lab-sshd.conf
+  # MaxStartups: the bench's aliases (make bench, --ssh-hosts 100) are many connections to this one sshd at once
+  printf 'Port %s\nListenAddress 127.0.0.1\nPasswordAuthentication no\nPermitRootLogin no\nUseDNS no\nMaxStartups 200:30:400\n' \
+    "$SSH_PORT" > /tmp/lab-sshd.conf
   install_file /tmp/lab-sshd.conf /etc/ssh/sshd_config.d/lab.conf 0644
   install_file /lab/id_ed25519.pub /home/ansible/.ssh/authorized_keys 0600 ansible
   chown ansible:ansible /home/ansible/.ssh && chmod 0700 /home/ansible/.ssh
