@@ -95,7 +95,8 @@ def test_triage_under_runner_uses_the_awx_callback(triaged):
     assert result.config.env.get('ANSIBLE_STDOUT_CALLBACK') == 'awx_display'
     names = [e['event'] for e in result.events]
     assert 'playbook_on_play_start' in names and 'runner_on_ok' in names and 'playbook_on_stats' in names
-    assert 'Triage - summary' in triaged['stdout']
+    assert 'PLAY [Triage 4-5 min - mitigate or investigate]' in triaged['stdout']  # the last play ran
+    assert 'Incident INC-AWX-TRIAGE - SEV' in triaged['stdout']  # and printed the summary
 
 
 def test_triage_publishes_set_stats_for_the_workflow(triaged):
