@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    combine, human_bytes, parse_duration, one_line)
+    combine, human_bytes, one_line, thresholds_of, window_seconds)
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import (
     DockerClient, DockerError)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_logs
@@ -180,14 +180,8 @@ SPEC = dict(
 
 def run(module):
     p = module.params
-    try:
-        window_s = parse_duration(p['window'])
-    except ValueError as exc:
-        module.fail_json(msg='window: %s' % exc)
-    thresholds = p['thresholds'] or {}
-    for key, spec in THRESHOLD_SPEC.items():
-        if thresholds.get(key) is None:
-            thresholds[key] = spec['default']
+    window_s = window_seconds(module)
+    thresholds = thresholds_of(module, THRESHOLD_SPEC)
     host = p['report_host']
     since = time.time() - window_s
     client = DockerClient(p['docker_host'], timeout=p['timeout'])

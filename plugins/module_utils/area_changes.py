@@ -15,7 +15,7 @@ __metaclass__ = type
 import time
 
 
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, parse_docker_time, parse_duration, utcnow
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, parse_docker_time, utcnow, window_seconds
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes
 
@@ -36,10 +36,7 @@ SPEC = dict(
 
 def run(module):
     p = module.params
-    try:
-        window_s = parse_duration(p['window'])
-    except ValueError as exc:
-        module.fail_json(msg='window: %s' % exc)
+    window_s = window_seconds(module)
     host = p['report_host']
     now = utcnow()
     since = time.time() - window_s

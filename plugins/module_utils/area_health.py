@@ -17,7 +17,7 @@ import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    combine, one_line, parse_duration)
+    combine, one_line, window_seconds)
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import (
     DockerClient, DockerError, safe_inspect_summary)
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_health
@@ -72,10 +72,7 @@ SPEC = dict(
 
 def run(module):
     p = module.params
-    try:
-        window_s = parse_duration(p['window'])
-    except ValueError as exc:
-        module.fail_json(msg='window: %s' % exc)
+    window_s = window_seconds(module)
     if p['services'] and not p['report_host']:
         module.fail_json(msg='report_host is required when services are given (the inventory host they run on)')
     if p['latency_warn_ms'] > p['latency_crit_ms']:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, rank, worst
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine, one_line
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import combine, one_line, thresholds_of
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_net
 
@@ -169,13 +169,7 @@ def run(module):
     if module.params.get('services') and not module.params.get('report_host'):
         module.fail_json(msg='report_host is required when services are given')
     p = module.params
-    t = dict(p['thresholds'] or {})
-    for key, spec in THRESHOLD_SPEC.items():
-        if t.get(key) is None:
-            t[key] = spec['default']
-    for warn, crit in (('disk_warn_pct', 'disk_crit_pct'), ('memory_warn_pct', 'memory_crit_pct')):
-        if t[warn] > t[crit]:
-            module.fail_json(msg='thresholds.%s (%s) must not exceed thresholds.%s (%s)' % (warn, t[warn], crit, t[crit]))
+    t = thresholds_of(module, THRESHOLD_SPEC, (('disk_warn_pct', 'disk_crit_pct'), ('memory_warn_pct', 'memory_crit_pct')))
     if t['tls_crit_days'] > t['tls_warn_days']:
         module.fail_json(msg='thresholds.tls_crit_days must not exceed thresholds.tls_warn_days')
     findings = []

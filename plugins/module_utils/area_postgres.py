@@ -18,7 +18,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, probe_pg
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, thresholds_of
 
 THRESHOLD_SPEC = dict(
     connections_warn_pct=dict(type='float', default=80),
@@ -35,17 +35,6 @@ THRESHOLD_SPEC = dict(
 )
 PAIRS = (('connections_warn_pct', 'connections_crit_pct'), ('long_query_seconds', 'long_query_crit_seconds'),
          ('lock_wait_warn_seconds', 'lock_wait_crit_seconds'), ('disk_warn_pct', 'disk_crit_pct'))
-
-
-def thresholds_of(module):
-    t = dict(module.params['thresholds'] or {})
-    for key, spec in THRESHOLD_SPEC.items():
-        if t.get(key) is None:
-            t[key] = spec['default']
-    for warn, crit in PAIRS:
-        if t[warn] > t[crit]:
-            module.fail_json(msg='thresholds.%s (%s) must not exceed thresholds.%s (%s)' % (warn, t[warn], crit, t[crit]))
-    return t
 
 
 def data_dir_usage(module, path):
@@ -87,7 +76,7 @@ SPEC.update(
 
 def run(module):
     p = module.params
-    t = thresholds_of(module)
+    t = thresholds_of(module, THRESHOLD_SPEC, PAIRS)
     host, service = p['report_host'], p['service']
     if not pg_common.HAS_PSYCOPG2:  # a missing tool is a finding, not a failed play
         reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (

@@ -15,7 +15,7 @@ __metaclass__ = type
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sre.incident_response.plugins.module_utils import redis_common, probe_redis
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import parse_duration
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import thresholds_of, window_seconds
 
 THRESHOLD_SPEC = dict(
     memory_warn_pct=dict(type='float', default=90),
@@ -58,17 +58,8 @@ def run(module):
         return dict(changed=False, executed_commands=[], evidence_files={}, findings=[
             probe_redis.not_checked(c, p['report_host'], p['service'], reason)
             for c in ('redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')])
-    t = dict(p['thresholds'] or {})
-    for key, spec in THRESHOLD_SPEC.items():
-        if t.get(key) is None:
-            t[key] = spec['default']
-    for warn, crit in (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct')):
-        if t[warn] > t[crit]:
-            module.fail_json(msg='thresholds.%s (%s) must not exceed thresholds.%s (%s)' % (warn, t[warn], crit, t[crit]))
-    try:
-        t['window_seconds'] = parse_duration(p['window'])
-    except ValueError as exc:
-        module.fail_json(msg='window: %s' % exc)
+    t = thresholds_of(module, THRESHOLD_SPEC, (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct')))
+    t['window_seconds'] = window_seconds(module)
     host, service = p['report_host'], p['service']
     secrets = [p['login_password']]
     others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')

@@ -30,10 +30,8 @@ import os
 import re
 import tempfile
 
-# Finding statuses, their order and the form of a check name are the findings contract (STATUS_RANK is
-# re-exported for the callers that import it from here).
-from ansible_collections.sre.incident_response.plugins.module_utils.findings import (  # noqa: F401
-    CHECK_RE, STATUS_RANK, STATUSES, worst_first)
+# Finding statuses, their order and the form of a check name are the findings contract.
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import CHECK_RE, STATUSES, worst_first
 
 TIMELINE = 'timeline.jsonl'
 FINDINGS = 'findings.json'

@@ -20,6 +20,27 @@ _DURATION_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds?|m|min|
 _UNIT_SECONDS = {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600, 'd': 86400}
 
 
+def window_seconds(module):
+    """The module's `window` option in seconds; fail_json naming the option when it is not a duration."""
+    try:
+        return parse_duration(module.params['window'])
+    except ValueError as exc:
+        module.fail_json(msg='window: %s' % exc)
+
+
+def thresholds_of(module, spec, ordered=()):
+    """The `thresholds` option with every unset key at its default in `spec`; fail_json when a (warn, crit)
+    pair of `ordered` has warn past crit."""
+    t = dict(module.params.get('thresholds') or {})
+    for key, option in spec.items():
+        if t.get(key) is None:
+            t[key] = option['default']
+    for warn, crit in ordered:
+        if t[warn] > t[crit]:
+            module.fail_json(msg='thresholds.%s (%s) must not exceed thresholds.%s (%s)' % (warn, t[warn], crit, t[crit]))
+    return t
+
+
 def level(value, warn=None, crit=None, higher_is_worse=True):
     """ok/warn/crit for a value against thresholds (None disables a threshold)."""
     if value is None:

@@ -264,7 +264,7 @@ def test_every_module_orders_findings_the_contract_way():
     assert [(i['status'], i['host']) for i in expected] == [('crit', 'a'), ('crit', 'c'), ('warn', 'b'), ('unknown', 'd'),
                                                             ('ok', 'a')]
     assert incident_files.merge_findings([], items) == expected
-    assert incident_files.STATUS_RANK is F.STATUS_RANK and incident_files.STATUSES is F.STATUSES
+    assert incident_files.STATUSES is F.STATUSES
     from ansible_collections.sre.incident_response.plugins.filter import incident as filters
     assert filters.finding_lines(items, statuses=F.STATUSES) == [
         '%s %s/%s: %s' % (i['status'].upper(), i['host'], i['check'], i['status']) for i in expected]

@@ -117,3 +117,22 @@ def test_redis_connection_kwargs_tls_and_error():
     assert kw['ssl_ca_certs'] == '/ca' and kw['db'] == 2 and kw['password'] == 'pw12'
     assert 'ssl' not in redis_common.connection_kwargs({'tls': False})
     assert redis_common.describe_error(ValueError('bad pw12 here'), secrets=['pw12']) == 'ValueError: bad ******** here'
+
+
+class _Module(object):
+    def __init__(self, **params):
+        self.params = params
+
+    def fail_json(self, msg):
+        raise ValueError(msg)
+
+
+def test_window_seconds_and_thresholds_of_the_areas():
+    assert pc.window_seconds(_Module(window='15m')) == 900
+    with pytest.raises(ValueError, match='^window: '):
+        pc.window_seconds(_Module(window='soon'))
+    spec = {'warn': {'default': 80}, 'crit': {'default': 90}}
+    assert pc.thresholds_of(_Module(thresholds={'warn': None, 'crit': 95}), spec, (('warn', 'crit'),)) == {'warn': 80, 'crit': 95}
+    assert pc.thresholds_of(_Module(thresholds=None), spec) == {'warn': 80, 'crit': 90}
+    with pytest.raises(ValueError, match=r'thresholds.warn \(99\) must not exceed thresholds.crit \(90\)'):
+        pc.thresholds_of(_Module(thresholds={'warn': 99}), spec, (('warn', 'crit'),))
