@@ -449,9 +449,6 @@ class CallbackModule(CallbackBase):
         # A new incident id is bound at the first task that succeeded (the entry playbooks' first task is the input
         # check), or as soon as its directory exists.
         self._bind_pending(exists_only=hook != 'ok')
-        self.tasks.add(task_id, host, status, duration=duration, ignored=ignore_errors,
-                       task={'task': task.get_name(), 'action': task.action, 'play': self.play_name, 'role': role,
-                             'run': self.run_id})
         if status in DETAILED_STATUSES:
             # rare and what the post-mortem is about: its own event with the message, written at once
             if task.no_log is True:
@@ -460,6 +457,11 @@ class CallbackModule(CallbackBase):
                 None, host, task.get_name(), status, duration=duration, result=data, action=task.action,
                 play=self.play_name, role=role, run_id=self.run_id, ignore_errors=ignore_errors,
                 max_chars=self._opts['result_max_chars'], task_id=task_id, detail=True))
+        # Filed after the detailed event: the compact event takes the time of its last result, and the file stays
+        # in time order only if that is not earlier than a detailed event already written.
+        self.tasks.add(task_id, host, status, duration=duration, ignored=ignore_errors,
+                       task={'task': task.get_name(), 'action': task.action, 'play': self.play_name, 'role': role,
+                             'run': self.run_id})
         if hook == 'ok':
             self._from_facts(data.get('ansible_facts'), host)
 

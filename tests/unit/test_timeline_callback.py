@@ -328,6 +328,29 @@ def test_n_hosts_one_task_is_one_event_written_in_one_append(tmp_path, callback)
     assert files.parse_ts(event['ts']) >= max(files.parse_ts(e['ts']) for e in details)
 
 
+def test_a_task_whose_last_result_failed_keeps_the_file_in_time_order(tmp_path, callback, monkeypatch):
+    # The wall clock ticks a millisecond per reading: the compact event, written at the next task, must not be
+    # stamped before the detailed event of its last (failed) result, which was written at once.
+    import datetime
+    start = datetime.datetime(2026, 12, 1, 3, 0, tzinfo=datetime.timezone.utc)
+    ticks = [0]
+
+    def ticking():
+        ticks[0] += 1
+        return start + datetime.timedelta(milliseconds=ticks[0])
+    monkeypatch.setattr(files, 'utcnow', ticking)
+    cb, path = bound(callback, tmp_path)
+    task = Task('f1', 'Ping')
+    cb.v2_playbook_on_task_start(task, False)
+    cb.v2_runner_on_ok(Result(Host('a'), task, {}))
+    cb.v2_runner_on_unreachable(Result(Host('ghost'), task, {'msg': 'ssh timeout'}))
+    cb.v2_playbook_on_task_start(Task('f2', 'Next'), False)
+    events = events_of(path)
+    assert [(e['kind'], e['data'].get('detail', False)) for e in events][-2:] == [('task', True), ('task', False)]
+    stamps = [files.parse_ts(e['ts']) for e in events]
+    assert stamps == sorted(stamps)
+
+
 def test_ignored_failures_are_counted_apart_and_not_significant(tmp_path, callback):
     from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import IncidentRecord, compute_metrics
     cb, path = bound(callback, tmp_path)
