@@ -173,11 +173,24 @@ def _service_evidence(finding, services=None):
     return [(finding.get('service'), evidence, finding.get('status'), finding.get('summary'))]
 
 
+def _unit_state(evidence):
+    """The state of a systemd unit (evidence.properties of `systemctl show`): its ActiveState, or `restarting`
+    while systemd waits to start it again (SubState auto-restart) or is starting it (activating)."""
+    props = evidence.get('properties')
+    if not isinstance(props, dict):
+        return ''
+    active = str(props.get('ActiveState') or '').lower()
+    if str(props.get('SubState') or '').lower() == 'auto-restart' or active == 'activating':
+        return 'restarting'
+    return active
+
+
 def down_strength(finding, services=None):
     """How surely a finding says a service does not answer at all.
 
-    3: container/unit/process not running, or every endpoint refuses connections;
-    2: restarting, or every endpoint fails without an HTTP answer (timeouts);
+    3: container/unit/process not running (a systemd unit inactive or failed), or every endpoint refuses
+       connections;
+    2: restarting (a unit in auto-restart or activating), or every endpoint fails without an HTTP answer (timeouts);
     1: every liveness-style endpoint answers 5xx (overloaded);
     0: no (a failing readiness check behind a live endpoint is a dependency problem, not a down backend).
     ``services`` limits the judgement to those service names (e.g. the backends of a host).
@@ -194,9 +207,10 @@ def down_strength(finding, services=None):
             if status not in (None, 'crit'):
                 continue
             state = str(ev.get('status') or '').lower()
-            if state in _STOPPED or (container and ev.get('running') is False):
+            unit_state = _unit_state(ev) if container else ''
+            if state in _STOPPED or (container and ev.get('running') is False) or unit_state in _STOPPED:
                 best = max(best, 3)
-            elif state == 'restarting' or (container and ev.get('restarting') is True):
+            elif state == 'restarting' or (container and ev.get('restarting') is True) or unit_state == 'restarting':
                 best = max(best, 2)
             elif status == 'crit' and _REFUSED_RE.search(str(summary or '')):
                 best = max(best, 3)

@@ -351,6 +351,14 @@ def _process_memory_trend(finding):
             and _ev(finding).get('kind') not in ('redis', 'postgres'))
 
 
+def _memory_exceeded(finding):
+    """Is memory what makes this container.resources finding bad (not CPU)? The probe lists the measures past
+    their threshold in evidence.exceeded; findings written before it did are judged by their summary."""
+    if _values(finding, ('exceeded',)):
+        return _any(finding, ('exceeded',), lambda v: 'memory' in v)
+    return bool(_MEM_RE.search(finding.get('summary') or '') or _any(finding, ('memory_pct',)))
+
+
 def rule_memory_growth(findings, ctx, cmd):
     evidence = []
     confidence = 0.0
@@ -359,8 +367,7 @@ def rule_memory_growth(findings, ctx, cmd):
         if check == 'health.container' and _any(finding, ('oom_killed',), lambda v: v is True):
             evidence.append(finding)
             confidence = max(confidence, 0.9)
-        elif check == 'container.resources' and is_bad(finding) and \
-                (_MEM_RE.search(finding.get('summary') or '') or _any(finding, ('memory_pct',))):
+        elif check == 'container.resources' and is_bad(finding) and _memory_exceeded(finding):
             evidence.append(finding)
             confidence = max(confidence, 0.85 if finding.get('status') == 'crit' else 0.7)
         elif check == 'health.container' and is_bad(finding) and \
@@ -560,7 +567,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             'gradual_degradation', 'Slowly worsening metrics: %s' % trends[0].get('summary'), trends,
             0.7 if any(f.get('status') == 'crit' for f in trends) else 0.5,
             cmd.investigate('all'), service=_service(trends, None)))
-    cpu = [f for f in _bad(findings, 'container.resources') if not _MEM_RE.search(f.get('summary') or '')]
+    cpu = [f for f in _bad(findings, 'container.resources') if not _memory_exceeded(f)]
     if cpu:
         out.append(_hypothesis(
             'gradual_degradation', 'Resource exhaustion: %s' % cpu[0].get('summary'), cpu, 0.5,

@@ -72,7 +72,8 @@ EVIDENCE = {
     'health.container': ('name', 'id', 'image', 'image_id', 'created', 'status', 'running', 'restarting', 'oom_killed',
                          'exit_code', 'error', 'started_at', 'finished_at', 'restart_count', 'health',
                          'health_failing_streak', 'labels', 'memory_limit', 'container', 'unit', 'properties',
-                         'pattern', 'processes'),
+                         'properties.ActiveState', 'properties.SubState', 'properties.NRestarts', 'properties.Result',
+                         'properties.ExecMainStatus', 'pattern', 'processes'),
     # probe_logs.analyze + evaluate (app_logs_probe: window alone when the logs could not be read)
     'app.errors': ('format', 'lines', 'json_lines', 'kv_lines', 'text_lines', 'requests', 'errors', 'other_errors',
                    'error_rate_pct', 'errors_by_status', 'p50_ms', 'p95_ms', 'by_path', 'by_path{}.requests',
@@ -135,7 +136,8 @@ EVIDENCE = {
     # probe_net.evaluate_container_resources (docker) / evaluate_unit_resources (systemd)
     'container.resources': ('container', 'cpu_pct', 'online_cpus', 'cpu_pct_of_capacity', 'memory_used', 'memory_limit',
                             'memory_pct', 'network', 'network.rx_bytes', 'network.tx_bytes', 'pids', 'unit',
-                            'memory_source', 'main_pid', 'active_state'),
+                            'memory_source', 'main_pid', 'active_state',
+                            'exceeded'),  # the measures past their threshold: memory, cpu
     # roles/health/vars/main.yml: a managed host Ansible cannot reach
     'host.reachability': ('connection', 'error'),
     # probe_changes.deploy_item (docker) / release_item (a release symlink); errors: container or link -> error

@@ -434,13 +434,13 @@ def evaluate_container_resources(container, second, memory_limit_cfg, t, cpu=Non
     has_limit = bool(memory_limit_cfg)
     mem_pct = pct(used, limit) if used is not None and limit else None
     net = network_io(second)
-    statuses = []
+    levels = {}
     if has_limit and mem_pct is not None:
-        statuses.append(level(mem_pct, t['memory_warn_pct'], t['memory_crit_pct']))
+        levels['memory'] = level(mem_pct, t['memory_warn_pct'], t['memory_crit_pct'])
     cpu_of_capacity = round(cpu / cpus, 1) if cpu is not None and cpus else None
     if cpu_of_capacity is not None:
-        statuses.append(level(cpu_of_capacity, t['cpu_warn_pct'], None))
-    status = worst(statuses or ['ok'])
+        levels['cpu'] = level(cpu_of_capacity, t['cpu_warn_pct'], None)
+    status = worst(levels.values())
     text = '%s CPU %s, memory %s%s' % (
         container, fmt_pct(cpu) if cpu is not None else 'not sampled', human_bytes(used),
         ' of %s limit (%s)' % (human_bytes(limit), fmt_pct(mem_pct)) if has_limit else ' (no limit)')
@@ -451,7 +451,8 @@ def evaluate_container_resources(container, second, memory_limit_cfg, t, cpu=Non
     evidence = {'container': container, 'cpu_pct': cpu, 'online_cpus': cpus, 'cpu_pct_of_capacity': cpu_of_capacity,
                 'memory_used': used, 'memory_limit': limit if has_limit else None, 'memory_pct': mem_pct if has_limit else None,
                 'network': net, 'pids': (second.get('pids_stats') or {}).get('current'),
-                'source': second.get('source') or 'engine stats'}
+                'source': second.get('source') or 'engine stats',
+                'exceeded': sorted(name for name, value in levels.items() if value in ('warn', 'crit'))}
     if cpu is None:
         evidence['cpu_note'] = cpu_note or CPU_NOT_LOCAL
     return status, text, evidence
@@ -558,7 +559,8 @@ def evaluate_unit_resources(unit, props, t, rss_bytes=None):
     text = '%s memory %s%s' % (unit, human_bytes(used) if used is not None else '?',
                                ' of %s MemoryMax (%s)' % (human_bytes(limit), fmt_pct(mem_pct)) if limit else ' (no MemoryMax)')
     evidence = {'unit': unit, 'memory_used': used, 'memory_source': source, 'memory_limit': limit, 'memory_pct': mem_pct,
-                'main_pid': props.get('MainPID'), 'active_state': props.get('ActiveState')}
+                'main_pid': props.get('MainPID'), 'active_state': props.get('ActiveState'),
+                'exceeded': ['memory'] if status in ('warn', 'crit') else []}
     return status, text, evidence
 
 

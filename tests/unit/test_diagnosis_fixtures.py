@@ -87,6 +87,45 @@ def test_down_strength_reads_combined_container_evidence():
     assert classify.down_strength(findings['app-backend/health.container'], ['proxy']) == 0
 
 
+def unit_finding(active, sub, result='success'):
+    """health.container of a systemd unit as area_health writes it (fleet hosts)."""
+    return {'check': 'health.container', 'host': 'web-1', 'service': 'backend', 'status': 'crit',
+            'summary': 'app-backend.service %s (%s, result %s, 0 restarts)' % (active, sub, result),
+            'evidence': {'unit': 'app-backend.service',
+                         'properties': {'ActiveState': active, 'SubState': sub, 'NRestarts': '0', 'Result': result,
+                                        'ExecMainStatus': '0'}}}
+
+
+def test_down_strength_reads_the_state_of_a_systemd_unit():
+    assert classify.down_strength(unit_finding('inactive', 'dead'), ['backend']) == 3
+    assert classify.down_strength(unit_finding('failed', 'failed', 'exit-code'), ['backend']) == 3
+    assert classify.down_strength(unit_finding('activating', 'auto-restart', 'exit-code'), ['backend']) == 2
+    assert classify.down_strength(unit_finding('activating', 'start'), ['backend']) == 2
+    assert classify.down_strength(unit_finding('inactive', 'dead'), ['proxy']) == 0
+    assert classify.down_strength(dict(unit_finding('active', 'running'), status='ok'), ['backend']) == 0
+    doc = dx.diagnose([unit_finding('inactive', 'dead')], dict(CTX, backends=['web-1']))
+    assert doc['hypotheses'][0]['pattern'] == 'backend_down', doc['hypotheses']
+
+
+def resources_finding(exceeded, cpu=12.0, memory_pct=40.0):
+    """container.resources as probe_net.evaluate_container_resources writes it."""
+    return {'check': 'container.resources', 'host': 'app-backend', 'service': 'backend', 'status': 'warn',
+            'summary': 'app-backend CPU %s%%, memory 100.0 MiB of 256.0 MiB limit (%s%%), net n/a (host network)'
+                       % (cpu, memory_pct),
+            'evidence': {'container': 'app-backend', 'cpu_pct': cpu, 'online_cpus': 2, 'cpu_pct_of_capacity': cpu / 2,
+                         'memory_used': 100 * 2 ** 20, 'memory_limit': 256 * 2 ** 20, 'memory_pct': memory_pct,
+                         'network': None, 'pids': 12, 'exceeded': exceeded}}
+
+
+def test_busy_cpu_is_resource_exhaustion_and_full_memory_a_leak():
+    cpu = dx.diagnose([resources_finding(['cpu'], cpu=190.0)], CTX)
+    assert [h['pattern'] for h in cpu['hypotheses']] == ['gradual_degradation'], cpu['hypotheses']
+    assert cpu['hypotheses'][0]['likely_cause'].startswith('Resource exhaustion: app-backend CPU 190.0%')
+    memory = dx.diagnose([resources_finding(['memory'], memory_pct=93.0)], CTX)
+    assert memory['hypotheses'][0]['pattern'] == 'memory_growth' and memory['hypotheses'][0]['action'] == 'restart'
+    assert 'gradual_degradation' not in [h['pattern'] for h in memory['hypotheses']]
+
+
 @pytest.mark.skipif('pool_exhaustion' not in AVAILABLE, reason='fixture missing')
 def test_a_failing_readiness_behind_a_live_endpoint_is_not_down():
     findings = {dx.key(f): f for f in load('pool_exhaustion')}

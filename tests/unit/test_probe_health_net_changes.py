@@ -116,11 +116,15 @@ def test_disk_and_container_resources():
     assert probe_net.cpu_percent(stats) == (20.0, 2)
     st, text, ev = probe_net.evaluate_container_resources('app-backend', stats, 256 * 2 ** 20,
                                                           {'memory_warn_pct': 80, 'memory_crit_pct': 90, 'cpu_warn_pct': 90})
-    assert st == 'warn' and ev['memory_pct'] == 85.9
+    assert st == 'warn' and ev['memory_pct'] == 85.9 and ev['exceeded'] == ['memory']
     assert text == 'app-backend CPU 20%, memory 220.0 MiB of 256.0 MiB limit (85.9%), net n/a (host network)'
     st, text, ev = probe_net.evaluate_container_resources('db', stats, 0, {'memory_warn_pct': 80, 'memory_crit_pct': 90,
                                                                             'cpu_warn_pct': 90}, cpu=5.0)
-    assert st == 'ok' and '(no limit)' in text and ev['memory_pct'] is None
+    assert st == 'ok' and '(no limit)' in text and ev['memory_pct'] is None and ev['exceeded'] == []
+    # CPU alone: the summary names memory too, the evidence says which measure is over
+    st, text, ev = probe_net.evaluate_container_resources('db', stats, 0, {'memory_warn_pct': 80, 'memory_crit_pct': 90,
+                                                                            'cpu_warn_pct': 90}, cpu=190.0)
+    assert st == 'warn' and 'memory' in text and ev['exceeded'] == ['cpu']
 
 
 def test_cgroup_cpu_reading(tmp_path):
@@ -221,7 +225,7 @@ def test_unit_memory_against_memorymax_from_cgroup_or_rss():
     status, text, ev = probe_net.evaluate_unit_resources(
         'app-backend.service', {'MemoryCurrent': '[not set]', 'MemoryMax': str(256 * mib), 'MainPID': '42',
                                 'ActiveState': 'active'}, t, rss_bytes=220 * mib)
-    assert status == 'warn' and ev['memory_source'] == 'rss' and ev['memory_pct'] == 85.9
+    assert status == 'warn' and ev['memory_source'] == 'rss' and ev['memory_pct'] == 85.9 and ev['exceeded'] == ['memory']
     assert text.startswith('app-backend.service memory 220') and 'MemoryMax' in text
     status, text, ev = probe_net.evaluate_unit_resources(
         'x.service', {'MemoryCurrent': str(240 * mib), 'MemoryMax': str(256 * mib)}, t, rss_bytes=1)
