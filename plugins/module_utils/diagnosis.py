@@ -389,6 +389,26 @@ def rule_memory_growth(findings, ctx, cmd):
         service=service, action='restart')]
 
 
+def _lock_holders_extra(finding):
+    """kill_query arguments that end exactly the lock holders pg.locks names (the roots of its chains).
+
+    The pids, and a minimum age no older than the youngest holder was when probed: the plan then selects them
+    however young the lock is (pg_terminate_min_age defaults to 30 s, a lock found at once is younger), and a pid
+    reused since by a newer session is left out. None when the finding names no holder."""
+    ev = _ev(finding)
+    roots = [pid for pid in ev.get('root_pids') or [] if isinstance(pid, int)]
+    ages = []
+    for holder in ev.get('blocking') or []:
+        if isinstance(holder, dict) and holder.get('pid') in roots:
+            try:
+                ages.append(float(holder.get('xact_age_s') or holder.get('query_age_s') or 0))
+            except (TypeError, ValueError):
+                ages.append(0.0)
+    if not roots:
+        return None
+    return [('pg_terminate_pids', sorted(roots)), ('pg_terminate_min_age', int(min(ages)) if ages else 0)]
+
+
 def rule_slow_responses(findings, ctx, cmd):
     out = []
     db = _bad(findings, 'pg.locks', 'pg.long_queries')
@@ -398,11 +418,12 @@ def rule_slow_responses(findings, ctx, cmd):
         locks = [f for f in db if f.get('check') == 'pg.locks']
         cause = ('Database lock contention: sessions blocked behind a lock holder' if locks
                  else 'Long-running database queries')
+        extra = _lock_holders_extra(locks[0]) if locks else None
         out.append(_hypothesis(
             'slow_responses', cause, db + latency, 0.85 if (latency or len(db) > 1 or locks) else 0.75,
-            cmd.remediate('kill_query', service),
+            cmd.remediate('kill_query', service, extra=extra),
             then='The plan lists the blocking/long-running PIDs and their SQL; apply with %s'
-                 % cmd.remediate('kill_query', service, apply=True),
+                 % cmd.remediate('kill_query', service, apply=True, extra=extra),
             service=service, action='kill_query', symptom=locks or db))
     slowlog = _bad(findings, 'redis.slowlog')
     if slowlog:

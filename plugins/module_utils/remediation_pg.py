@@ -134,6 +134,23 @@ def public(row):
     return out
 
 
+def no_target_lines(skipped, limit=5):
+    """The plan when no session matches: nothing to do, and which sessions that look like the cause were left out
+    and why (a blocker outside the filters, a session younger than min_age), so that an approver sees before
+    apply that the plan will not change anything."""
+    notable = [r for r in skipped if r.get('blocking') or (
+        str(r.get('reason') or '').startswith('younger than')
+        and not (r.get('blocked_by') and r.get('wait_event_type') == 'Lock'))]  # a waiter goes on once released
+    if not notable:
+        return []
+    notable.sort(key=lambda r: (-len(r.get('blocking') or []), -(r.get('age') or 0)))
+    lines = ['nothing to do: no session matches the filters; left out:']
+    lines.extend('  %s -- %s' % (plan_line(r), r.get('reason')) for r in notable[:limit])
+    if len(notable) > limit:
+        lines.append('  ... and %d more' % (len(notable) - limit))
+    return lines
+
+
 def plan_line(row):
     return ('pid %s user=%s db=%s app=%s state=%s age=%ss%s%s query=%s' % (
         row.get('pid'), row.get('usename'), row.get('datname'), row.get('application_name') or '-',

@@ -158,7 +158,10 @@ after:
   elements: dict
   sample: []
 plan:
-  description: One line per target, for people.
+  description:
+    - One line per target, for people.
+    - With no target, V(nothing to do) and the sessions that look like the cause but were left out (blockers, sessions
+      younger than O(min_age)) with the reason, so the plan says before apply that it will change nothing.
   returned: always
   type: list
   elements: str
@@ -225,7 +228,8 @@ def main():
         targets, skipped = logic.select_sessions(fetch(conn), **filters)
         result['targets'] = [logic.public(r) for r in targets]
         result['excluded'] = [logic.public(r) for r in skipped]
-        result['plan'] = [logic.plan_line(r) for r in result['targets']]
+        result['plan'] = ([logic.plan_line(r) for r in result['targets']] if targets
+                          else logic.no_target_lines(result['excluded']))
         if p['state'] == 'list' or not targets:
             module.exit_json(**result)
         result['changed'] = True

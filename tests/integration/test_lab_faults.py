@@ -158,7 +158,8 @@ def check_redis_slow(present):
     entries = rds().slowlog_get(10)
     if present:
         assert len(entries) >= 3
-        assert max(e['duration'] for e in entries) >= 10000
+        # twice redis_slowlog_warn_ms (20 ms), also on an idle fast machine: the fault must be one the probe sees
+        assert len([e for e in entries if e['duration'] >= 40000]) >= 3, [e['duration'] for e in entries]
     else:
         assert entries == []
 

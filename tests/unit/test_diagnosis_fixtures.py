@@ -87,6 +87,19 @@ def test_down_strength_reads_combined_container_evidence():
     assert classify.down_strength(findings['app-backend/health.container'], ['proxy']) == 0
 
 
+@pytest.mark.skipif('db_lock' not in AVAILABLE, reason='fixture missing')
+def test_kill_query_names_the_lock_holder_however_young_the_lock():
+    """The first action ends the root of the lock chain pg.locks found (pid 2113, 48 s old in the fixture): a lock
+    found at once is younger than pg_terminate_min_age's 30 s, and the plan would otherwise select nothing."""
+    top = dx.diagnose(load('db_lock'), CTX)['hypotheses'][0]
+    assert top['action'] == 'kill_query'
+    assert top['first_action'].endswith('-e service=db -e pg_terminate_pids=2113 -e pg_terminate_min_age=48'), top
+    young = [dict(f, evidence=dict(f['evidence'], blocking=[dict(b, xact_age_s=16.4, query_age_s=16.4)
+                                                             for b in f['evidence']['blocking']]))
+             if f['check'] == 'pg.locks' else f for f in load('db_lock')]
+    assert dx.diagnose(young, CTX)['hypotheses'][0]['first_action'].endswith('pg_terminate_min_age=16')
+
+
 def unit_finding(active, sub, result='success'):
     """health.container of a systemd unit as area_health writes it (fleet hosts)."""
     return {'check': 'health.container', 'host': 'web-1', 'service': 'backend', 'status': 'crit',

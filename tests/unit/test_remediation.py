@@ -186,6 +186,22 @@ def test_db_lock_scenario():
     assert 'state idle' in skipped[9]
 
 
+def test_a_young_lock_holder_is_left_out_and_the_plan_says_why():
+    rows = [row(1, application_name='report-job', query='SELECT pg_sleep(3600)', xact_age=16.4, query_age=16.4),
+            row(2, application_name='checkout-worker-1', blocked_by=[1], wait_event_type='Lock', xact_age=15.0),
+            row(3, usename='analyst', application_name='analytics-nightly')]
+    targets, skipped = pg.select_sessions(pg.annotate(rows), roles=['app'], databases=['app'], min_age=30)
+    assert targets == []
+    lines = pg.no_target_lines([pg.public(r) for r in skipped])
+    assert lines[0] == 'nothing to do: no session matches the filters; left out:'
+    assert len(lines) == 2 and 'pid 1 ' in lines[1] and 'blocking=[2]' in lines[1]
+    assert lines[1].endswith('-- younger than 30s'), lines
+    # the first action of the diagnosis pins the holder and its age: the plan selects it
+    assert select(rows, pids=[1], min_age=16)[0] == [1]
+    assert pg.no_target_lines([pg.public(r) for r in pg.select_sessions(
+        pg.annotate([row(4, usename='analyst')]), roles=['app'], databases=['app'])[1]]) == []
+
+
 def test_min_age_pids_and_application_filters():
     rows = [row(1, xact_age=5.0, query_age=5.0), row(2, application_name='cron-job'), row(3)]
     assert select(rows)[0] == [2, 3]
