@@ -341,19 +341,15 @@ class CallbackModule(CallbackBase):
         return extra
 
     def _emit(self, event):
-        try:
-            self.writer.emit(event)
-        except (OSError, ValueError) as exc:
-            if not self._write_failed:
-                self._write_failed = True
-                self._display.warning('sre.incident_response.timeline: cannot write %s: %s'
-                                      % (self.writer.timeline_path, exc))
+        self._write([event])
 
     def _emit_tasks(self, interrupted=False):
         """Write the buffered results: one compact `task` event per task, in one append."""
-        if not len(self.tasks):
-            return
-        events = self.tasks.drain(interrupted=interrupted)
+        if len(self.tasks):
+            self._write(self.tasks.drain(interrupted=interrupted))
+
+    def _write(self, events):
+        """Append events (or keep them until the incident is known); a failed write warns once, never raises."""
         try:
             self.writer.emit_many(events)
         except (OSError, ValueError) as exc:
