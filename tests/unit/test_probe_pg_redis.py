@@ -130,3 +130,19 @@ def test_redis_clients_slowlog_keyspace():
     assert probe_redis.evaluate_slowlog('r1', 'redis', [], 0, RT)['status'] == 'ok'
     f = probe_redis.evaluate_keyspace('r1', 'redis', {'db0': {'keys': 34, 'expires': 30}, 'keyspace_hits': 90, 'keyspace_misses': 10})
     assert f['summary'] == '34 keys: db0 34 keys (30 with TTL); hit rate 90%'
+
+
+def test_redis_slowlog_monitoring_scrape_is_noise_not_a_symptom():
+    """A fresh clone's healthy-lab test failed once: the Redis exporter's own `INFO everything` (21 ms) rated Redis."""
+    now = int(time.time())
+    entries = [{'id': 7, 'start_time': now - 3, 'duration': 21000, 'command': 'INFO everything',
+                'client_address': '127.0.0.1:50312', 'client_name': 'redis_exporter'},
+               {'id': 6, 'start_time': now - 9, 'duration': 30000, 'command': 'CONFIG GET maxmemory'},
+               {'id': 5, 'start_time': now - 9, 'duration': 25000, 'command': 'slowlog get 10'}]
+    f = probe_redis.evaluate_slowlog('r1', 'redis', entries, 3, RT)
+    assert f['status'] == 'ok', f
+    assert '3 of them monitoring/admin commands' in f['summary']
+    assert [e['id'] for e in f['evidence']['entries']] == [7, 6, 5]  # kept as evidence
+    entries.append({'id': 8, 'start_time': now - 1, 'duration': 85000, 'command': 'EVAL "..." 0'})
+    f = probe_redis.evaluate_slowlog('r1', 'redis', entries, 4, RT)
+    assert f['status'] == 'warn' and f['summary'].endswith('slowest 85 ms: EVAL "..." 0')
