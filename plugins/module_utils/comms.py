@@ -4,6 +4,9 @@
 """Incident communications: the practice's templates, message files, and delivery payloads.
 
 Rendering is pure and deterministic (``now`` is a parameter) so unit tests pin every line.
+Every value from outside (title, commander, impact, findings, actions...) goes into a message as one line of escaped
+Markdown (escape.md): messages/ files and status pages render it as text, never as HTML, a link or a new line.
+Slack gets the text as Slack escapes it (escape.slack_code); the mentions, from the configuration, stay live.
 Delivery (Slack incoming webhook, a generic JSON webhook, PagerDuty Events v2, a
 Statuspage-style HTTP API) uses only the standard library; failures are returned, never raised,
 and no URL or key ever appears in what is returned.
@@ -21,6 +24,7 @@ from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.sre.incident_response.plugins.module_utils import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
 
@@ -156,14 +160,19 @@ def user_impact(incident, diagnosis):
 
 # --- the templates (PRACTICE.md, exactly in structure) -------------------------------------------------------
 
+def _v(value, limit=600):
+    """An outside value in a message: one line of escaped Markdown."""
+    return escape.md(value, limit)
+
+
 def render_declared(incident, now, impact=None):
     dummy, nxt = next_update(now, incident['severity'])
     return '\n'.join([
-        'INCIDENT DECLARED: %s' % incident.get('title'),
-        'Severity: %s' % incident['severity'],
-        'Commander: %s' % incident.get('commander'),
+        'INCIDENT DECLARED: %s' % _v(incident.get('title')),
+        'Severity: %s' % _v(incident['severity']),
+        'Commander: %s' % _v(incident.get('commander')),
         'Start time: %s' % files.isoformat(files.parse_ts(incident.get('started_at') or now)),
-        'Impact: %s' % (impact or incident.get('impact') or 'Under assessment'),
+        'Impact: %s' % _v(impact or incident.get('impact') or 'Under assessment'),
         'Status: Investigating',
         'Next update: %s' % nxt,
     ]) + '\n'
@@ -176,12 +185,12 @@ def render_update(incident, status, findings_text, actions_text, now):
     else:
         dummy, nxt = next_update(now, incident['severity'])
     return '\n'.join([
-        'INCIDENT UPDATE: %s' % incident.get('title'),
-        'Severity: %s' % incident['severity'],
+        'INCIDENT UPDATE: %s' % _v(incident.get('title')),
+        'Severity: %s' % _v(incident['severity']),
         'Duration: %s' % duration(incident, now),
         'Status: %s' % status,
-        'Current findings: %s' % (findings_text or 'Assessment in progress.'),
-        'Actions in progress: %s' % (actions_text or 'None.'),
+        'Current findings: %s' % _v(findings_text or 'Assessment in progress.', 1000),
+        'Actions in progress: %s' % _v(actions_text or 'None.', 1000),
         'Next update: %s' % nxt,
     ]) + '\n'
 
@@ -190,8 +199,8 @@ def _sentence(text):
     text = _one_line(text, 400).rstrip('.')
     first = text.split(' ', 1)[0]
     if len(first) > 1 and (first.isupper() or any(c.isupper() for c in first[1:])):
-        return text  # an acronym or a name (API, TLS, PostgreSQL) keeps its case
-    return text[:1].lower() + text[1:]
+        return _v(text)  # an acronym or a name (API, TLS, PostgreSQL) keeps its case
+    return _v(text[:1].lower() + text[1:])
 
 
 def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, service=None, root_cause=None):
@@ -206,10 +215,10 @@ def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, 
     if template == 'Identified':
         return '\n'.join([
             '[Identified] The issue has been identified as %s.' % _sentence(issue or incident.get('title')),
-            'We are working on a fix. Estimated resolution: %s.' % (_one_line(eta, 120).rstrip('.') if eta else 'to be confirmed'),
+            'We are working on a fix. Estimated resolution: %s.' % (_v(_one_line(eta, 120).rstrip('.')) if eta else 'to be confirmed'),
         ]) + '\n'
     return '\n'.join([
-        '[Resolved] The issue affecting %s has been resolved.' % _one_line(service or ', '.join(incident.get('services') or []) or 'our service', 200),
+        '[Resolved] The issue affecting %s has been resolved.' % _v(service or ', '.join(incident.get('services') or []) or 'our service', 200),
         'The root cause was %s.' % _sentence(root_cause or 'under investigation; details will follow in the post-mortem'),
         'We apologize for the disruption and will publish a detailed post-mortem.',
     ]) + '\n'
@@ -218,18 +227,22 @@ def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, 
 def render_ticket(incident, findings_text, actions_text, now):
     row = sevtable.info(incident['severity'])
     return '\n'.join([
-        'TICKET: [%s] %s' % (incident['severity'], incident.get('title')),
-        'Incident: %s' % incident.get('id'),
-        'Severity: %s (%s) - %s' % (incident['severity'], row['priority'], row['escalation_text']),
+        'TICKET: [%s] %s' % (_v(incident['severity']), _v(incident.get('title'))),
+        'Incident: %s' % _v(incident.get('id')),
+        'Severity: %s (%s) - %s' % (_v(incident['severity']), row['priority'], row['escalation_text']),
         'Start time: %s' % files.isoformat(files.parse_ts(incident.get('started_at') or now)),
         'Respond within: %s' % fmt_minutes(row['response_minutes']),
-        'Impact: %s' % (incident.get('impact') or 'Under assessment'),
-        'Findings: %s' % (findings_text or 'Assessment in progress.'),
-        'Next steps: %s' % (actions_text or 'Handle in working hours.'),
+        'Impact: %s' % _v(incident.get('impact') or 'Under assessment'),
+        'Findings: %s' % _v(findings_text or 'Assessment in progress.', 1000),
+        'Next steps: %s' % _v(actions_text or 'Handle in working hours.', 1000),
     ]) + '\n'
 
 
 # --- message files -----------------------------------------------------------------------------------------
+
+# Messages of one kind written in one second before giving up (a loop over the directory's files always ends).
+MESSAGE_NAME_TRIES = 1000
+
 
 def message_name(kind, now, status=None):
     stamp = now.astimezone(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
@@ -242,8 +255,7 @@ def write_message(directory, kind, text, now, status=None):
     files.ensure_dir(directory)
     base = message_name(kind, now, status)
     path = os.path.join(directory, base)
-    counter = 2
-    while True:
+    for counter in range(2, MESSAGE_NAME_TRIES + 2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             break
@@ -251,7 +263,9 @@ def write_message(directory, kind, text, now, status=None):
             if not os.path.exists(path):
                 raise
             path = os.path.join(directory, base[:-3] + '-%d.md' % counter)
-            counter += 1
+    else:
+        raise OSError('%s: %d messages of this kind in this second already' % (os.path.join(directory, base),
+                                                                              MESSAGE_NAME_TRIES))
     with os.fdopen(fd, 'w') as handle:
         handle.write(text)
     return path
@@ -260,8 +274,12 @@ def write_message(directory, kind, text, now, status=None):
 # --- delivery payloads -------------------------------------------------------------------------------------
 
 def slack_payload(text, channel, username='incident-bot', mentions=None):
-    """Slack incoming-webhook body: the message as a code block (the template's layout), people tagged first."""
-    body = '```\n%s```' % text if text else ''
+    """Slack incoming-webhook body: the message as a code block (the template's layout), people tagged first.
+
+    `text` is a rendered message (escaped Markdown): shown verbatim in the block, escaped by Slack's rules, so
+    `<!channel>`, `<@U123>` or a link in it are text and no backtick closes the block. The mentions come from the
+    configuration (incident contacts) and stay live."""
+    body = '```\n%s```' % escape.slack_code(escape.md_unescape(text)) if text else ''
     if mentions:
         body = '%s\n%s' % (' '.join(mentions), body)
     return {'channel': channel, 'username': username, 'text': body}

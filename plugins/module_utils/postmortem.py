@@ -21,8 +21,8 @@ __metaclass__ = type
 
 import datetime
 import os
-import re
 
+from ansible_collections.sre.incident_response.plugins.module_utils import escape
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
     DIAGNOSIS,
     FINDINGS,
@@ -47,7 +47,6 @@ MAX_TIMELINE_ENTRIES = 60
 SIGNIFICANT_KINDS = ('declared', 'severity', 'diagnosis', 'plan', 'approval', 'action', 'verify', 'comms',
                      'note', 'resolved')
 ROOT_CAUSE_HINT = '`-e root_cause=...` when running playbooks/resolve.yml'
-_MD_ESCAPE = re.compile(r'([\\`*\[\]<>])')
 
 
 def fmt_duration(seconds):
@@ -77,12 +76,12 @@ def fmt_target(minutes):
     return fmt_duration(minutes * 60)
 
 
-def md_text(text, limit=240):
-    """One line of Markdown-safe text: whitespace folded, markup characters escaped."""
-    text = ' '.join(str(text if text is not None else '').split())
-    if limit and len(text) > limit:
-        text = text[:limit - 3] + '...'
-    return _MD_ESCAPE.sub(r'\\\1', text)
+def md_text(text, limit=240, redactor=None):
+    """One line of Markdown-safe text (escape.md: folded, truncated, HTML/links/code/tables escaped). With a
+    redactor, redacted first: an escaped or truncated secret would no longer match it."""
+    if redactor is not None:
+        text = redactor.text(str(text if text is not None else ''))
+    return escape.md(text, limit)
 
 
 def hhmm(ts):
@@ -263,7 +262,7 @@ def compute_metrics(record, now=None):
     return metrics
 
 
-def _event_line(event, unfinished=False):
+def _event_line(event, unfinished=False, md=md_text):
     summary = event.get('summary') or event.get('kind')
     host = event.get('host')
     kind = event.get('kind')
@@ -275,7 +274,7 @@ def _event_line(event, unfinished=False):
         text += ' (%s)' % host
     if unfinished:
         text += ' - the run did not finish (killed or crashed)'
-    return '%s - %s' % (hhmm(event['ts']), md_text(text))
+    return '%s - %s' % (hhmm(event['ts']), md(text))
 
 
 class PostmortemRenderer(object):
@@ -284,6 +283,10 @@ class PostmortemRenderer(object):
     def __init__(self, redactor=None, today=None):
         self.redactor = redactor or Redactor()
         self.today = today
+
+    def _md(self, text, limit=240):
+        """An outside value: redacted, then one line of escaped Markdown."""
+        return md_text(text, limit, self.redactor)
 
     def render(self, record, inputs=None, final=False, now=None):
         inputs = dict(inputs or {})
@@ -294,7 +297,7 @@ class PostmortemRenderer(object):
         lines = []
         add = lines.append
 
-        add('# Post-mortem: %s' % md_text(inputs.get('title') or record.title, 160))
+        add('# Post-mortem: %s' % self._md(inputs.get('title') or record.title, 160))
         add('')
         state = 'Final' if final else 'Draft (regenerated after every run; finalized by playbooks/resolve.yml)'
         add('Status: %s. This review is blameless: it is about systems and decisions, not people.' % state)
@@ -302,22 +305,22 @@ class PostmortemRenderer(object):
 
         add('## Summary')
         add('')
-        add('- **Incident:** %s' % md_text(record.incident_id or 'unknown'))
+        add('- **Incident:** %s' % self._md(record.incident_id or 'unknown'))
         add('- **Date:** %s' % (parse_ts(metrics['started_at']).strftime('%Y-%m-%d') if metrics['started_at']
                                  else 'unknown'))
         add('- **Severity:** %s' % ('%s (%s) - %s' % (sev, sev_info.get('priority'), sev_info.get('impact'))
                                      if sev else 'not classified'))
         if record.incident.get('commander') or inputs.get('commander'):
-            add('- **Commander:** %s' % md_text(inputs.get('commander') or record.incident.get('commander')))
+            add('- **Commander:** %s' % self._md(inputs.get('commander') or record.incident.get('commander')))
         add('- **Start:** %s' % fmt_time(metrics['started_at']))
         add('- **End:** %s' % (fmt_time(metrics['resolved_at']) if metrics['resolved_at']
                                 else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
         add('- **Duration:** %s%s' % (fmt_duration(metrics['duration']), '' if metrics['resolved'] else ' so far'))
         impact = inputs.get('impact') or record.incident.get('impact') or \
             (sev_info.get('impact') and 'Not stated; the severity implies: %s' % sev_info['impact']) or 'Not stated'
-        add('- **Impact:** %s' % md_text(impact, 400))
+        add('- **Impact:** %s' % self._md(impact, 400))
         what = inputs.get('summary') or self._what_happened(record)
-        add('- **What happened:** %s' % md_text(what, 400))
+        add('- **What happened:** %s' % self._md(what, 400))
         add('')
 
         add('## Timeline')
@@ -332,7 +335,7 @@ class PostmortemRenderer(object):
         else:
             omitted = 0
         if metrics['started_at'] and not any(e.get('kind') == 'declared' for e in significant):
-            add('- %s - %s' % (hhmm(metrics['started_at']), md_text('Incident started: %s' % record.title)))
+            add('- %s - %s' % (hhmm(metrics['started_at']), self._md('Incident started: %s' % record.title)))
         finished = set()
         for event in scoped_events(record.events):
             data = event.get('data') or {}
@@ -345,7 +348,7 @@ class PostmortemRenderer(object):
             data = event.get('data') or {}
             unfinished = event.get('kind') == 'play' and data.get('phase') == 'start' and bool(data.get('run')) \
                 and data['run'] not in finished and data['run'] != last_run
-            add('- ' + _event_line(event, unfinished=unfinished))
+            add('- ' + _event_line(event, unfinished=unfinished, md=self._md))
         if omitted:
             add('- %d more events in timeline.jsonl' % omitted)
         if metrics['resolved_at'] and not any(e.get('kind') == 'resolved' for e in significant):
@@ -362,9 +365,9 @@ class PostmortemRenderer(object):
         whys = [w for w in (inputs.get('five_whys') or []) if w]
         if whys:
             for index, why in enumerate(whys, 1):
-                add('%d. %s' % (index, md_text(why, 400)))
+                add('%d. %s' % (index, self._md(why, 400)))
         else:
-            first = md_text(inputs.get('impact') or record.incident.get('impact') or record.title, 200)
+            first = self._md(inputs.get('impact') or record.incident.get('impact') or record.title, 200)
             add('1. Why did users see the impact (%s)? _to fill_' % first)
             add('2. Why did that happen? _to fill_')
             add('3. Why was that possible? _to fill_')
@@ -435,22 +438,21 @@ class PostmortemRenderer(object):
             return '; '.join(str(f.get('summary')) for f in crit[:3])
         return record.incident.get('impact') or 'See the timeline.'
 
-    @staticmethod
-    def _root_cause(record, inputs):
+    def _root_cause(self, record, inputs):
         if inputs.get('root_cause'):
-            return md_text(inputs['root_cause'], 1000)
+            return self._md(inputs['root_cause'], 1000)
         if record.diagnosis:
             top = record.diagnosis[0]
             parts = ['**Suspected** (top hypothesis of the diagnosis, not yet confirmed): %s.'
-                     % md_text(top.get('likely_cause') or top.get('pattern'), 400)]
+                     % self._md(top.get('likely_cause') or top.get('pattern'), 400)]
             details = []
             if top.get('pattern'):
-                details.append('pattern `%s`' % str(top['pattern']).replace('`', ''))
+                details.append('pattern `%s`' % escape.one_line(top['pattern'], 80).replace('`', ''))
             if top.get('confidence') is not None:
-                details.append('confidence %s' % md_text(top['confidence']))
+                details.append('confidence %s' % self._md(top['confidence']))
             evidence = top.get('evidence') or []
             if evidence:
-                details.append('evidence %s' % md_text(', '.join(str(e) for e in evidence[:6])))
+                details.append('evidence %s' % self._md(', '.join(str(e) for e in evidence[:6])))
             if details:
                 parts.append(' '.join(['Based on', '; '.join(details) + '.']))
             parts.append('Confirm or replace it with %s.' % inputs.get('root_cause_hint', ROOT_CAUSE_HINT))
@@ -458,16 +460,15 @@ class PostmortemRenderer(object):
         return ('Not determined yet (no diagnosis.json hypothesis to suggest one). Give it with %s.'
                 % inputs.get('root_cause_hint', ROOT_CAUSE_HINT))
 
-    @staticmethod
-    def _contributing(record, inputs, metrics):
-        items = [md_text(f, 400) for f in (inputs.get('contributing_factors') or []) if f]
+    def _contributing(self, record, inputs, metrics):
+        items = [self._md(f, 400) for f in (inputs.get('contributing_factors') or []) if f]
         if items:
             return items
         top_evidence = set(record.diagnosis[0].get('evidence') or []) if record.diagnosis else set()
         for finding in record.findings:
             key = '%s/%s' % (finding.get('host'), finding.get('check'))
             if finding.get('status') in ('warn', 'crit') and key not in top_evidence:
-                items.append(md_text('%s (%s, %s): %s' % (finding.get('check'), finding.get('host'),
+                items.append(self._md('%s (%s, %s): %s' % (finding.get('check'), finding.get('host'),
                                                           finding.get('status'), finding.get('summary')), 300))
         for finding in record.findings:
             if finding.get('check') == 'deploy.recent' and finding.get('status') in ('warn', 'crit'):
@@ -479,10 +480,9 @@ class PostmortemRenderer(object):
             items.append('None identified from the recorded findings; add any with postmortem_contributing_factors.')
         return items[:12]
 
-    @staticmethod
-    def _assessment(record, inputs, metrics):
-        well = [md_text(i, 300) for i in (inputs.get('went_well') or []) if i]
-        improve = [md_text(i, 300) for i in (inputs.get('could_be_improved') or []) if i]
+    def _assessment(self, record, inputs, metrics):
+        well = [self._md(i, 300) for i in (inputs.get('went_well') or []) if i]
+        improve = [self._md(i, 300) for i in (inputs.get('could_be_improved') or []) if i]
         sev = metrics['severity']
         target = metrics['response_target_minutes']
         ack = metrics['time_to_acknowledge']
@@ -534,8 +534,9 @@ class PostmortemRenderer(object):
             owner = str(item.get('owner') or default_owner)
             if not owner.startswith('@'):
                 owner = '@' + owner
-            items.append('%s - Owner: %s - Due: %s' % (md_text(item.get('measure'), 300), md_text(owner, 60),
-                                                      item.get('due') or due))
+            given = str(item.get('due') or '')
+            items.append('%s - Owner: %s - Due: %s' % (self._md(item.get('measure'), 300), self._md(owner, 60),
+                                                      self._md(given, 40) if given else due))
         covered = ' '.join(str(i.get('measure', i) if isinstance(i, dict) else i)
                            for i in (inputs.get('action_items') or []))
         for finding in record.crit_findings():
@@ -544,13 +545,13 @@ class PostmortemRenderer(object):
                 continue
             measure = 'Proposed: prevent a recurrence of %s on %s (%s) and alert on it before users notice' % (
                 check, finding.get('host'), finding.get('summary'))
-            items.append('%s - Owner: %s - Due: %s' % (md_text(measure, 300), md_text(default_owner, 60), due))
+            items.append('%s - Owner: %s - Due: %s' % (self._md(measure, 300), self._md(default_owner, 60), due))
         if not items:
             items.append('%s - Owner: %s - Due: %s' % (
                 'Proposed: confirm the root cause and add a regression test and an alert for it',
-                md_text(default_owner, 60), due))
+                self._md(default_owner, 60), due))
         items.append('%s - Owner: %s - Due: %s' % (
-            'Update the runbooks (playbooks/runbooks.yml) with this failure mode', md_text(default_owner, 60), due))
+            'Update the runbooks (playbooks/runbooks.yml) with this failure mode', self._md(default_owner, 60), due))
         return items
 
     @staticmethod

@@ -3,8 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The data behind report.html: an incident directory in, a redacted, JSON-able picture model out.
 
-No markup here: the role ``sre.incident_response.report`` renders this model with its Jinja2 template
-(roles/report/templates/report.html.j2). This module decides what is drawn where:
+``build()`` makes the model, no markup; ``render_html()`` renders it with the Jinja2 template
+roles/report/templates/report.html.j2 in an environment that HTML-escapes every value (everything in the model came
+from outside: alert labels, log lines, database rows), and the page carries a Content-Security-Policy that allows
+no script and only its own inline style. The model decides what is drawn where:
 
 - ``timeline``: the time axis (ticks), one lane per host that reported findings (one mark per finding event,
   coloured by status), and incident rows: severity changes, messages sent, the plan -> approval -> action ->
@@ -19,9 +21,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import glob
+import hashlib
 import json
+import math
 import os
+import tempfile
 import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
@@ -41,6 +47,8 @@ LEFT = 170
 RIGHT = 40
 TOP = 34
 ROW = 34
+MESSAGE_GAP = 15
+CHAIN_GAP = 16
 EVIDENCE_CHARS = 4000
 SVG_TITLE_CHARS = 400
 
@@ -66,10 +74,19 @@ def _short(text, limit):
 
 
 def _nice_step(span):
+    """Seconds between ticks: a round step giving at most 8 ticks, whatever the span (days beyond a day)."""
     for step in (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400):
         if span / step <= 8:
             return step
-    return 86400
+    return int(math.ceil(span / 8.0 / 86400)) * 86400
+
+
+def _beside(x, placed, gap):
+    """`x`, or `gap` right of the last mark placed when that one is closer. Arithmetic, not a loop: adding a step in
+    floating point until a distance is reached may never reach it (263.4 - 248.4 == 14.999999999999972)."""
+    if not placed:
+        return x
+    return max(x, round(placed[-1]['x'] + gap, 1))
 
 
 class Axis(object):
@@ -89,23 +106,26 @@ class Axis(object):
         step = _nice_step(self.end - self.start)
         first = (int(self.start) // step + 1) * step
         out = [{'x': self.x(self.start), 'label': _hms(self.start)}]
-        t = first
-        while t < self.end:
+        for index in range(max(0, int(math.ceil((self.end - first) / step)))):  # at most 8 (_nice_step)
+            t = first + index * step
             if self.x(t) - out[-1]['x'] > 60:
                 out.append({'x': self.x(t), 'label': _hms(t)})
-            t += step
         return out
 
 
 def _evidence_text(path, host, check, finding):
-    """The raw evidence file of a finding (evidence/<host>/<check>.txt|.json), else the finding's evidence dict."""
-    base = os.path.join(path, 'evidence', str(host))
+    """The raw evidence file of a finding (evidence/<host>/<check>.txt|.json), else the finding's evidence dict.
+    Host and check come from the files: a name that leads out of evidence/ (../, a symlink) reads nothing."""
+    top = os.path.realpath(path)
+    root = os.path.join(top, 'evidence')
     for ext in ('.txt', '.json'):
-        candidate = os.path.join(base, str(check) + ext)
+        candidate = os.path.realpath(os.path.join(root, str(host), str(check) + ext))
+        if not candidate.startswith(root + os.sep):
+            break
         if os.path.isfile(candidate):
             try:
                 with open(candidate, 'r', errors='replace') as handle:
-                    return os.path.relpath(candidate, path), handle.read(EVIDENCE_CHARS + 1)
+                    return os.path.relpath(candidate, top), handle.read(EVIDENCE_CHARS + 1)
             except OSError:
                 break
     evidence = (finding or {}).get('evidence')
@@ -184,10 +204,8 @@ def build(path, redactor=None, now=None):
     for event in events:
         if event.get('kind') == 'comms':
             epoch = _ts(event['ts'])
-            x = axis.x(epoch)
             # messages sent together stand side by side
-            while messages and x - messages[-1]['x'] < 15:
-                x = round(messages[-1]['x'] + 15, 1)
+            x = _beside(axis.x(epoch), messages, MESSAGE_GAP)
             messages.append({'x': x, 'title': _short('%s %s' % (_hms(epoch), event.get('summary')), SVG_TITLE_CHARS),
                              'failed': 'FAILED' in str(event.get('summary'))})
     chain = []
@@ -196,9 +214,7 @@ def build(path, redactor=None, now=None):
             data = event.get('data') or {}
             status = str(data.get('status') or data.get('decision') or '').lower()
             bad = status in ('failed', 'refused', 'rejected', 'denied') or 'fail' in str(event.get('summary')).lower()
-            x = axis.x(_ts(event['ts']))
-            while chain and x - chain[-1]['x'] < 16:
-                x = round(chain[-1]['x'] + 16, 1)
+            x = _beside(axis.x(_ts(event['ts'])), chain, CHAIN_GAP)
             chain.append({'x': x, 'kind': event['kind'], 'bad': bad, 'label_dy': 19 if len(chain) % 2 == 0 else 30,
                           'title': _short('%s %s: %s' % (_hms(_ts(event['ts'])), event['kind'], event.get('summary')), SVG_TITLE_CHARS)})
     markers = []
@@ -304,3 +320,49 @@ def build(path, redactor=None, now=None):
         'files': {'timeline': 'timeline.jsonl', 'findings': 'findings.json', 'diagnosis': 'diagnosis.json'},
     }
     return redactor.data(model)
+
+
+# --- report.html ---------------------------------------------------------------------------------------------------
+
+TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        'roles', 'report', 'templates', 'report.html.j2')
+
+
+def csp_hash(text):
+    """The Content-Security-Policy source that allows one inline element of exactly this text: 'sha256-<base64>'."""
+    return "'sha256-%s'" % base64.b64encode(hashlib.sha256(str(text).encode('utf-8')).digest()).decode('ascii')
+
+
+def render_html(model, template=TEMPLATE):
+    """report.html of a model (build()): the Jinja2 template rendered by a sandboxed environment that HTML-escapes
+    every value it prints (autoescape on). Not ansible's `template` module: that one ignores `{% autoescape %}`,
+    and the template's `csp_hash` filter exists only here, so rendering it there fails instead of going out raw."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    env = ImmutableSandboxedEnvironment(loader=jinja2.FileSystemLoader(os.path.dirname(template)), autoescape=True,
+                                        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
+    env.filters['csp_hash'] = csp_hash
+    return env.get_template(os.path.basename(template)).render(report_model=model)
+
+
+def write_html(dest, html, check_mode=False, mode=0o644):
+    """Write `html` to `dest` (atomically: a reader never sees half a page) unless it is already there.
+    Returns {'path', 'changed'}; in check mode nothing is written."""
+    try:
+        with open(dest, 'r', encoding='utf-8', errors='replace') as handle:
+            if handle.read() == html:
+                return {'path': dest, 'changed': False}
+    except OSError:
+        pass
+    if not check_mode:
+        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(dest), dir=os.path.dirname(dest) or '.')
+        try:
+            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+                handle.write(html)
+            os.chmod(tmp, mode)
+            os.replace(tmp, dest)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return {'path': dest, 'changed': True}

@@ -142,3 +142,57 @@ def test_content_from_diagnosis():
     assert comms.user_impact({'impact': 'Under assessment'}, diagnosis) == 'errors since the latest deployment (backend)'
     assert comms.user_impact({'impact': 'Checkout fails'}, diagnosis) == 'Checkout fails'
     assert comms.summarize_findings({'healthy': True, 'summary': 'All 12 checks ok', 'hypotheses': []}) == 'All 12 checks ok'
+
+
+# --- outside text in messages: Markdown files and status pages, Slack ----------------------------------------------
+
+BAD = '<script>alert(1)</script> <img src=x onerror=alert(2)> <!channel> <@U123> [click](https://evil.example/) ' \
+      '![b](https://evil.example/p.png) `tick` ``` | cell |\nStatus: Resolved\r\n# heading'
+
+
+def bad_incident():
+    return incident(title=BAD, commander=BAD, impact=BAD, services=[BAD], id='INC-20261127-0312-a1b2')
+
+
+def all_messages():
+    inc = bad_incident()
+    out = {'declared': comms.render_declared(inc, NOW, impact=BAD),
+           'update': comms.render_update(inc, 'Identified', BAD, BAD, NOW),
+           'ticket': comms.render_ticket(inc, BAD, BAD, NOW)}
+    for status in comms.STATUSES:
+        out['statuspage-%s' % status] = comms.render_statuspage(inc, status, NOW, issue=BAD, impact=BAD, eta=BAD,
+                                                                service=BAD, root_cause=BAD)
+    return out
+
+
+def test_outside_text_cannot_add_a_line_to_a_message():
+    lines = {'declared': 7, 'update': 7, 'ticket': 8, 'statuspage-Investigating': 3, 'statuspage-Identified': 2,
+             'statuspage-Mitigating': 2, 'statuspage-Resolved': 3}
+    for name, text in all_messages().items():
+        assert len(text.splitlines()) == lines[name], (name, text)
+        assert not [ln for ln in text.splitlines() if ln.startswith(('Status: Resolved', '#', '|'))], (name, text)
+
+
+def test_messages_render_as_text_in_markdown():
+    """messages/*.md and the status page body: the outside text is shown, never HTML, a link, an image or code."""
+    from markdown_it import MarkdownIt
+    md = MarkdownIt('commonmark').enable('table')
+    for name, text in all_messages().items():
+        tokens = md.parse(text)
+        kinds = {t.type for t in tokens} | {c.type for t in tokens for c in (t.children or [])}
+        assert kinds <= {'paragraph_open', 'inline', 'paragraph_close', 'text', 'softbreak'}, (name, kinds, text)
+        html = md.render(text)
+        assert '<script' not in html and '<img' not in html and '<a ' not in html, html
+        assert '&lt;script&gt;alert(1)&lt;/script&gt;' in html, (name, html)
+
+
+def test_slack_gets_the_text_escaped_by_slacks_rules_and_mentions_live():
+    text = all_messages()['update']
+    body = comms.slack_payload(text, '#incidents', mentions=['<!subteam^S0ONCALL>', '@ic'])['text']
+    mentions, block = body.split('\n', 1)
+    assert mentions == '<!subteam^S0ONCALL> @ic'  # configured: live
+    assert block.startswith('```\n') and block.endswith('```') and block.count('```') == 2, block
+    assert '<' not in block and '>' not in block, block  # <!channel>, <@U123>, <url|text> from data: inert
+    assert '&lt;!channel&gt;' in block and '&lt;script&gt;alert(1)&lt;/script&gt;' in block
+    assert '\\<' not in block and '[click](https://evil.example/)' in block  # shown as it was, no Markdown escapes
+    assert comms.slack_payload('', '#c')['text'] == ''

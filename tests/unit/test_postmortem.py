@@ -223,6 +223,41 @@ def test_markdown_escaping_and_redaction():
     assert md_text('a\nb   c') == 'a b c'
 
 
+BAD_MD = '# heading <img src=x onerror=alert(1)> [x](https://evil.example/) | cell | `tick`\n\n> quote\n- item'
+
+
+def test_outside_text_in_every_place_stays_one_line_of_text():
+    """Root cause at the start of its line, the diagnosis pattern in a code span, a due date, a log line in the
+    timeline: none can start a heading, a quote, a list, a table, HTML or a link."""
+    record = sample_record()
+    record.diagnosis[0]['pattern'] = 'x`\n\n# injected heading\n\n`y'
+    record.diagnosis[0]['confidence'] = BAD_MD
+    record.events.append(files.make_event('INC-1', 'note', BAD_MD, ts=ts(20)))
+    record.events.sort(key=lambda e: e['ts'])
+    inputs = {'action_items': [{'measure': BAD_MD, 'owner': BAD_MD, 'due': '2026-12-01\n\n# due heading'}],
+              'five_whys': [BAD_MD], 'went_well': [BAD_MD], 'contributing_factors': [BAD_MD], 'commander': BAD_MD}
+    for given in ({'root_cause': BAD_MD}, {}):
+        text = PostmortemRenderer().render(record, inputs=dict(inputs, **given))
+        title, sections = parse_sections(text)
+        assert list(sections) == list(SECTIONS)  # no heading added
+        tokens = MarkdownIt('commonmark').enable('table').parse(text)
+        kinds = {t.type for t in tokens} | {c.type for t in tokens for c in (t.children or [])}
+        assert not kinds & {'blockquote_open', 'table_open', 'link_open', 'image', 'html_inline', 'html_block'}, kinds
+        assert 'injected heading' in text and 'due heading' in text
+
+
+def test_secrets_are_redacted_before_they_are_escaped_or_cut():
+    secret = 'Zq9*<S3cret>_k'
+    record = sample_record()
+    record.incident['impact'] = 'leaked %s here' % secret
+    record.events.append(files.make_event('INC-1', 'note', 'x' * 233 + 'Zq9S3cretTail', ts=ts(20)))
+    record.events.sort(key=lambda e: e['ts'])
+    text = PostmortemRenderer(redactor=Redactor(literals=[secret, 'Zq9S3cretTail'])).render(record)
+    plain = MarkdownIt('commonmark').render(text)
+    assert 'S3cret' not in plain and 'Zq9' not in plain, [ln for ln in text.splitlines() if 'Zq9' in ln]
+    assert 'leaked ******** here' in plain
+
+
 def test_render_to_dir_is_idempotent_and_named_by_start_date(tmp_path):
     record = sample_record()
     dest, changed, _ = render_to_dir(str(tmp_path), record, final=True)

@@ -1,5 +1,11 @@
 """report.html: the model (plugins/module_utils/report.py) from an incident directory, and its Jinja2 template
-(roles/report/templates/report.html.j2) - lanes, marks, worst status per cell, targets, escaping, redaction."""
+(roles/report/templates/report.html.j2) rendered by report.render_html - the function the action
+sre.incident_response.incident_report renders the page with - lanes, marks, worst status per cell, targets,
+escaping, the Content-Security-Policy, redaction. tests/integration/test_render_outside_text.py renders it through
+playbooks/report.yml after a real triage."""
+import base64
+import hashlib
+import html.parser
 import json
 import os
 import re
@@ -79,8 +85,43 @@ def test_model_lanes_marks_and_worst_cells(incident):
 
 
 def render(model):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE), undefined=jinja2.StrictUndefined)
-    return env.get_template('report.html.j2').render(report_model=model)
+    return report.render_html(model)
+
+
+class Page(html.parser.HTMLParser):
+    """Elements and attributes as a browser's parser sees them, the text of <style>, and the CSP meta."""
+
+    def __init__(self, text):
+        super(Page, self).__init__(convert_charrefs=True)
+        self.tags, self.attrs, self.styles, self.csp, self.text = [], [], [], [], []
+        self._in_style = False
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.attrs.extend((tag, name, value) for name, value in attrs)
+        self._in_style = tag == 'style'
+        if tag == 'meta' and dict(attrs).get('http-equiv', '').lower() == 'content-security-policy':
+            self.csp.append(dict(attrs)['content'])
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        (self.styles if self._in_style else self.text).append(data)
+
+
+def assert_inert(page):
+    """No element or attribute that runs or loads anything; one CSP that allows no script and only our style."""
+    assert not {'script', 'img', 'iframe', 'object', 'embed', 'link', 'base', 'form', 'foreignobject'} & set(page.tags)
+    assert not [a for a in page.attrs if a[1].startswith('on') or a[1] in ('style', 'src', 'srcdoc', 'xlink:href')]
+    assert not [a for a in page.attrs if a[1] == 'href' and not re.match(r'^(#f-[\w-]+|evidence/[\w./-]+|postmortem-[\w.-]+\.md)$', a[2])]
+    assert len(page.csp) == 1 and len(page.styles) == 1
+    policy = dict((d.split()[0], d.split()[1:]) for d in page.csp[0].split(';') if d.strip())
+    digest = base64.b64encode(hashlib.sha256(page.styles[0].encode('utf-8')).digest()).decode()
+    assert policy == {'default-src': ["'none'"], 'style-src': ["'sha256-%s'" % digest], 'img-src': ["'none'"],
+                      'base-uri': ["'none'"], 'form-action': ["'none'"]}, policy
 
 
 def test_template_escapes_and_redacts(incident):
@@ -93,6 +134,63 @@ def test_template_escapes_and_redacts(incident):
     assert 'blocked pid 42 by 41' in html and 'href="evidence/app-db/pg.locks.txt"' in html
     assert 'href="#f-app-backend-app-errors"' in html and 'id="f-app-backend-app-errors"' in html
     assert not re.search(r'''(src|href)\s*=\s*["']?(https?:)?//''', html)
+    assert_inert(Page(html))
+
+
+PAYLOADS = ['<script>alert(1)</script>', '<img src=x onerror=alert(2)>', '"><svg onload=alert(3)>',
+            "' onmouseover='alert(4)", '</title><script>alert(5)</script>', '</style><script>alert(6)</script>',
+            ']]><script>alert(7)</script>', '<a href="javascript:alert(8)">x</a>', '{{ 7 * 7 }}{% raw %}']
+
+
+def test_outside_text_everywhere_stays_text(tmp_path):
+    """Every string the page shows, from every file of the incident, carries markup: the page runs and loads
+    nothing, and shows each payload as text."""
+    bad = ' | '.join(PAYLOADS)
+    path = tmp_path / 'INC-X'
+    (path / 'evidence' / 'h1').mkdir(parents=True)
+    (path / 'incident.json').write_text(json.dumps({
+        'id': 'INC-X', 'title': bad, 'severity': 'SEV1" onload="x', 'started_at': '2026-11-27T03:10:00.000Z',
+        'status': bad, 'commander': bad, 'impact': bad}))
+    events = [ev('10:00', 'declared', bad), ev('10:01', 'severity', bad, severity='SEV2<script>'),
+              ev('10:02', 'finding', bad, host='h1', check='app.errors', status='crit'),
+              ev('10:02', 'finding', bad, host=bad, check=bad, status=bad),
+              ev('10:03', 'comms', bad), ev('10:04', 'plan', bad, status=bad), ev('10:05', 'verify', bad),
+              ev('10:06', 'resolved', bad)]
+    (path / 'timeline.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in events))
+    (path / 'findings.json').write_text(json.dumps([{'host': 'h1', 'check': 'app.errors', 'status': 'crit',
+                                                     'summary': bad, 'ts': '2026-11-27T03:10:02.000Z'}]))
+    (path / 'evidence' / 'h1' / 'app.errors.txt').write_text(bad)
+    (path / 'diagnosis.json').write_text(json.dumps({'hypotheses': [
+        {'rank': 1, 'pattern': bad, 'confidence': 0.5, 'likely_cause': bad, 'first_action': bad, 'then': bad,
+         'evidence': ['h1/app.errors', bad]}]}))
+    (path / 'postmortem-2026-11-27.md').write_text(bad)
+    html = render(report.build(str(path), redactor=Redactor()))
+    page = Page(html)
+    assert_inert(page)
+    text = ''.join(page.text)
+    for payload in PAYLOADS:
+        assert text.count(payload) >= 10, payload
+    assert '49' not in text.replace('2026', '')  # nothing was templated
+
+
+def test_the_template_needs_the_escaping_renderer(incident):
+    """ansible.builtin.template (no autoescape, whatever the template says) fails on it instead of writing it raw."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE), undefined=jinja2.StrictUndefined)
+    with pytest.raises(jinja2.TemplateAssertionError, match='csp_hash'):
+        env.get_template('report.html.j2')
+    source = re.sub(r'\{#.*?#\}', '', open(os.path.join(TEMPLATE, 'report.html.j2')).read(), flags=re.S)
+    assert not re.search(r'\|\s*safe\b|autoescape\s+false|style=', source)
+
+
+def test_write_html_is_atomic_idempotent_and_honest_in_check_mode(tmp_path):
+    dest = str(tmp_path / 'report.html')
+    assert report.write_html(dest, '<p>a</p>', check_mode=True) == {'path': dest, 'changed': True}
+    assert not os.path.exists(dest)
+    assert report.write_html(dest, '<p>a</p>')['changed'] is True
+    assert report.write_html(dest, '<p>a</p>')['changed'] is False
+    assert report.write_html(dest, '<p>b</p>', check_mode=True)['changed'] is True
+    assert open(dest).read() == '<p>a</p>' and oct(os.stat(dest).st_mode & 0o777) == '0o644'
+    assert os.listdir(str(tmp_path)) == ['report.html']
 
 
 def test_not_an_incident_directory(tmp_path):
