@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: sre.incident_response contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin: one Alertmanager alert event -> the incident of its group (documentation in plugins/modules/alert_intake.py)."""
+"""Action plugin: one batch of alerts of one Alertmanager group -> the incident of its group.
+
+Documentation in plugins/modules/alert_intake.py. The alert text never passes through a template: the
+event is read from the task's variables as it is (the playbook does not write `{{ ansible_eda.event }}`)
+and its payload is base64-encoded JSON decoded here; a notification file is parsed here.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -20,7 +25,8 @@ class ActionModule(ActionBase):
     _requires_connection = False
 
     ARGSPEC = dict(
-        event=dict(type='dict', required=True),
+        event=dict(type='dict'),
+        notification_file=dict(type='path'),
         incident_dir=dict(type='path', default='incidents'),
         hosts_services=dict(type='dict', default={}),
         severity_map=dict(type='dict', default={}),
@@ -28,17 +34,36 @@ class ActionModule(ActionBase):
         contacts=dict(type='dict', default={}),
     )
 
+    @staticmethod
+    def _rulebook_event(task_vars):
+        """ansible_eda.event as ansible-rulebook passed it (an extra var), read without templating it."""
+        eda = (task_vars or {}).get('ansible_eda')
+        return eda.get('event') if isinstance(eda, dict) else None
+
+    def _batch(self, args, task_vars):
+        if args['event'] and args['notification_file']:
+            raise ValueError('give event or notification_file, not both')
+        if args['notification_file']:
+            return alerts.read_notification_file(args['notification_file'])
+        event = args['event'] or self._rulebook_event(task_vars)
+        if not event:
+            raise ValueError('no alert: this playbook is run by the rulebook (ansible_eda.event); %s' % alerts.BY_HAND)
+        return alerts.decode_event(event)
+
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         if args['throttle_minutes'] < 0:
             raise AnsibleActionFail('throttle_minutes must be 0 or more, got %s' % args['throttle_minutes'])
+        groups = (task_vars or {}).get('groups') or {}
+        inventory_names = set(groups) | set(groups.get('all') or [])
         try:
             outcome = alerts.intake(
-                args['event'], incident_dir=args['incident_dir'], hosts_services=args['hosts_services'],
-                severity_map=args['severity_map'], throttle_minutes=args['throttle_minutes'],
-                contacts=args['contacts'], host=task_vars.get('inventory_hostname') if task_vars else None)
+                self._batch(args, task_vars), incident_dir=args['incident_dir'],
+                hosts_services=args['hosts_services'], severity_map=args['severity_map'],
+                throttle_minutes=args['throttle_minutes'], contacts=args['contacts'],
+                host=task_vars.get('inventory_hostname') if task_vars else None, inventory_names=inventory_names)
         except (ValueError, OSError) as exc:
             raise AnsibleActionFail(str(exc))
         result.update(outcome)
@@ -46,6 +71,7 @@ class ActionModule(ActionBase):
         result['ansible_facts'] = {'alert_intake': outcome}
         if outcome['incident_id']:
             result['ansible_facts'].update(incident_id=outcome['incident_id'], incident_path=outcome['incident_path'])
-        result['msg'] = '%s %s: %s' % ('declared' if outcome['created'] else 'appended to',
-                                       outcome['incident_id'] or '(no incident)', outcome['triage_reason'])
+        result['msg'] = '%s %s: %d alert(s), %s' % ('declared' if outcome['created'] else 'appended to',
+                                                   outcome['incident_id'] or '(no incident)', outcome['alerts'],
+                                                   outcome['triage_reason'])
         return result

@@ -1,6 +1,9 @@
 """Unit tests of the alert -> incident mapping (module_utils/alerts.py): one incident per alert group,
-re-sends append, throttling, the Resolved draft, label mapping, and concurrent runs."""
+re-sends append, throttling, the Resolved draft, label mapping, batches of several alerts, decoding the event
+of the event source and notification files (alert text verbatim, never templated), and concurrent runs."""
+import base64
 import datetime
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -20,17 +23,42 @@ HOSTS = {
 }
 
 
-def event(status='firing', fingerprint='f1', group='{}:{service="backend"}', alertname='BackendDown',
-          service='backend', severity='critical', **labels):
+INVENTORY = set(HOSTS) | {'all', 'ungrouped', 'backends'}
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPEC = importlib.util.spec_from_file_location(
+    'alertmanager_source', os.path.join(ROOT, 'extensions/eda/plugins/event_source/alertmanager.py'))
+src = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(src)
+
+
+def one(status='firing', fingerprint='f1', alertname='BackendDown', service='backend', severity='critical',
+        fired=None, summary='backend app-backend is down', **labels):
     lab = {'alertname': alertname, 'severity': severity}
     if service:
         lab['service'] = service
     lab.update(labels)
-    return {'group_key': group, 'group_status': status,
-            'alert': {'status': status, 'fingerprint': fingerprint, 'labels': lab,
-                      'annotations': {'summary': 'backend app-backend is down',
-                                      'runbook_url': 'docs/runbooks/backend-runbook.md'},
-                      'startsAt': '2026-12-01T03:11:40Z', 'endsAt': '', 'generatorURL': ''}}
+    return {'status': status, 'fingerprint': fingerprint, 'labels': lab,
+            'annotations': {'summary': summary, 'runbook_url': 'docs/runbooks/backend-runbook.md'},
+            'startsAt': '2026-12-01T03:11:40Z', 'endsAt': '', 'generatorURL': '',
+            'fired': status == 'firing' if fired is None else fired}
+
+
+def batch(*alerts, **kwargs):
+    return {'group_key': kwargs.get('group', '{}:{service="backend"}'), 'group_status': 'firing',
+            'notifications': 1, 'alerts': list(alerts)}
+
+
+def event(status='firing', fingerprint='f1', group='{}:{service="backend"}', **kwargs):
+    """A batch of one alert (what one notification of one alert becomes)."""
+    return batch(one(status=status, fingerprint=fingerprint, **kwargs), group=group)
+
+
+def source_event(notification):
+    """The event the real event source hands to ansible-rulebook for one notification."""
+    coalescer = src.Coalescer()
+    assert coalescer.offer(notification)[0] == 200
+    dummy, ev = coalescer.peek()
+    return ev
 
 
 def timeline(path):
@@ -119,10 +147,13 @@ def test_resolved_alert_without_an_open_incident_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize('bad, word', [
     ({}, 'group_key'),
-    ({'group_key': 'g', 'alert': {'status': 'pending', 'fingerprint': 'x', 'labels': {'alertname': 'A'}}}, 'status'),
-    ({'group_key': 'g', 'alert': {'status': 'firing', 'labels': {'alertname': 'A'}}}, 'fingerprint'),
-    ({'group_key': 'g', 'alert': {'status': 'firing', 'fingerprint': 'x', 'labels': {}}}, 'alertname'),
-    ('text', 'dict'),
+    ({'group_key': 'g', 'alerts': [{'status': 'pending', 'fingerprint': 'x', 'labels': {'alertname': 'A'}}]}, 'status'),
+    ({'group_key': 'g', 'alerts': [{'status': 'firing', 'labels': {'alertname': 'A'}}]}, 'fingerprint'),
+    ({'group_key': 'g', 'alerts': [{'status': 'firing', 'fingerprint': 'x', 'labels': {}}]}, 'alertname'),
+    ({'group_key': 'g', 'alerts': [{'status': 'firing', 'fingerprint': 'x', 'labels': {'alertname': 'A', 'n': 1}}]},
+     'strings'),
+    ({'group_key': 'g', 'alerts': []}, 'non-empty'),
+    ('text', 'JSON object'),
 ])
 def test_invalid_event_is_refused_before_anything_is_written(tmp_path, bad, word):
     with pytest.raises(ValueError, match=word):
@@ -131,7 +162,13 @@ def test_invalid_event_is_refused_before_anything_is_written(tmp_path, bad, word
 
 
 def test_triage_hosts_from_labels():
-    assert a.triage_hosts({'triage_hosts': 'web*'}, HOSTS) == ('web*', 'label triage_hosts')
+    assert a.triage_hosts({'triage_hosts': 'app-db:backends'}, HOSTS, INVENTORY) == ('app-db:backends', 'label triage_hosts')
+    assert a.triage_hosts({'triage_hosts': 'app-db,app-redis'}, HOSTS, INVENTORY)[0] == 'app-db:app-redis'
+    # a label names hosts, it never writes a pattern: wildcards, regexes, exclusions and unknown names are ignored
+    for pattern in ('web*', '~.*', 'all:!app-db', 'app-db:&backends', 'app-db[0:9]', "{{ lookup('pipe','id') }}"):
+        hosts, reason = a.triage_hosts({'triage_hosts': pattern, 'service': 'db'}, HOSTS, INVENTORY)
+        assert hosts == 'app-backend:app-db' and reason.startswith('label triage_hosts ignored'), (pattern, hosts)
+    assert a.triage_hosts({'triage_hosts': 'app-db'}, HOSTS)[0] == 'all', 'no inventory names given: ignored'
     assert a.triage_hosts({'service': 'backend'}, HOSTS)[0] == 'app-backend:app-db:app-redis'
     # a database alert also looks at the backend that depends on it
     assert a.triage_hosts({'service': 'db'}, HOSTS)[0] == 'app-backend:app-db'
@@ -147,6 +184,79 @@ def test_severity_and_title_from_labels():
     assert a.alert_severity({'severity': 'critical'}, {'critical': 'SEV1'}) == 'SEV1'
     assert a.alert_severity({'severity': 'whatever'}) == ''
     assert a.alert_title({'labels': {'alertname': 'RedisDown', 'service': 'redis'}}) == 'RedisDown: service redis'
+
+
+def test_a_batch_is_one_run_one_note_per_alert_union_scope_most_severe(tmp_path):
+    out = a.intake(batch(one(fingerprint='f1', severity='warning'),
+                         one(fingerprint='f2', alertname='PostgresDown', service='db', severity='critical'),
+                         one(fingerprint='f3', alertname='BackendHighErrorRate', status='resolved', fired=False)),
+                   incident_dir=str(tmp_path), hosts_services=HOSTS, inventory_names=INVENTORY, now=NOW)
+    assert out['created'] and out['triage'] and out['alerts'] == 3 and out['status'] == 'firing'
+    assert out['severity'] == 'SEV2' and out['title'] == 'BackendDown: backend app-backend is down'
+    assert out['triage_hosts'] == 'app-backend:app-db:app-redis'
+    assert out['alertnames'] == ['BackendDown', 'BackendHighErrorRate', 'PostgresDown']
+    incident = f.read_json(os.path.join(out['incident_path'], 'incident.json'))
+    assert incident['services'] == ['backend', 'db']
+    notes = [e for e in timeline(out['incident_path']) if e['kind'] == 'note']
+    assert [n['data']['fingerprint'] for n in notes] == ['f1', 'f2', 'f3']
+    assert all(n['data']['batch_alerts'] == 3 for n in notes)
+    assert out['draft_resolved'] is False, 'f1 and f2 still fire'
+
+
+def test_an_alert_that_fired_and_resolved_inside_one_batch_still_declares(tmp_path):
+    out = a.intake(batch(one(status='resolved', fired=True)), incident_dir=str(tmp_path), now=NOW)
+    assert out['created'] and out['triage'] is False and out['draft_resolved'] is True
+    notes = [e for e in timeline(out['incident_path']) if e['kind'] == 'note']
+    assert 'fired and resolved' in notes[0]['summary'] and 'Resolved update drafted' in notes[0]['summary']
+
+
+def test_the_event_of_the_source_decodes_and_hostile_text_is_stored_verbatim(tmp_path):
+    hostile = {'status': 'firing', 'fingerprint': 'f1', 'startsAt': 'not a time',
+               'labels': {'alertname': 'Pwn{{ 6*7 }}', 'severity': 'critical',
+                          'team': "{{ lookup('pipe','id > %s') }}" % (tmp_path / 'PWNED'),
+                          'owner': "{% set x = lookup('pipe','id') %}{# c #}"},
+               'annotations': {'summary': 'sum {{ 7*7 }}'}}
+    ev = source_event({'groupKey': '{}:{team="{{ 1 }}"}', 'status': 'firing', 'alerts': [hostile]})
+    out = a.intake(a.decode_event(ev), incident_dir=str(tmp_path / 'inc'), now=NOW)
+    assert out['title'] == 'Pwn{{ 6*7 }}: sum {{ 7*7 }}'
+    assert out['resolved_actions'].startswith('All alerts of the group resolved (Pwn{{ 6*7 }})')
+    incident = f.read_json(os.path.join(out['incident_path'], 'incident.json'))
+    assert incident['title'] == 'Pwn{{ 6*7 }}: sum {{ 7*7 }}'
+    note = [e for e in timeline(out['incident_path']) if e['kind'] == 'note'][0]
+    assert note['data']['labels']['team'] == hostile['labels']['team']
+    assert note['data']['labels']['owner'] == hostile['labels']['owner']
+    assert note['data']['group_key'] == '{}:{team="{{ 1 }}"}'
+    assert not (tmp_path / 'PWNED').exists()
+
+
+@pytest.mark.parametrize('bad, word', [
+    ({'group_key': 'g', 'alert': {'status': 'firing', 'fingerprint': 'x', 'labels': {'alertname': 'A'}}}, 'format'),
+    ({'format': a.EVENT_FORMAT}, 'payload'),
+    ({'format': a.EVENT_FORMAT, 'payload': 'not base64!'}, 'base64'),
+    ({'format': a.EVENT_FORMAT, 'payload': base64.b64encode(b'{"a": ').decode()}, 'not JSON'),
+    ({'format': a.EVENT_FORMAT, 'payload': base64.b64encode(b'[' * 100000 + b']' * 100000).decode()}, 'not JSON'),
+    ('text', 'dict'),
+])
+def test_an_event_that_is_not_the_sources_is_refused(bad, word):
+    with pytest.raises(ValueError, match=word):
+        a.decode_event(bad)
+
+
+def test_a_notification_file_is_parsed_not_templated(tmp_path):
+    notification = {'version': '4', 'groupKey': 'g1', 'status': 'firing', 'alerts': [
+        {'status': 'firing', 'fingerprint': 'f1', 'labels': {'alertname': 'A', 'x': '{{ 7*7 }}'},
+         'annotations': {'summary': 'sum {{ 7*7 }}'}}]}
+    path = tmp_path / 'notification.json'
+    path.write_text(json.dumps(notification))
+    got = a.read_notification_file(str(path))
+    assert got['group_key'] == 'g1' and got['alerts'][0]['fired'] is True and a.validate_batch(got) == []
+    out = a.intake(got, incident_dir=str(tmp_path / 'inc'), now=NOW)
+    assert out['title'] == 'A: sum {{ 7*7 }}'
+    path.write_text('[' * 100000)
+    with pytest.raises(ValueError, match='not JSON'):
+        a.read_notification_file(str(path))
+    with pytest.raises(ValueError, match='cannot be read'):
+        a.read_notification_file(str(tmp_path / 'missing.json'))
 
 
 def _intake_one(directory, fingerprint, queue):

@@ -1,6 +1,10 @@
 """The rulebooks validate against ansible-rulebook's own schema and run the collection's alert playbook
-(run_playbook) or its AWX job template (run_job_template) for both firing and resolved alerts."""
+(run_playbook) or its AWX job template (run_job_template) for every event of the alertmanager source, one at a
+time, without ever copying event data into extra vars (ansible-playbook templates every extra var)."""
+import importlib.util
+import json
 import os
+import re
 
 import pytest
 import yaml
@@ -20,12 +24,34 @@ def test_rulebook_matches_the_ansible_rulebook_schema(name):
     validators.Validate.rulebook(load(name))
 
 
-def test_local_rulebook_runs_the_alert_playbook_for_firing_and_resolved_alerts():
-    ruleset = load('incident_response.yml')[0]
+SPEC = importlib.util.spec_from_file_location(
+    'alertmanager_source', os.path.join(ROOT, 'extensions/eda/plugins/event_source/alertmanager.py'))
+src = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(src)
+
+
+@pytest.mark.parametrize('name', ['incident_response.yml', 'incident_response_awx.yml'])
+def test_rulebook_matches_every_event_of_the_source_runs_sequentially_and_passes_no_event_data(name):
+    ruleset = load(name)[0]
     assert list(ruleset['sources'][0])[-1] == 'sre.incident_response.alertmanager'
+    # one run at a time: never two triages of one alert group at once (docs/alerts.md, coalescing)
+    assert ruleset['execution_strategy'] == 'sequential'
+    assert [r['condition'] for r in ruleset['rules']] == ['event.format == "%s"' % src.EVENT_FORMAT]
+    # firing and resolved events alike carry the format
+    coalescer = src.Coalescer()
+    for status in ('firing', 'resolved'):
+        coalescer.offer({'groupKey': status, 'status': status, 'alerts': [
+            {'status': status, 'fingerprint': 'f', 'labels': {'alertname': 'A'}}]})
+        key, event = coalescer.peek()
+        coalescer.take(key)
+        assert event['format'] == src.EVENT_FORMAT and event['status'] == status
+    actions = json.dumps([r['action'] for r in ruleset['rules']])
+    assert not re.search(r'\bevents?\b', actions), 'event data must not be copied into extra vars: ' + actions
+
+
+def test_local_rulebook_runs_the_alert_playbook():
+    ruleset = load('incident_response.yml')[0]
     assert ruleset['sources'][0]['sre.incident_response.alertmanager']['host'].startswith("{{ alert_listen_host | default('127.0.0.1')")
-    conditions = [r['condition'] for r in ruleset['rules']]
-    assert any('"firing"' in c for c in conditions) and any('"resolved"' in c for c in conditions)
     for rule in ruleset['rules']:
         action = rule['action']['run_playbook']
         assert action['name'] == 'sre.incident_response.alert'
