@@ -150,7 +150,7 @@ disk_after:
 deleted_open:
   description:
     - Deleted files still held open on the cleaned file systems, with the holder and the action - C(truncate),
-      C(restart_holder) (not a log or temp file by name) or C(outside) (not under the paths: not touched).
+      C(restart_holder) (not a log or temp file by name) or C(outside) (not under the paths, so not touched).
   returned: always
   type: list
   elements: dict
