@@ -9,6 +9,7 @@
 import os
 import re
 import subprocess
+import uuid
 
 import pytest
 
@@ -19,9 +20,10 @@ CLOSED_PORT = '9'  # discard: nothing listens on the loopback here, ssh is refus
 
 
 def adhoc(inventory, host, tmp_path, extra=(), env=None, verbosity='-vvv'):
-    """ansible HOST -m ping with the shipped ansible.cfg; a control socket directory of its own (no reused master)."""
-    control = tmp_path / 'cp'
-    control.mkdir(exist_ok=True)
+    """ansible HOST -m ping with the shipped ansible.cfg; a control socket directory of its own for every call (a
+    master left by an earlier call would carry the connection without a new key exchange)."""
+    control = tmp_path / ('cp-%s' % uuid.uuid4().hex[:8])
+    control.mkdir()
     cmd = [os.path.join(VENV_BIN, 'ansible'), '-i', inventory, host, '-m', 'ansible.builtin.ping', verbosity]
     for item in extra:
         cmd += ['-e', item]
