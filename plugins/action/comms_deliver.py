@@ -24,6 +24,13 @@ STATE = 'comms_state.json'
 PAGERDUTY_URL = 'https://events.pagerduty.com/v2/enqueue'
 
 
+def _not_resent(item):
+    """Why a message lost its delivery claim (exactly once): another run sent it, or holds it and sends it."""
+    if item['state'] == 'sent':
+        return 'already sent at %s' % item['at']
+    return 'claimed by a concurrent run at %s, which sends it' % item['at']
+
+
 class ActionModule(ActionBase):
     """Runs on the controller: messages live in the incident directory, deliveries leave from here."""
 
@@ -277,12 +284,15 @@ class ActionModule(ActionBase):
             report.extend(msg['text'].splitlines())
             report.append('(%s)' % msg['path'])
         for item in already:
-            report.append('%s (%s) not sent again: %s' % (item['kind'], item['key'], 'already sent at %s' % item['at']
-                                                           if item['state'] == 'sent' else
-                                                           'a concurrent run claimed it at %s and sends it' % item['at']))
-        report.append('Channel %s; deliveries: %s' % (channel, '; '.join(
+            report.append('%s (%s) not sent again: %s' % (item['kind'], item['key'], _not_resent(item)))
+        # What this run delivered; a message another run sent or is sending is said so, never "none configured".
+        delivered = '; '.join(
             '%s %s' % (d['target'], 'skipped (%s)' % d.get('reason') if d['skipped'] else ('ok' if d['ok'] else 'FAILED: %s' % d['error']))
-            for d in deliveries) or 'none configured (files only)'))
+            for d in deliveries)
+        if already:
+            lost = '; '.join('%s %s' % (i['kind'], _not_resent(i)) for i in already)
+            delivered = '%s; not sent again: %s' % (delivered, lost) if delivered else 'none by this run: %s' % lost
+        report.append('Channel %s; deliveries: %s' % (channel, delivered or 'none configured (files only)'))
         result.update(
             report=[redactor.text(line) for line in report],
             changed=bool(messages),
@@ -296,7 +306,8 @@ class ActionModule(ActionBase):
             paged=[d['target'].split(':', 1)[1] for d in deliveries if d['target'].startswith('pagerduty:')
                    and d.get('ok') and page_action == 'trigger'],
             page_action=page_action,
-            msg=redactor.text('%d message(s) written to %s; %d delivery(ies), %d failed' % (
-                len(messages), os.path.join(path, 'messages'), len(deliveries), len(failed))),
+            msg=redactor.text('%d message(s) written to %s; %d delivery(ies), %d failed%s' % (
+                len(messages), os.path.join(path, 'messages'), len(deliveries), len(failed),
+                ('; %d not sent again (sent or being sent by another run)' % len(already)) if already else '')),
         )
         return result

@@ -115,12 +115,29 @@ def lock(path):
     return _Locked(path)
 
 
+class StoreWriteError(OSError):
+    """A file of the incident store could not be written (e.g. ENOSPC); what was there before is unchanged."""
+
+
+def _write_error(path, exc, kept):
+    hint = ' (the file system is full)' if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ''
+    return StoreWriteError(exc.errno, 'cannot write %s: %s%s; %s' % (path, exc.strerror or exc, hint, kept))
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
 def append_jsonl(path, records):
     """Append records as JSON lines under a lock, then fsync.
 
     A process killed mid-write can leave a partial last line; readers skip it
     (read_jsonl) and the next append cuts it off first, so the file is whole
-    lines again with every complete event kept.
+    lines again with every complete event kept. A write that fails (a full disk)
+    is cut off at once and raises StoreWriteError: the file keeps its events.
     """
     if isinstance(records, dict):
         records = [records]
@@ -132,12 +149,16 @@ def append_jsonl(path, records):
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         try:
             _drop_torn_tail(fd)
-            data = payload.encode('utf-8')
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                _write_all(fd, payload.encode('utf-8'))
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)
+                except OSError:
+                    pass
+                raise _write_error(path, exc, 'the events before are kept, these %d were not appended' % len(records))
         finally:
             os.close(fd)
     return len(records)
@@ -181,23 +202,37 @@ def read_jsonl(path):
     return events
 
 
-def write_json_atomic(path, data):
-    """Write JSON through a temporary file and rename, so readers never see half a file."""
+def write_text_atomic(path, text, mode=0o640):
+    """Write text through a temporary file beside `path` and a rename, so readers never see half a file.
+
+    The one atomic write of the incident store (JSON files, evidence, rendered documents). On any error (ENOSPC
+    while writing or at fsync, a failed rename) the temporary file is removed and StoreWriteError names the file:
+    the previous `path`, if any, is unchanged and no `.tmp` file is left behind.
+    """
     directory = os.path.dirname(path) or '.'
     ensure_dir(directory)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-            handle.write('\n')
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o640)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
+        try:
+            _write_all(fd, text.encode('utf-8'))
+            os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, StoreWriteError):
+            raise _write_error(path, exc, 'the previous file is unchanged')
         raise
+
+
+def write_json_atomic(path, data):
+    """Write JSON through a temporary file and rename, so readers never see half a file (write_text_atomic)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False) + '\n')
 
 
 def read_json(path, default=None):
@@ -279,17 +314,6 @@ def _sha256(text):
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
-def _write_text(path, text, mode=0o640):
-    ensure_dir(os.path.dirname(path) or '.')
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    with open(tmp, 'w', encoding='utf-8') as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.rename(tmp, path)
-
-
 def draft_path(path):
     """Where a new rendering goes when a person edited `path`: `name.new.md` beside it."""
     root, ext = os.path.splitext(path)
@@ -324,7 +348,7 @@ def write_rendered(path, text, mode=0o640, check_mode=False):
         with open(path, 'r', encoding='utf-8') as handle:
             if handle.read() == text:  # same as ours (an old rendering without a sidecar): adopt it
                 if not check_mode:
-                    _write_text(sidecar, '%s  %s\n' % (_sha256(text), os.path.basename(path)), 0o644)
+                    write_text_atomic(sidecar, '%s  %s\n' % (_sha256(text), os.path.basename(path)), 0o644)
                 return {'path': path, 'status': 'unchanged', 'changed': False}
         new = draft_path(path)
         changed = True
@@ -332,13 +356,13 @@ def write_rendered(path, text, mode=0o640, check_mode=False):
             with open(new, 'r', encoding='utf-8') as handle:
                 changed = handle.read() != text
         if changed and not check_mode:
-            _write_text(new, text, mode)
+            write_text_atomic(new, text, mode)
         return {'path': new, 'status': 'edited', 'changed': changed, 'edited': path}
     if state == 'ours':
         with open(path, 'r', encoding='utf-8') as handle:
             if handle.read() == text:
                 return {'path': path, 'status': 'unchanged', 'changed': False}
     if not check_mode:
-        _write_text(path, text, mode)
-        _write_text(sidecar, '%s  %s\n' % (_sha256(text), os.path.basename(path)), 0o644)
+        write_text_atomic(path, text, mode)
+        write_text_atomic(sidecar, '%s  %s\n' % (_sha256(text), os.path.basename(path)), 0o644)
     return {'path': path, 'status': 'created' if state == 'absent' else 'updated', 'changed': True}

@@ -13,6 +13,10 @@ until the last descriptor closes, and no directory walk finds them: ``deleted_op
 them through ``/proc/*/fd`` (host processes and containers' processes alike, on the file systems
 of the roots); a log or temp file by name is truncated through ``/proc/PID/fd/N``, anything
 else is reported with a recommendation to restart its holder, never truncated.
+
+What may be cleaned at all is what the inventory declares (``scope_errors``): every path asked
+for must resolve (symlinks and ``..`` resolved on the host) to one of the service's declared
+directories or inside one, and no declared directory may be a system or shared directory.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,8 +28,12 @@ import os
 import re
 import stat
 
-FORBIDDEN_ROOTS = ('/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib64', '/proc', '/root', '/run',
-                   '/sbin', '/sys', '/usr', '/var', '/var/lib', '/var/lib/docker', '/var/lib/docker/volumes')
+# Never cleaned as a whole, whatever an inventory declares: system directories and directories shared by every
+# service on a host (a service's own directory below them is fine: /var/log/app, /var/lib/docker/volumes/x/_data).
+FORBIDDEN_ROOTS = ('/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/media', '/mnt',
+                   '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/usr/local', '/var',
+                   '/var/cache', '/var/lib', '/var/lib/docker', '/var/lib/docker/volumes', '/var/log', '/var/spool',
+                   '/var/tmp', '/dev/shm', '/run/user')
 DEFAULT_ROTATED = ['*.log.[0-9]*', '*.log.gz', '*.log.*.gz', '*.[0-9].gz', '*.old']
 DEFAULT_TEMP = ['*.tmp', 'tmp*', '*.temp', '*.swp', 'core.[0-9]*']
 DEFAULT_ACTIVE = ['*.log']
@@ -37,10 +45,67 @@ def root_error(path):
         return '%r is not an absolute path' % (path,)
     real = os.path.realpath(path)
     if real.rstrip('/') in [r.rstrip('/') for r in FORBIDDEN_ROOTS] or real == '/':
-        return '%s is a system directory; configure the service\'s own log/temp directory' % path
+        shown = path if real == (path.rstrip('/') or '/') else '%s (resolves to %s)' % (path, real)
+        return '%s is a system or shared directory; configure the service\'s own log/temp directory' % shown
     if not os.path.isdir(real):
         return '%s is not a directory' % path
     return None
+
+
+def _inside(real, root):
+    return real == root or real.startswith(root.rstrip('/') + '/')
+
+
+def scope_errors(paths, allowed):
+    """Why `paths` may not be cleaned given the directories the inventory declares (`allowed`); [] when all may.
+
+    Both sides are resolved on the host first (os.path.realpath: symlinks, `.` and `..`), so a link or a `..`
+    inside a declared directory cannot lead out of it. A declared directory that is itself refused by root_error
+    (a system or shared directory, missing) allows nothing.
+    """
+    errors = []
+    usable = []
+    for root in allowed or []:
+        if not root_error(root):
+            usable.append(os.path.realpath(root))
+    if not usable:
+        return ['no usable directory is declared for cleaning (declared: %s)'
+                % (', '.join(str(a) for a in allowed or []) or 'none')]
+    for path in paths or []:
+        problem = root_error(path)
+        if problem:
+            errors.append(problem)
+            continue
+        real = os.path.realpath(path)
+        if not any(_inside(real, root) for root in usable):
+            shown = path if real == (path.rstrip('/') or '/') else '%s (resolves to %s)' % (path, real)
+            errors.append('%s is outside the declared directories' % shown)
+    return errors
+
+
+def mount_namespace(pid='self', proc='/proc'):
+    try:
+        return os.readlink(os.path.join(proc, str(pid), 'ns', 'mnt'))
+    except OSError:
+        return None
+
+
+def attributable(item, roots, proc='/proc'):
+    """Whether a deleted-open file (from deleted_open) belongs to the directories being cleaned.
+
+    True when a root is the top of the file system it is on (a volume, a tmpfs: every file there is the
+    service's), or when the holder sees the host's mounts and the file's former path is inside a root. A file
+    elsewhere on a shared file system (a root inside /, say) belongs to someone else: it is not touched.
+    """
+    for root in roots:
+        try:
+            if os.lstat(root).st_dev == item['dev'] and os.path.ismount(root):
+                return True
+        except (OSError, KeyError):
+            continue
+    if mount_namespace(item['pid'], proc) != mount_namespace('self', proc):
+        return False
+    return any(_inside(os.path.normpath(item['path']), root) for root in roots)
 
 
 def classify(name, rotated, temp, active):
@@ -135,7 +200,7 @@ def deleted_open(devices, rotated, temp, active, proc='/proc'):
                             'container': _container_of(pid, proc), 'path': path, 'size': st.st_size,
                             'allocated': getattr(st, 'st_blocks', 0) * 512, 'kind': kind or 'other',
                             'action': 'truncate' if kind else 'restart_holder', 'held_by': [int(pid)],
-                            'deleted': True}
+                            'deleted': True, 'dev': st.st_dev}
     return [f for f in found.values() if f['size'] > 0 or f['allocated'] > 0]
 
 

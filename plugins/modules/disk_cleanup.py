@@ -20,16 +20,29 @@ description:
   - Files already deleted but still held open by a process (what C(lsof +L1) lists), on the file systems of
     O(paths), are found through C(/proc/*/fd) (processes of the host and of its containers); a log or temp
     file by name is truncated through C(/proc/PID/fd/N); any other file is listed in RV(recommendations) with
-    its holder to restart, never truncated.
+    its holder to restart, never truncated. Only files that belong to O(paths) are touched - every file when a
+    path is the top of its own file system (a volume, a tmpfs), otherwise only a host process's file whose path
+    was inside O(paths); others on a shared file system are listed in RV(recommendations), never touched.
   - Reports every file with its size and whether it is held open, the bytes freed and the file system usage
     before and after. Check mode reports and changes nothing.
 author: sre.incident_response contributors
 options:
   paths:
-    description: Directories that may be cleaned (the service's log and temp directories). System directories are refused.
+    description:
+      - Directories to clean (the service's log and temp directories). System and shared directories (C(/), C(/tmp),
+        C(/var/log), C(/var/lib/docker/volumes), ...) are refused.
     type: list
     elements: path
     required: true
+  allowed_paths:
+    description:
+      - The directories the inventory declares for the service (its C(disk_paths)). Every one of O(paths), resolved
+        on the host (symlinks and C(..)), must be one of them or inside one; otherwise the module fails before it
+        lists or changes anything, naming the allowed directories. The role always passes them.
+      - Empty means O(paths) are the declared directories themselves.
+    type: list
+    elements: path
+    default: []
   older_than_days:
     description: Rotated and temp files must be older (mtime) than this many days; 0 means any age.
     type: float
@@ -85,6 +98,12 @@ EXAMPLES = r'''
     paths: [/var/log/app]
     older_than_days: 1
     state: absent
+
+- name: Only the upload directory, within what the inventory declares for the service
+  sre.incident_response.disk_cleanup:
+    paths: [/var/log/app/uploads]
+    allowed_paths: [/var/log/app]
+    state: list
 '''
 
 RETURN = r'''
@@ -129,7 +148,9 @@ disk_after:
   elements: dict
   sample: [{path: /var/log/app, total: 67108864, used: 1048576, free: 66060288, used_percent: 1.6}]
 deleted_open:
-  description: Deleted files still held open on the cleaned file systems, with the holder and the action.
+  description:
+    - Deleted files still held open on the cleaned file systems, with the holder and the action - C(truncate),
+      C(restart_holder) (not a log or temp file by name) or C(outside) (not under the paths, so not touched).
   returned: always
   type: list
   elements: dict
@@ -162,6 +183,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             paths=dict(type='list', elements='path', required=True),
+            allowed_paths=dict(type='list', elements='path', default=[]),
             older_than_days=dict(type='float', default=1.0),
             rotated_patterns=dict(type='list', elements='str', default=list(logic.DEFAULT_ROTATED)),
             temp_patterns=dict(type='list', elements='str', default=list(logic.DEFAULT_TEMP)),
@@ -174,9 +196,12 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    errors = [e for e in (logic.root_error(x) for x in p['paths']) if e]
+    allowed = p['allowed_paths'] or p['paths']
+    errors = logic.scope_errors(p['paths'], allowed)
     if errors:
-        module.fail_json(msg='refusing to clean: %s' % '; '.join(errors))
+        module.fail_json(msg='refusing to clean, nothing was listed or changed: %s. Allowed: %s (disk_paths of the service '
+                             'in the inventory, or inside them)' % ('; '.join(errors), ', '.join(allowed) or 'none'),
+                         allowed_paths=allowed)
     roots = sorted(set(os.path.realpath(x) for x in p['paths']))
     held = logic.open_files()
     now = time.time()
@@ -189,6 +214,10 @@ def main():
     if p['deleted_open']:
         deleted = logic.deleted_open(set(os.lstat(r).st_dev for r in roots), p['rotated_patterns'], p['temp_patterns'],
                                      p['active_patterns'])
+        for d in deleted:
+            if not logic.attributable(d, roots):
+                d['action'] = 'outside'
+            d.pop('dev', None)
     fixable = [d for d in deleted if d['action'] == 'truncate']
     before = [logic.usage(r) for r in roots]
     result = dict(changed=bool(files or fixable) and p['state'] == 'absent', files=files + fixable,
@@ -203,6 +232,11 @@ def main():
         if d['action'] == 'truncate':
             result['plan'].append('truncate %s (deleted, still open: %s, held by %s) through %s' % (
                 d['path'], common.human_bytes(d['size']), holder, d['fd_path']))
+        elif d['action'] == 'outside':
+            line = ('%s holds the deleted %s (%s) on the same file system, outside the directories to clean: not touched'
+                    % (holder, d['path'], common.human_bytes(d['size'])))
+            result['recommendations'].append(line)
+            result['plan'].append('NOT freed: ' + line)
         else:
             line = ('restart %s: it holds the deleted %s (%s); not a log or temp file by name, so it is not truncated'
                     % (holder, d['path'], common.human_bytes(d['size'])))

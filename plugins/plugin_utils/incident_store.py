@@ -21,7 +21,6 @@ __metaclass__ = type
 
 import json
 import os
-import tempfile
 
 from ansible.errors import AnsibleActionFail
 
@@ -126,12 +125,8 @@ class IncidentStore(object):
                 text = json.dumps(redactor.data(content), indent=2, sort_keys=True, default=str, ensure_ascii=False) + '\n'
             else:
                 text = redactor.text(str(content))
-            # a temporary file of its own: concurrent runs (slices) may write the same evidence file
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % files.safe_name(name), suffix='.tmp')
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                handle.write(text)
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, target)
+            # a temporary file of its own (concurrent runs, slices, may write the same evidence file), removed on error
+            files.write_text_atomic(target, text)
             written.append(target)
         return written
 
