@@ -17,8 +17,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.sre.incident_response.plugins.module_utils import comms
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
-from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 STATE = 'comms_state.json'
 PAGERDUTY_URL = 'https://events.pagerduty.com/v2/enqueue'
@@ -127,7 +126,8 @@ class ActionModule(ActionBase):
         for value in (slack_url, webhook_url, webhook_token, sp_key, sp_cfg.get('url')) + tuple(k for r, k in routing):
             if value:
                 secrets[value] = True
-        redactor = Redactor(literals=list(secrets))
+        redactor = task_redactor(task_vars, self._templar)  # the inventory's secrets too (database, cache passwords)
+        redactor.add_literals(list(secrets))
 
         # Tag people explicitly (the practice): the escalation and notify roles of this severity.
         mentions = []

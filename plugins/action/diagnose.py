@@ -15,7 +15,6 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as logic
 from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
-from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 
@@ -97,7 +96,7 @@ class ActionModule(ActionBase):
         del tmp
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
-        store = IncidentStore.resolve(args, task_vars)
+        store = IncidentStore.resolve(args, task_vars, templar=self._templar)
         if store is None:
             result.update(changed=False, skipped=True,
                           msg='no incident_id known (run the incident role first, or give incident_id): nothing to diagnose')
@@ -109,9 +108,8 @@ class ActionModule(ActionBase):
         doc = logic.diagnose(findings, context)
         doc['generated_at'] = files.isoformat()
         doc['context'] = dict((k, context[k]) for k in ('backends', 'inventory', 'playbook_dir'))
-        doc = Redactor().data(doc)
         target = store.file(files.DIAGNOSIS)
-        store.write_diagnosis(doc)
+        doc = store.write_diagnosis(doc)  # redacted with the task's secrets
         top = doc['hypotheses'][0] if doc['hypotheses'] else None
         if args['record']:
             summary = ('Diagnosis: %s (confidence %.2f) - %s; first action: %s'

@@ -5,7 +5,9 @@
 
 Runs on the controller: normalizes the findings, merges them into findings.json
 (the latest per host and check), writes evidence/<host>/ files and appends one
-`finding` event per finding to timeline.jsonl. Everything is redacted first.
+`finding` event per finding to timeline.jsonl. Everything is redacted first, keys as well
+as values (request paths, application names... are keys of the evidence), and so is the
+result the task returns.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -132,7 +134,10 @@ class ActionModule(ActionBase):
             findings = prepare(args['findings'], task_vars.get('inventory_hostname'))
         except ValueError as exc:
             raise AnsibleActionFail('invalid finding: %s' % exc)
-        store = IncidentStore.resolve(args, task_vars)
+        # Redacted before anything else: the result is printed at -v and registered, recorded or not.
+        redactor = task_redactor(task_vars, self._templar, args['redact_patterns'])
+        findings = [redactor.data(f) for f in findings]
+        store = IncidentStore.resolve(args, task_vars, templar=self._templar)
         result['counts'] = counts(findings)
         if store is None:
             result.update(findings=findings, recorded=False, skipped=True,
@@ -140,15 +145,13 @@ class ActionModule(ActionBase):
                               '%d findings not recorded' % len(findings))
             return result
         incident_id, path = store.incident_id, store.path
-        redactor = task_redactor(task_vars, self._templar, args['redact_patterns'])
-        findings = [redactor.data(f) for f in findings]
         try:
             items = evidence_files(args['evidence'], findings)
         except ValueError as exc:
             raise AnsibleActionFail(str(exc))
         try:
             written = store.write_evidence(items, redactor)
-            store.record_findings(findings, [finding_event(incident_id, f) for f in findings])
+            store.record_findings(findings, [finding_event(incident_id, f) for f in findings], redactor)
         except OSError as exc:
             raise AnsibleActionFail('could not record findings in %s: %s' % (path, exc))
         worst = [f for f in findings if f['status'] != 'ok']

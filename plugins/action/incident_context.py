@@ -11,6 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident as logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 
 
 class ActionModule(ActionBase):
@@ -42,6 +43,11 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
+        # free text of the caller (an alert's summary, a person's words) may quote a secret: redacted before
+        # incident.json and the timeline (module_utils/incident.py knows the collection's patterns only)
+        redactor = task_redactor(task_vars or {}, self._templar)
+        for key in ('title', 'commander', 'impact', 'severity_floor_reasons'):
+            args[key] = redactor.data(args[key])
         try:
             outcome = logic.declare_or_load(
                 incident_id=args['incident_id'],

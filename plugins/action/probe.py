@@ -9,6 +9,11 @@ has services for, and runs the module `probe` once on the host: the areas run th
 concurrently. With `areas: [controller]` (run_once) it runs the checks made from the
 controller for every play host - HTTP endpoints, DNS, TLS, dependencies, Prometheus trends -
 concurrently in this process, without a module.
+
+Its result is scrubbed before it returns (plugin_utils/incident_store.task_redactor: the
+secret values among the task's variables, the collection's patterns; keys as well as
+values): request paths, application names and log lines are outside data and may carry
+a password, and the result is what `-v`/`-vvv` print and what `register` keeps.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,6 +29,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import (
     probe_runner,
     prom_trend,
 )
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.settings import role_settings
 
 HOST_AREAS = ['health', 'app_logs', 'changes', 'postgres', 'redis', 'network']
@@ -162,9 +168,14 @@ class ActionModule(ActionBase):
     )
 
     def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = self._run(tmp, task_vars)
+        # The one way out: -v/-vvv print this, register keeps it, the finding action records it.
+        return task_redactor(task_vars, self._templar).data(result)
+
+    def _run(self, tmp, task_vars):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         areas = args['areas']
         if 'controller' in areas:

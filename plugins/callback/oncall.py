@@ -19,6 +19,9 @@ description:
   - Failed tasks (unless their errors are ignored) and unreachable hosts are shown in full, with their task banner,
     exactly as the default callback shows them. The C(PLAY RECAP) is kept.
   - With C(-v) or more it behaves exactly like the default callback.
+  - At every verbosity, what it prints of a task result is redacted first, keys and values. Redacted are the values
+    of the play's secret variables (names ending in password, token, secret and the like, and variables named by a
+    C(password_var)) and whatever matches the collection's secret patterns.
   - Under ansible-runner and AWX it runs wrapped by C(awx_display) (set C(ANSIBLE_STDOUT_CALLBACK) for the job,
     see docs/awx.md); the job output is these same lines.
   - The collection's C(ansible.cfg) makes it the stdout callback; C(ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default)
@@ -79,6 +82,41 @@ options:
     ini:
       - section: sre_incident_oncall
         key: show_ok_findings
+  oncall_redact_patterns:
+    description:
+      - Extra regular expressions whose matches are replaced in everything printed, in addition to the default
+        secret patterns of the collection (the same variable as the timeline callback's C(redact_patterns)).
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: SRE_INCIDENT_REDACT_PATTERNS
+    ini:
+      - section: sre_incident_oncall
+        key: redact_patterns
+  oncall_secret_var_patterns:
+    description:
+      - Extra regular expressions on variable names; the values of matching variables are redacted literally
+        (the same variable as the timeline callback's C(secret_var_patterns)).
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: SRE_INCIDENT_SECRET_VAR_PATTERNS
+    ini:
+      - section: sre_incident_oncall
+        key: secret_var_patterns
+  oncall_secret_scan_hosts:
+    description:
+      - At most this many hosts of each play have their variables scanned for secret values, once per play and only
+        when something is to be printed (the extra variables and the play's variables are always scanned).
+    type: int
+    default: 50
+    env:
+      - name: SRE_INCIDENT_SECRET_SCAN_HOSTS
+    ini:
+      - section: sre_incident_oncall
+        key: secret_scan_hosts
   oncall_clock:
     description: Print the UTC time of day beside each phase.
     type: bool
@@ -97,6 +135,8 @@ from ansible import constants as C
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
 from ansible_collections.sre.incident_response.plugins.module_utils.console import Console
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.play_secrets import PlaySecrets
 
 STYLES = {
     'phase': C.COLOR_HIGHLIGHT,
@@ -120,6 +160,12 @@ def _data(result):
     return data if isinstance(data, dict) else {}
 
 
+# Results the compact console reads (module_utils/console.py): they are redacted before it sees them.
+CONSOLE_ACTIONS = ('finding', 'diagnose', 'comms_deliver', 'debug', 'incident_context')
+CONSOLE_KEYS = ('ansible_facts', 'diagnosis', 'findings', 'messages')
+
+
+
 class CallbackModule(DefaultCallbackModule):
     """The default callback with a compact success path; failures and -v go to the default's code."""
 
@@ -131,10 +177,19 @@ class CallbackModule(DefaultCallbackModule):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self.console = None
         self._clock = True
+        # the secrets of the plays, scanned when something is to be printed
+        self._secrets = PlaySecrets()
+        self._redactor = Redactor()
+        self._current_play = None
+        self._scanned_play = None
 
     def set_options(self, task_keys=None, var_options=None, direct=None):
         super(CallbackModule, self).set_options(task_keys=task_keys, var_options=var_options, direct=direct)
         self._clock = bool(self.get_option('oncall_clock'))
+        self._secrets = PlaySecrets(name_patterns=list(self.get_option('oncall_secret_var_patterns') or []),
+                                    max_hosts=int(self.get_option('oncall_secret_scan_hosts')))
+        self._redactor = Redactor(patterns=list(self.get_option('oncall_redact_patterns') or []))
+        self._scanned_play = None
         self.console = Console(max_chars=self.get_option('oncall_max_chars'),
                                hypotheses=self.get_option('oncall_hypotheses'),
                                messages_from=self.get_option('oncall_messages_from'),
@@ -152,6 +207,33 @@ class CallbackModule(DefaultCallbackModule):
         if self.console is None:
             self.set_options()
 
+    # --- redaction ---------------------------------------------------------------------------------
+
+    def _redaction(self):
+        """The redactor, with the secrets of the current play (scanned once per play, on first use)."""
+        play = self._current_play
+        if play is not None and self._scanned_play is not play:
+            self._scanned_play = play
+            literals, dummy = self._secrets.scan(play)
+            self._redactor.add_literals(literals)
+        return self._redactor
+
+    def _scrub(self, result):
+        """Redact a task result in place, before the default callback's code prints any of it."""
+        data = getattr(result, 'result', None)
+        if data is None:
+            data = getattr(result, '_result', None)
+        if not data:
+            return
+        try:
+            clean = self._redaction().data(dict(data))
+            data.clear()
+            data.update(clean)
+        except Exception:  # pylint: disable=broad-except
+            # never print what could not be redacted
+            data.clear()
+            data.update(msg='(output hidden: it could not be redacted)', censored=True)
+
     # --- phases ------------------------------------------------------------------------------------
 
     def v2_playbook_on_start(self, playbook):
@@ -161,6 +243,7 @@ class CallbackModule(DefaultCallbackModule):
         return None
 
     def v2_playbook_on_play_start(self, play):
+        self._current_play = play
         if not self.compact:
             return super(CallbackModule, self).v2_playbook_on_play_start(play)
         self._ensure()
@@ -199,60 +282,79 @@ class CallbackModule(DefaultCallbackModule):
     def _ok(self, result):
         self._ensure()
         task = _task(result)
-        self._emit(self.console.result(task.get_name().strip() if task else '', getattr(task, 'action', ''),
-                                       _data(result)))
+        action = getattr(task, 'action', '') or ''
+        data = _data(result)
+        if data and (str(action).rsplit('.', 1)[-1] in CONSOLE_ACTIONS or any(k in data for k in CONSOLE_KEYS)):
+            self._scrub(result)  # before the console shortens a line (a cut secret is no longer found)
+            data = _data(result)
+        self._emit(self.console.result(task.get_name().strip() if task else '', action, data))
 
     def v2_runner_on_ok(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_on_ok(result)
         self._ok(result)
         return None
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if not self.compact or not ignore_errors:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_on_failed(result, ignore_errors=ignore_errors)
         # An ignored error is handled by the play (probes turn it into an unknown finding): not news.
         return None
 
     def v2_runner_on_skipped(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_on_skipped(result)
         return None
 
     def v2_runner_item_on_ok(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_item_on_ok(result)
         self._ok(result)
         return None
 
     def v2_runner_item_on_skipped(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_item_on_skipped(result)
         return None
 
     def v2_runner_item_on_failed(self, result):
+        self._scrub(result)
         return super(CallbackModule, self).v2_runner_item_on_failed(result)
 
     def v2_runner_on_unreachable(self, result):
+        self._scrub(result)
         return super(CallbackModule, self).v2_runner_on_unreachable(result)
 
     def v2_runner_retry(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_retry(result)
         return None
 
     def v2_runner_on_async_poll(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_on_async_poll(result)
         return None
 
     def v2_runner_on_async_ok(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_runner_on_async_ok(result)
         return None
 
+    def v2_runner_on_async_failed(self, result):
+        self._scrub(result)
+        return super(CallbackModule, self).v2_runner_on_async_failed(result)
+
     def v2_on_file_diff(self, result):
         if not self.compact:
+            self._scrub(result)
             return super(CallbackModule, self).v2_on_file_diff(result)
         return None
 

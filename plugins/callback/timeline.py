@@ -157,7 +157,6 @@ from ansible_collections.sre.incident_response.plugins.module_utils.postmortem i
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils.timeline import (
     DETAILED_STATUSES,
-    SecretCollector,
     TaskClock,
     TaskResults,
     TimelineWriter,
@@ -166,22 +165,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils.timeline imp
     task_event,
     task_status,
 )
-
-try:
-    from ansible.template import Templar
-except ImportError:  # pragma: no cover
-    Templar = None
-
-
-def _native(value):
-    """Plain Python types (2.19 hands tagged strings and lazy containers to callbacks)."""
-    if isinstance(value, dict):
-        return dict((str(k), _native(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_native(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+from ansible_collections.sre.incident_response.plugins.plugin_utils.play_secrets import PlaySecrets
 
 
 class CallbackModule(CallbackBase):
@@ -198,12 +182,11 @@ class CallbackModule(CallbackBase):
         self.clock = TaskClock()
         self.tasks = TaskResults()
         self.writer = None
-        self.collector = None
+        self.secrets = None
         self.playbook = None
         self.play_name = None
         self.play_count = 0
         self.default_owner = None
-        self._scanned = set()
         self._opts = {}
         self._finished = False
         self._write_failed = False
@@ -227,7 +210,8 @@ class CallbackModule(CallbackBase):
             'postmortem_draft': bool(self.get_option('postmortem_draft')),
         }
         self.writer = TimelineWriter(redactor=Redactor(patterns=self._opts['redact_patterns']))
-        self.collector = SecretCollector(name_patterns=self._opts['secret_var_patterns'])
+        self.secrets = PlaySecrets(name_patterns=self._opts['secret_var_patterns'],
+                                   max_hosts=self._opts['secret_scan_hosts'])
 
     def _ensure(self):
         if self.writer is None:
@@ -289,55 +273,17 @@ class CallbackModule(CallbackBase):
         self._bind(incident_id, incident_dir=incident_dir)
 
     def _scan_secrets(self, play):
-        """Collect secret values visible to the play: extra vars, then the variables of its hosts."""
-        try:
-            vm = play.get_variable_manager()
-        except Exception:  # pylint: disable=broad-except
-            return {}
-        if vm is None:
-            return {}
-        extra = {}
-        try:
-            extra = _native(dict(vm.extra_vars or {}))
-        except Exception:  # pylint: disable=broad-except
-            extra = {}
-        loader = getattr(vm, '_loader', None)
-
-        def resolver(variables):
-            if Templar is None or loader is None:
-                return lambda value: value
-            templar = Templar(loader=loader, variables=variables)
-
-            def resolve(value):
-                return _native(templar.template(value))
-            return resolve
-
-        self.writer.add_secrets(self.collector.collect(extra))
-        try:
-            play_vars = dict(play.get_vars() or {})
-        except Exception:  # pylint: disable=broad-except
-            play_vars = {}
-        if play_vars:
-            self.writer.add_secrets(self.collector.collect(play_vars, resolve=resolver(dict(extra, **play_vars))))
-        try:
-            hosts = vm._inventory.get_hosts(play.hosts)  # pylint: disable=protected-access
-        except Exception:  # pylint: disable=broad-except
-            hosts = []
-        for host in hosts[:max(self._opts['secret_scan_hosts'], 1)]:
-            if host.name in self._scanned:
-                continue
-            self._scanned.add(host.name)
-            try:
-                variables = vm.get_vars(play=play, host=host, include_hostvars=False)
-            except Exception:  # pylint: disable=broad-except
-                continue
-            self.writer.add_secrets(self.collector.collect(variables, resolve=resolver(variables)))
+        """Collect secret values visible to the play (plugin_utils/play_secrets.py); returns the extra variables."""
+        def owner(variables, resolve):
             if self.default_owner is None:
                 try:
-                    contacts = resolver(variables)(variables.get('incident_contacts') or {})
+                    contacts = resolve(variables.get('incident_contacts') or {})
                     self.default_owner = (contacts.get('oncall') or {}).get('handle') or ''
                 except Exception:  # pylint: disable=broad-except
                     self.default_owner = ''
+
+        literals, extra = self.secrets.scan(play, on_host=owner)
+        self.writer.add_secrets(literals)
         return extra
 
     def _emit(self, event):

@@ -19,6 +19,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, probe_pg
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line, thresholds_of
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 THRESHOLD_SPEC = dict(
     connections_warn_pct=dict(type='float', default=80),
@@ -75,6 +76,12 @@ SPEC.update(
 
 
 def run(module):
+    """The area's result, scrubbed of the login password as keys and values (AnsibleModule's no_log scrubs values
+    only, and application names and queries are the sessions' own text)."""
+    return Redactor(literals=[module.params.get('login_password')]).data(_run(module))
+
+
+def _run(module):
     p = module.params
     t = thresholds_of(module, THRESHOLD_SPEC, PAIRS)
     host, service = p['report_host'], p['service']

@@ -16,6 +16,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.sre.incident_response.plugins.module_utils import redis_common, probe_redis
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import thresholds_of, window_seconds
+from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 THRESHOLD_SPEC = dict(
     memory_warn_pct=dict(type='float', default=90),
@@ -51,6 +52,12 @@ SPEC.update(
 
 
 def run(module):
+    """The area's result, scrubbed of the login password as keys and values (AnsibleModule's no_log scrubs values
+    only, and key names and slow-log arguments are the clients' own text)."""
+    return Redactor(literals=[module.params.get('login_password')]).data(_run(module))
+
+
+def _run(module):
     p = module.params
     if not redis_common.HAS_REDIS:  # a missing tool is a finding, not a failed play
         reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (

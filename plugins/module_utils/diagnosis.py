@@ -475,7 +475,8 @@ def _kill_foreign_extra(foreign, own, finding):
     names = sorted({h.get('application_name') for h in foreign})
     roles = sorted({h.get('role') for h in foreign if h.get('role')})
     extra = [('pg_terminate_states', 'idle in transaction'), ('pg_terminate_roles', roles)]
-    if all(names):
+    # the selector is a shell pattern: a redacted name (********) or one with a pattern character selects more than it names
+    if all(names) and not any(set('*?[') & set(str(n)) for n in names):
         extra.append(('pg_terminate_application_names', names))
     else:
         extra.append(('pg_terminate_exclude_application_names', sorted({h.get('application_name') for h in own})))

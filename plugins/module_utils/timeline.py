@@ -479,14 +479,6 @@ class TimelineWriter(object):
         if self.known:
             self.flush()
 
-    def _redact(self, event):
-        event = self.redactor.data(event)
-        data = event.get('data')
-        if event.get('kind') == 'task' and isinstance(data, dict) and isinstance(data.get('hosts'), dict):
-            # host names are keys there; Redactor.data only scrubs values
-            data['hosts'] = dict((self.redactor.text(str(host)), entry) for host, entry in data['hosts'].items())
-        return event
-
     def flush(self):
         if not self.known or not self.buffer:
             return 0
@@ -494,7 +486,7 @@ class TimelineWriter(object):
         for event in self.buffer:
             event = dict(event)
             event['incident_id'] = self.incident_id
-            events.append(self._redact(event))
+            events.append(self.redactor.data(event))  # keys too (e.g. host names in a task's data.hosts)
         self.buffer = []
         count = self._append(self.timeline_path, events)
         self.written += count

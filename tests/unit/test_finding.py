@@ -94,3 +94,42 @@ def test_evidence_file_names_are_safe(tmp_path):
     assert files == [('h/../x', '.._.._etc_passwd', 'x')]
     written = IncidentStore('INC-UNIT-9', str(tmp_path)).write_evidence(files, Redactor())
     assert all(os.path.realpath(p).startswith(str(tmp_path)) for p in written)
+
+
+LAB_SECRETS = {'lab_pg_password': 'lab-pg-S3cret-4f9a', 'lab_pg_superuser_password': 'lab-pgsu-S3cret-77c1',
+               'lab_analyst_password': 'lab-analyst-S3cret-2b8e', 'lab_redis_password': 'lab-redis-S3cret-9d3e'}
+
+
+def probe_result_with_secret_keys():
+    """What the probe registers on the lab when request paths and an application_name carry the lab passwords."""
+    paths = dict(('/api/orders/%s' % s, {'requests': 1, 'errors': 0}) for s in LAB_SECRETS.values())
+    app = '%s %s' % (LAB_SECRETS['lab_pg_password'], LAB_SECRETS['lab_redis_password'])
+    return {'findings': [
+        {'check': 'app.errors', 'host': 'app-backend', 'service': 'backend', 'status': 'ok', 'summary': '4 requests',
+         'evidence': {'by_path': paths}},
+        {'check': 'pg.connections', 'host': 'app-backend', 'service': 'db', 'status': 'ok', 'summary': '1 of 100',
+         'evidence': {'by_user_application': {'app/%s' % app: 1}, 'holders': [{'application_name': app}]}}],
+        'evidence_files': {'pg-activity-db.json': [{'application_name': app}], 'app.errors-backend.log': '\n'.join(paths)}}
+
+
+def test_secrets_in_evidence_keys_never_reach_the_incident_or_the_result(tmp_path):
+    task_vars = dict(LAB_SECRETS, inventory_hostname='app-backend', incident_id='INC-UNIT-KEYS', incident_dir=str(tmp_path),
+                     ansible_play_hosts_all=['app-backend'], hostvars={'app-backend': {'__probe': probe_result_with_secret_keys()}})
+    res = run({'probe_var': '__probe'}, task_vars)
+    assert res['recorded'] is True
+    texts = [json.dumps(res)]
+    for base, dummy, names in os.walk(str(tmp_path)):
+        texts += [os.path.join(base, n) + '\n' + open(os.path.join(base, n)).read() for n in names]
+    text = '\n'.join(texts)
+    assert not [s for s in LAB_SECRETS.values() if s in text]
+    stored = json.loads((tmp_path / 'INC-UNIT-KEYS' / 'findings.json').read_text())
+    by_path = [f for f in stored if f['check'] == 'app.errors'][0]['evidence']['by_path']
+    assert len(by_path) == 4 and sorted(v['requests'] for v in by_path.values()) == [1, 1, 1, 1]  # none dropped
+
+
+def test_without_incident_the_returned_findings_are_redacted_too():
+    task_vars = dict(LAB_SECRETS, inventory_hostname='app-backend', ansible_play_hosts_all=['app-backend'],
+                     hostvars={'app-backend': {'__probe': probe_result_with_secret_keys()}})
+    res = run({'probe_var': '__probe'}, task_vars)
+    assert res['recorded'] is False and len(res['findings']) == 2
+    assert not [s for s in LAB_SECRETS.values() if s in json.dumps(res)]
