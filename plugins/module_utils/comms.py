@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import socket
+import tempfile
 from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
@@ -251,23 +252,40 @@ def message_name(kind, now, status=None):
 
 
 def write_message(directory, kind, text, now, status=None):
-    """Write messages/<YYYYMMDDTHHMMSSZ>-<kind>[-status].md without overwriting an earlier one; returns the path."""
+    """Write messages/<YYYYMMDDTHHMMSSZ>-<kind>[-status].md without overwriting an earlier one; returns the path.
+
+    The text is written whole to a temporary file first and then hard-linked under its name (a link never
+    replaces an existing file), so a full disk leaves neither an empty nor a half message, nor a `.tmp` file.
+    """
     files.ensure_dir(directory)
     base = message_name(kind, now, status)
     path = os.path.join(directory, base)
-    for counter in range(2, MESSAGE_NAME_TRIES + 2):
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp', dir=directory)
+    try:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-            break
+            files._write_all(fd, text.encode('utf-8'))  # pylint: disable=protected-access
+            os.fsync(fd)
+            os.fchmod(fd, 0o640)
+        finally:
+            os.close(fd)
+        for counter in range(2, MESSAGE_NAME_TRIES + 2):
+            try:
+                os.link(tmp, path)
+                break
+            except FileExistsError:
+                path = os.path.join(directory, base[:-3] + '-%d.md' % counter)
+        else:
+            raise OSError('%s: %d messages of this kind in this second already' % (os.path.join(directory, base),
+                                                                                  MESSAGE_NAME_TRIES))
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise files._write_error(path, exc, 'no message written')  # pylint: disable=protected-access
+    finally:
+        try:
+            os.unlink(tmp)
         except OSError:
-            if not os.path.exists(path):
-                raise
-            path = os.path.join(directory, base[:-3] + '-%d.md' % counter)
-    else:
-        raise OSError('%s: %d messages of this kind in this second already' % (os.path.join(directory, base),
-                                                                              MESSAGE_NAME_TRIES))
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
+            pass
     return path
 
 

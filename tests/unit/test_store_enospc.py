@@ -6,6 +6,7 @@ temporary file is removed and StoreWriteError (an OSError with the errno) names 
 is cut off, so the timeline keeps whole lines. ENOSPC is simulated three ways: os.fsync raising it, a temporary file
 whose descriptor is /dev/full (the kernel's own ENOSPC on write), and a write that stops halfway.
 """
+import datetime
 import errno
 import json
 import os
@@ -169,3 +170,17 @@ def test_a_really_full_file_system(tmp_path):
         assert json.load(open(store.file(files.INCIDENT))) == {'id': 'INC-T-FULL'}
     finally:
         subprocess.run(['umount', str(mnt)], check=False)
+
+
+@pytest.mark.parametrize('failure', ['fsync_full', 'dev_full'])
+def test_a_message_on_a_full_disk_leaves_no_empty_or_half_file(tmp_path, request, failure):
+    """messages/ is never overwritten (a link, not a rename) and a full disk leaves neither the message nor a .tmp."""
+    from ansible_collections.sre.incident_response.plugins.module_utils import comms
+    directory = tmp_path / 'messages'
+    first = comms.write_message(str(directory), 'update', 'first\n', datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
+    request.getfixturevalue(failure)
+    with pytest.raises(OSError) as info:
+        comms.write_message(str(directory), 'update', 'second\n' * 1000, datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
+    assert_clear(info.value, directory / '20261201T030000Z-update-identified.md')
+    assert sorted(os.listdir(str(directory))) == [os.path.basename(first)]
+    assert open(first).read() == 'first\n'
