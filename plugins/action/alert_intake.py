@@ -16,6 +16,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import alerts
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 
 
 class ActionModule(ActionBase):
@@ -58,14 +59,17 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail('throttle_minutes must be 0 or more, got %s' % args['throttle_minutes'])
         groups = (task_vars or {}).get('groups') or {}
         inventory_names = set(groups) | set(groups.get('all') or [])
+        redactor = task_redactor(task_vars, self._templar)
         try:
             outcome = alerts.intake(
                 self._batch(args, task_vars), incident_dir=args['incident_dir'],
                 hosts_services=args['hosts_services'], severity_map=args['severity_map'],
                 throttle_minutes=args['throttle_minutes'], contacts=args['contacts'],
-                host=task_vars.get('inventory_hostname') if task_vars else None, inventory_names=inventory_names)
+                host=task_vars.get('inventory_hostname') if task_vars else None, inventory_names=inventory_names,
+                redactor=redactor)
         except (ValueError, OSError) as exc:
-            raise AnsibleActionFail(str(exc))
+            raise AnsibleActionFail(redactor.text(str(exc)))
+        outcome = redactor.data(outcome)
         result.update(outcome)
         result['changed'] = bool(outcome['incident_id'])
         result['ansible_facts'] = {'alert_intake': outcome}

@@ -286,7 +286,7 @@ def _verb(status, previous, fired):
 
 
 def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=None, throttle_minutes=10,
-           contacts=None, now=None, host=None, inventory_names=None):
+           contacts=None, now=None, host=None, inventory_names=None, redactor=None):
     """Record one batch of alerts of one group in the incident of the group; decide triage and the Resolved draft.
 
     Returns {incident_id, incident_path, created, triage, triage_reason, draft_resolved, triage_hosts,
@@ -318,7 +318,7 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
     root = os.path.abspath(os.path.expanduser(str(incident_dir)))
     files.ensure_dir(root)
     registry_path = os.path.join(root, REGISTRY)
-    redactor = Redactor()
+    redactor = redactor or Redactor()  # the task's: the collection's patterns and the inventory's secret values
 
     with files.lock(registry_path):
         registry = files.read_json(registry_path, default={}) or {}
@@ -337,8 +337,8 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
         created = incident is None
         if created:
             outcome = incident_logic.declare_or_load(
-                incident_dir=root, title=title, severity=severity, services=services, contacts=contacts,
-                impact=(primary.get('annotations') or {}).get('impact', ''),
+                incident_dir=root, title=redactor.text(title), severity=severity, services=redactor.data(services),
+                contacts=contacts, impact=redactor.text((primary.get('annotations') or {}).get('impact', '')),
                 started_at=_started_at(fired), host=host, now=now)
             incident = outcome['incident']
             entry = {'incident_id': incident['id'], 'opened_at': files.isoformat(now), 'alerts': {}}
