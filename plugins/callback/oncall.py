@@ -135,6 +135,7 @@ from ansible import constants as C
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
 from ansible_collections.sre.incident_response.plugins.module_utils.console import Console
+from ansible_collections.sre.incident_response.plugins.module_utils import escape
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.play_secrets import PlaySecrets
 
@@ -201,7 +202,8 @@ class CallbackModule(DefaultCallbackModule):
 
     def _emit(self, lines):
         for text, style in lines:
-            self._display.display(text, color=STYLES.get(style))
+            # summaries quote log lines and database contents: escape sequences in them must not reach the terminal
+            self._display.display(escape.terminal(text), color=STYLES.get(style))
 
     def _ensure(self):
         if self.console is None:

@@ -13,6 +13,9 @@ Pure functions, standard library only; one per place text is rendered:
 - ``slack(value)``: Slack mrkdwn text by Slack's own rules (``&``, ``<``, ``>``), so ``<!channel>``, ``<@U123>`` and
   ``<https://x|y>`` from data are shown, not acted on.
 - ``slack_code(value)``: ``slack()`` for the inside of a ``` block: no run of backticks can close the block.
+- ``terminal(value)``: a line for the on-call console: control characters (ESC sequences that would move the
+  cursor, recolour or retitle the terminal, C1 controls) and bidirectional overrides are shown as ``\\xNN`` /
+  ``\\uNNNN`` instead of acting on the screen. Newlines and tabs stay.
 
 HTML is escaped by the report's Jinja2 environment (plugins/module_utils/report.py, autoescape on every value).
 Redact before escaping: a secret that was escaped no longer matches its literal value.
@@ -67,3 +70,18 @@ def slack(value):
 def slack_code(value):
     """slack() for the inside of a ``` code block: a zero-width space between backticks, so none can close it."""
     return _BACKTICK_RUN.sub(u'`\u200b', slack(value))
+
+
+# What a terminal acts on: C0 controls but tab and newline, DEL, C1 controls (CSI 0x9b...), and the Unicode
+# bidirectional controls that reorder what is shown ("Trojan Source").
+_TERMINAL = re.compile(u'[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]')
+
+
+def _visible(match):
+    char = match.group(0)
+    return '\\x%02x' % ord(char) if ord(char) < 0x100 else '\\u%04x' % ord(char)
+
+
+def terminal(value):
+    """``value`` as text a terminal shows and does not act on (see the module's docstring)."""
+    return _TERMINAL.sub(_visible, u'%s' % (value,))

@@ -99,3 +99,11 @@ def test_slack_code_cannot_close_its_block():
     assert '``' not in out and out.replace(u'\u200b', '') == 'a ``` b ```` c'
     block = '```\n%s```' % escape.slack_code('x```<!here>')
     assert block.count('```') == 2 and '<' not in block
+
+
+def test_terminal_shows_control_characters_and_keeps_text():
+    assert escape.terminal('plain é – ok\tx\ny') == 'plain é – ok\tx\ny'
+    assert escape.terminal('\x1b[31mred\x1b[0m') == '\\x1b[31mred\\x1b[0m'
+    assert escape.terminal('a\x00b\x7fc\x9bd') == 'a\\x00b\\x7fc\\x9bd'
+    assert escape.terminal('\u202eevil\u2066') == '\\u202eevil\\u2066'
+    assert escape.terminal(42) == '42'

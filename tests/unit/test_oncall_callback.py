@@ -234,3 +234,12 @@ def test_callback_with_v_is_the_default_callback():
     text = '\n'.join(m for m, _c in cb._display.lines)
     assert 'PLAY [Triage 1-2 min - assess scope]' in text and 'TASK [sre.incident_response.health : Probe]' in text
     assert 'ok: [app-backend]' in text and '== Triage' not in text
+
+
+def test_escape_sequences_from_outside_text_do_not_reach_the_terminal():
+    """A log line's ESC sequences (clear screen, retitle, recolour) and bidi overrides are shown, not acted on."""
+    cb = make(0)
+    cb._emit([('   CRIT    app-backend/app.errors: /api/\x1b[2J\x1b]0;pwned\x07x \u202egnp.exe\x9b31m', 'crit')])
+    (line, dummy), = cb._display.lines
+    assert '\x1b' not in line and '\x07' not in line and '\u202e' not in line and '\x9b' not in line
+    assert line == '   CRIT    app-backend/app.errors: /api/\\x1b[2J\\x1b]0;pwned\\x07x \\u202egnp.exe\\x9b31m'
