@@ -148,6 +148,23 @@ def _is_error(rec):
     return str(rec.get('level', '')).upper() in ERROR_LEVELS
 
 
+# Bounds on what log lines can make the probe keep: distinct paths (the rest count under OTHER_PATHS), the length
+# of a path, distinct error messages per path.
+MAX_PATHS = 200
+MAX_PATH_CHARS = 300
+MAX_MESSAGES_PER_PATH = 50
+OTHER_PATHS = '(other paths)'
+OTHER_MESSAGES = '(other messages)'
+
+
+def _top_message(messages):
+    """The most frequent message; a real one before the OTHER_MESSAGES bucket (messages that carry ids differ)."""
+    real = [(n, m) for m, n in messages.items() if m != OTHER_MESSAGES]
+    if real:
+        return max(real, key=lambda nm: nm[0])[1]
+    return OTHER_MESSAGES if messages else None
+
+
 def analyze(lines, ignore_paths=None):
     """Counts of a window of log lines: JSON breakdown by path and status, or text ERROR lines."""
     counts = {}
@@ -171,6 +188,12 @@ def analyze(lines, ignore_paths=None):
             continue
         if path in ignore:
             continue
+        # Paths come from clients: bounded in length and in number (a scanner's random URLs, a 1 MiB path).
+        path = str(path)
+        if len(path) > MAX_PATH_CHARS:
+            path = path[:MAX_PATH_CHARS] + '...'
+        if path not in paths and len(paths) >= MAX_PATHS:
+            path = OTHER_PATHS
         entry = paths.setdefault(path, {'requests': 0, 'errors': 0, 'statuses': {}, 'latencies': [], 'messages': {},
                                         'trailing_ok': 0, 'trailing_errors': 0, 'error_at': []})
         entry['requests'] += 1
@@ -190,6 +213,8 @@ def analyze(lines, ignore_paths=None):
             total_errors += 1
             errors_by_status[status] = errors_by_status.get(status, 0) + 1
             msg = str(rec.get('msg', ''))[:160]
+            if msg not in entry['messages'] and len(entry['messages']) >= MAX_MESSAGES_PER_PATH:
+                msg = OTHER_MESSAGES
             entry['messages'][msg] = entry['messages'].get(msg, 0) + 1
             if len(error_samples) < 20:
                 error_samples.append(rec)
@@ -202,7 +227,7 @@ def analyze(lines, ignore_paths=None):
             'statuses': entry['statuses'],
             'p50_ms': percentile(entry['latencies'], 50),
             'p95_ms': percentile(entry['latencies'], 95),
-            'top_error': max(entry['messages'].items(), key=lambda kv: kv[1])[0] if entry['messages'] else None,
+            'top_error': _top_message(entry['messages']),
             'trailing_ok': entry['trailing_ok'],
             'trailing_errors': entry['trailing_errors'],
             'recent_error_spacing': _recent_spacing(entry['error_at'], entry['requests'] - entry['trailing_ok']),

@@ -128,3 +128,20 @@ def test_logfmt_without_a_leading_time_and_free_text_lines():
     assert probe_logs.line_ts('level=info ts=2026-11-27T03:00:00Z path=/') == '2026-11-27T03:00:00Z'
     assert probe_logs.line_ts('{"ts": "2026-11-27T03:00:00Z"}') == '2026-11-27T03:00:00Z'
     assert probe_logs.line_ts('no time here') is None
+
+
+def test_client_controlled_paths_and_messages_are_bounded():
+    """A scanner's random URLs, a 1 MiB path and endless distinct messages: the breakdown stays bounded."""
+    lines = [json.dumps({'method': 'GET', 'path': '/scan/%d' % i, 'status': 404}) for i in range(5000)]
+    lines += [json.dumps({'method': 'GET', 'path': '/api/' + 'A' * (1024 * 1024), 'status': 500, 'msg': 'x'})]
+    lines += [json.dumps({'method': 'GET', 'path': '/api/orders', 'status': 500, 'msg': 'KeyError %d' % i})
+              for i in range(300)]
+    stats = probe_logs.analyze(lines)
+    assert len(stats['by_path']) == probe_logs.MAX_PATHS + 1
+    assert stats['by_path'][probe_logs.OTHER_PATHS]['requests'] == 5000 + 1 + 300 - probe_logs.MAX_PATHS
+    assert max(len(p) for p in stats['by_path']) <= probe_logs.MAX_PATH_CHARS + 3
+    assert stats['requests'] == 5301 and stats['errors'] == 301
+    lines = [json.dumps({'method': 'GET', 'path': '/api/orders', 'status': 500, 'msg': 'KeyError %d' % i})
+             for i in range(300)]
+    entry = probe_logs.analyze(lines)['by_path']['/api/orders']
+    assert entry['errors'] == 300 and entry['top_error'] == 'KeyError 0'  # a real message, not the folded 250
