@@ -10,10 +10,10 @@ outside at once:
 - the environment of ansible-playbook: SUDO_USER, USER, LOGNAME, JOB_ID and PGAPPNAME set to payloads;
 - an Alertmanager notification whose labels and annotations are payloads (playbooks/alert.yml by hand).
 
-Then triage (delivering to a Slack receiver on 127.0.0.1), report, a remediation plan and resolve run on the
-incident, each with a time limit. Asserted: no payload ran (no canary file), no Jinja was rendered, no lab secret
+Then triage (delivering to a Slack receiver on 127.0.0.1), an update, report, a remediation plan and resolve run on
+the incident, each with a time limit. Asserted: no payload ran (no canary file), no Jinja was rendered, no lab secret
 is in any output or any file of the incident, report.html is escaped and carries a strict CSP, the Slack text is
-escaped, the Markdown tables keep their columns, and every run ended.
+escaped, the Markdown documents show the payloads as text (no HTML, link or image), and every run ended.
 """
 import glob
 import json
@@ -26,6 +26,7 @@ import time
 import uuid
 
 import pytest
+from markdown_it import MarkdownIt
 
 from conftest import LabEnv, heal, lab_lock, run  # noqa: E402
 from hostile_corpus import ACTIVE_HTML, ACTIVE_SLACK, Corpus  # noqa: E402
@@ -123,6 +124,8 @@ def attack(lab, tmp_path_factory):
 
             triage_vars = comms_vars(incident, receiver, postgres_idle_in_transaction_warn_seconds=1)
             out['runs']['triage'] = _timed('playbooks/triage.yml', triage_vars, env=env, args=['-vvv'])
+            out['runs']['update'] = _timed('playbooks/communicate.yml', dict(triage_vars, status='Identified'),
+                                           env=env, args=['-vvv'])
             out['runs']['report'] = _timed('playbooks/report.yml', incident['vars'], env=env, args=['-vvv'])
             out['runs']['plan'] = _timed('playbooks/remediate.yml', dict(incident['vars'], action='kill_query'),
                                          env=env, args=['-vvv'])
@@ -204,28 +207,27 @@ def test_report_html_is_escaped_with_a_strict_csp(attack):
 
 
 def test_slack_text_is_escaped(attack):
-    slack = [r for r in attack['receiver'].requests if r['path'].startswith('/services/')]
-    assert slack, 'triage delivered nothing to Slack'
-    for req in slack:
-        text = json.dumps(req['json'], ensure_ascii=False)
-        for active in ACTIVE_SLACK:
+    slack = [json.dumps(r['json'], ensure_ascii=False) for r in attack['receiver'].requests
+             if r['path'].startswith('/services/')]
+    assert slack, 'nothing was delivered to Slack'
+    assert any('&lt;script&gt;alert(1)&lt;/script&gt;' in text for text in slack), slack  # the data went out
+    for text in slack:
+        for active in ACTIVE_SLACK + ('<script>',):
             assert active not in text, (active, text[:2000])
 
 
-def test_markdown_tables_keep_their_columns(attack):
-    for path, text in attack['files'].items():
-        if not path.endswith('.md'):
-            continue
-        header = None
-        for line in text.splitlines():
-            if not line.startswith('|'):
-                header = None
-                continue
-            cells = len(re.findall(r'(?<!\\)\|', line))
-            if header is None:
-                header = cells
-            assert cells == header, '%s: a table row has %d columns, its header %d: %s' % (
-                os.path.basename(path), cells, header, line[:300])
+def test_markdown_documents_show_outside_text_as_text(attack):
+    """messages/ and the post-mortem: no HTML, link or image from data; the payloads are there as text."""
+    md = MarkdownIt('commonmark').enable('table')
+    shown = ''
+    names = [p for p in attack['files'] if p.endswith('.md')]
+    assert any('/messages/' in n and n.endswith('-update-identified.md') for n in names), names
+    for name in names:
+        tokens = md.parse(attack['files'][name])
+        kinds = {t.type for t in tokens} | {c.type for t in tokens for c in (t.children or [])}
+        assert not kinds & {'html_inline', 'html_block', 'link_open', 'image'}, (name, kinds)
+        shown += ''.join(c.content for t in tokens for c in (t.children or []) if c.type in ('text', 'code_inline'))
+    assert '<script>alert(1)</script>' in shown and '$(touch ' in shown
 
 
 # --- alerts -----------------------------------------------------------------------------------------------------
