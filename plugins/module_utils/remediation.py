@@ -7,8 +7,9 @@ Pure Python (standard library only) so that the action plugin ``remediation_gate
 the remediation modules and the unit tests use the same rules:
 
 - ``decide()``: plan or apply, and why an apply is refused (no approver, no reason,
-  four-eyes for destructive classes, per-incident action budget).
-- ``count_actions()``: how many changing ``action`` events of one kind an incident has.
+  four-eyes for destructive classes, a launcher that is not established, the per-incident action budget).
+- ``ledger()`` / ``count_actions()`` / ``find_action()``: the incident's changing attempts (intents and their
+  settles), the budget they use, the attempt an approval already made.
 - ``approval_token()``: the identity of one approval (single-use for actions that are
   not naturally idempotent, such as a restart).
 - ``redis_glob_to_regex()`` / ``pattern_errors()``: Redis glob semantics for redis_evict.
@@ -56,41 +57,68 @@ def same_person(a, b):
     return bool(norm(a)) and norm(a) == norm(b)
 
 
+# --- the action ledger: intents, settles, the budget -------------------------------------------------------------
+#
+# An apply writes an `action` event with data.status `started` (the intent) under the incident's remediation lock
+# before it changes anything, and a second `action` event with the same data.intent_id and status `done` or
+# `failed` (the settle) after. Older timelines hold only settle-like events (no status, no intent_id).
+
+STARTED = 'started'
+
+
+def ledger(events):
+    """One entry per changing attempt: {'event', 'action', 'service', 'host', 'approval_id', 'intent_id', 'state',
+    'changed', 'owner', 'ts'}; state is 'open' (an intent without a settle: still running, or killed), 'done' or
+    'failed'. A settled intent is represented by its (last) settle event."""
+    actions = [e for e in (events or []) if e.get('kind') == 'action']
+    last_settle = {}
+    for index, event in enumerate(actions):
+        data = event.get('data') or {}
+        if data.get('intent_id') and data.get('status') != STARTED:
+            last_settle[data['intent_id']] = index
+    out = []
+    for index, event in enumerate(actions):
+        data = event.get('data') or {}
+        intent_id = data.get('intent_id')
+        if data.get('status') == STARTED:
+            if intent_id in last_settle:
+                continue
+            state = 'open'
+        elif intent_id and last_settle.get(intent_id) != index:
+            continue  # settled twice: the last settle speaks
+        else:
+            state = 'failed' if data.get('status') == 'failed' else 'done'
+        out.append({'event': event, 'action': data.get('action'), 'service': data.get('service'),
+                    'host': event.get('host'), 'approval_id': data.get('approval_id'), 'intent_id': intent_id,
+                    'state': state, 'changed': data.get('changed'), 'owner': data.get('owner') or {},
+                    'ts': event.get('ts')})
+    return out
+
+
+def counts(entry):
+    """Does an attempt use budget: a change, a failure (it may have changed part of the target) or an intent that
+    was never settled (the run is still acting, or was killed - possibly after the change)."""
+    return entry['state'] in ('open', 'failed') or bool(entry['changed'])
+
+
 def count_actions(events, action, service=None):
-    """Changing `action` events of this action (and service) in a timeline: the budget already used."""
-    used = 0
-    for event in events or []:
-        if event.get('kind') != 'action':
-            continue
-        data = event.get('data') or {}
-        if data.get('action') != action:
-            continue
-        if service and data.get('service') not in (None, service):
-            continue
-        if data.get('changed'):
-            used += 1
-    return used
+    """The budget already used by this action (and service) in a timeline."""
+    return sum(1 for e in ledger(events) if e['action'] == action and counts(e)
+               and not (service and e['service'] not in (None, service)))
 
 
-def find_action(events, approval_id):
-    """The last changing `action` event recorded under an approval id, or None."""
+def find_action(events, approval_id, host=None):
+    """The last attempt under an approval id (on this host) that changed something or was interrupted, or None.
+
+    A `failed` settle is not one: the module said the change did not complete, a retry under the same approval
+    may run (and it still counts against the budget)."""
     found = None
-    for event in events or []:
-        data = event.get('data') or {}
-        if event.get('kind') == 'action' and data.get('approval_id') == approval_id and data.get('changed'):
-            found = event
+    for entry in ledger(events):
+        if entry['approval_id'] != approval_id or (host and entry['host'] and entry['host'] != host):
+            continue
+        if entry['state'] == 'open' or (entry['state'] == 'done' and entry['changed']):
+            found = entry
     return found
-
-
-def resolve_incident_dir(incident_dir, incident_id, task_vars):
-    """Where the incident lives, like timeline_event: explicit, else the incident_path fact's parent, else incident_dir."""
-    task_vars = task_vars or {}
-    if incident_dir:
-        return incident_dir
-    path = task_vars.get('incident_path')
-    if path and (not incident_id or str(path).rstrip('/').endswith('/' + str(incident_id))):
-        return str(path).rstrip('/').rsplit('/', 1)[0]
-    return task_vars.get('incident_dir') or 'incidents'
 
 
 def approval_token(incident_id, action, service, approved_by, reason, change_ref):
@@ -99,10 +127,14 @@ def approval_token(incident_id, action, service, approved_by, reason, change_ref
 
 
 def decide(action, service=None, apply=False, check_mode=False, approved_by='', reason='', change_ref='',
-           launcher='', allow_self_approval=False, budget=None, used=0, incident_id=None):
+           launcher='', allow_self_approval=False, budget=None, used=0, incident_id=None, identities=None,
+           identity_problems=None):
     """The gate: returns a dict with mode ('plan' or 'apply'), refused (bool) and msg.
 
-    Refusals happen before anything changes; the caller records them as `approval` events.
+    identities: every account of the run (the launcher, the OS accounts it runs as or was started from); the
+    approver of a destructive class must be none of them. identity_problems: why the launcher is not established;
+    a destructive class is then refused (four eyes cannot be checked). Refusals happen before anything changes;
+    the caller records them as `approval` events.
     """
     if action not in ACTIONS:
         raise ValueError('unknown action %r: one of %s' % (action, ', '.join(sorted(ACTIONS))))
@@ -112,6 +144,7 @@ def decide(action, service=None, apply=False, check_mode=False, approved_by='', 
         'apply_requested': bool(apply), 'check_mode': bool(check_mode), 'approved_by': approved_by or '',
         'reason': reason or '', 'change_ref': change_ref or '', 'launcher': launcher or '',
         'four_eyes': destructive and not allow_self_approval,
+        'identities': list(identities or []), 'identity_problems': list(identity_problems or []),
         'budget': {'limit': budget, 'used': int(used or 0)},
         'approval_id': approval_token(incident_id, action, service, approved_by, reason, change_ref),
         'mode': 'plan', 'apply': False, 'refused': False, 'decision': 'plan', 'msg': '',
@@ -128,10 +161,17 @@ def decide(action, service=None, apply=False, check_mode=False, approved_by='', 
         problems.append('approved_by is missing (who approved this change)')
     if not (reason or '').strip() and not (change_ref or '').strip():
         problems.append('approval_reason or change_ref is missing (why, or the change ticket)')
-    if not problems and out['four_eyes'] and same_person(approved_by, launcher):
-        problems.append('four-eyes rule: %s is a destructive action (%s) and the approver %r is the launcher; '
-                        'another person must approve (or set remediation_allow_self_approval by policy)'
-                        % (action, out['class'], approved_by))
+    if not problems and out['four_eyes']:
+        accounts = [launcher] + [i for i in (identities or []) if i and not same_person(i, launcher)]
+        match = [i for i in accounts if same_person(approved_by, i)]
+        if match:
+            problems.append('four-eyes rule: %s is a destructive action (%s) and the approver %r is the launcher%s; '
+                            'another person must approve (or set remediation_allow_self_approval by policy)'
+                            % (action, out['class'], approved_by,
+                               '' if same_person(match[0], launcher) else ' (%s runs or started this run)' % match[0]))
+        if identity_problems:
+            problems.append('the launcher cannot be established, so four eyes cannot be checked for %s (%s): %s'
+                            % (action, out['class'], '; '.join(identity_problems)))
     if not problems and budget is not None and int(budget) >= 0 and int(used or 0) >= int(budget):
         problems.append('action budget exhausted: %d of %d %s actions already applied in incident %s; '
                         'raise remediation_budget deliberately if more are needed'

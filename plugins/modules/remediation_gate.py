@@ -11,13 +11,22 @@ module: remediation_gate
 short_description: Decide whether a remediation plans or applies (approval, four eyes, budget)
 version_added: 0.1.0
 description:
-  - The approval gate of every remediation role. Runs on the controller (action plugin) and changes nothing.
+  - The approval gate of every remediation role. Runs on the controller (action plugin) and changes no target.
   - Without O(apply), or in check mode, the decision is C(plan).
   - With O(apply) the decision is C(apply) only when O(approved_by) and O(approval_reason) or O(change_ref) are given,
-    the approver is not the launcher for destructive classes (terminate, evict, delete) unless O(allow_self_approval),
-    and the incident's action budget for this action is not used up (changing C(action) events of the timeline).
-  - A refused apply is returned with C(gate.refused=true) and a message; the caller records it and fails.
-  - The launcher is O(launcher), else the AWX/AAP variables C(awx_user_name) / C(tower_user_name), else the OS user.
+    the approver is none of the launcher's accounts for destructive classes (terminate, evict, delete) unless
+    O(allow_self_approval), the launcher is established for those classes, and the incident's action budget for
+    this action is not used up.
+  - The launcher comes only from what the caller cannot set - the kernel (real uid, audit login uid, the caller of
+    sudo/su/doas above the run; C(SUDO_USER) only when it agrees) and, in an AWX/AAP job, the controller's API
+    (C(remediation_awx_url) from inventory, the job's controller credential). Extra variables and environment
+    variables such as C(USER), C(LOGNAME), C(SUDO_USER), C(JOB_ID) or C(awx_user_name) never name it.
+  - An apply is decided under the incident's remediation lock (C(<incident>/remediation.lock)) after every other
+    run's open intent on the incident is settled (waiting at most O(lock_timeout) seconds); the gate then appends
+    the C(approval) event and, when it grants, the intent (an C(action) event with C(status=started)). The role
+    settles it (C(status=done) or C(failed)). The budget counts changed and failed attempts and intents that were
+    never settled (a run killed after the change).
+  - A refused apply is returned with C(gate.refused=true) and a message; the caller fails.
 author: sre.incident_response contributors
 options:
   action:
@@ -56,6 +65,10 @@ options:
   budget:
     description: Maximum number of changing actions of this kind per incident and service; default per action.
     type: int
+  lock_timeout:
+    description: Seconds an apply waits for other runs acting on the same incident (their open intents) and for the lock.
+    type: int
+    default: 300
   incident_id:
     description: The incident whose timeline holds the budget; defaults to the C(incident_id) variable.
     type: str
@@ -114,12 +127,34 @@ gate:
       description: Identity of this approval (incident, action, service, approver, reason, change).
       type: str
       sample: 3f2a9c1d0b7e4a55
+    launcher_source:
+      description: Where the launcher comes from.
+      type: str
+      sample: "SUDO_USER alice, verified: sudo pid 4120 run by uid 1000"
+    identities:
+      description: Every account of the run; the approver of a destructive class must be none of them.
+      type: list
+      elements: str
+      sample: [alice, root]
+    identity_problems:
+      description: Why the launcher is not established (destructive classes are then refused).
+      type: list
+      elements: str
+      sample: []
+    intent_id:
+      description: The intent recorded for a granted apply (the settle event carries it); null otherwise.
+      type: str
+      sample: 9b1f0c2d4e6a8b10
     already_applied:
-      description: An action event with the same token and a change already exists (single-use approvals).
+      description: An attempt under the same approval on this host changed something or was interrupted (single-use approvals).
       type: bool
       sample: false
+    already_applied_state:
+      description: C(done) or C(open) (interrupted) for that attempt; null when there is none.
+      type: str
+      sample: done
     budget:
-      description: Limit and used count.
+      description: Limit and used count (changed or failed attempts, and intents never settled).
       type: dict
       sample: {limit: 3, used: 1}
 '''

@@ -3,7 +3,6 @@
 `-e remediation_launcher=mallory -e approved_by=<the OS user>` is refused for the destructive actions
 (flush_keys, kill_query) before anything changes; the refusal names the ignored variable.
 """
-import getpass
 import json
 import os
 import uuid
@@ -11,7 +10,9 @@ import uuid
 import pytest
 import redis
 
-LAUNCHER = os.environ.get('SUDO_USER') or getpass.getuser()
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_approval import os_identity
+
+LAUNCHER = os_identity()['launcher']
 
 
 def _events(incident, kind):

@@ -169,6 +169,8 @@ class _FakeController(object):
             '/api/v2/workflow_approvals/%s/' % approval_id: {
                 'id': approval_id, 'status': approval_status,
                 'summary_fields': {'approved_or_denied_by': {'id': 7, 'username': approver}}},
+            # the gate asks who launched this job (JOB_ID 78): the launcher is what AWX says, never awx_user_name alone
+            '/api/v2/jobs/78/': {'id': 78, 'status': 'running', 'launched_by': {'id': 5, 'name': 'alice', 'type': 'user'}},
         }
         self.requests = []
         outer = self
@@ -209,10 +211,13 @@ def _apply_node(tmp_path, incident, controller, extra=None, name='apply-node'):
     private.mkdir()
     env = {'ANSIBLE_CONFIG': os.path.join(ROOT, 'ansible.cfg'), 'PATH': BIN + os.pathsep + os.environ.get('PATH', ''),
            'LAB_INSTANCE': os.environ.get('LAB_INSTANCE', '0'), 'ANSIBLE_NOCOLOR': '1',
-           'JOB_ID': '78',  # AWX sets it for every job: awx_user_name is the launcher only inside an AWX job
+           'JOB_ID': '78',  # AWX sets it for every job; the gate asks the controller (jobs/78/) who launched it
            'CONTROLLER_HOST': controller.url, 'CONTROLLER_OAUTH_TOKEN': 'test-token-not-secret', 'CONTROLLER_VERIFY_SSL': 'false'}
+    awx_inventory = tmp_path / (name + '-awx.yml')  # the controller the gate asks: inventory only, like production
+    awx_inventory.write_text('all:\n  vars:\n    remediation_awx_url: %s\n' % controller.url)
     result = ansible_runner.run(private_data_dir=str(private), project_dir=ROOT, playbook='playbooks/awx_remediate.yml',
-                                inventory=os.path.join(ROOT, 'inventory', 'lab'), extravars=extravars, envvars=env,
+                                inventory=[os.path.join(ROOT, 'inventory', 'lab'), str(awx_inventory)], extravars=extravars,
+                                envvars=env,
                                 quiet=True, timeout=600)
     return result, result.stdout.read()
 
@@ -228,7 +233,8 @@ def test_apply_node_takes_the_approver_from_the_approval_node(exclusive_lab, inc
     assert approvals, [e['kind'] for e in events]
     data = approvals[-1]['data']
     assert data['approved_by'] == 'bob' and data['change_ref'] == 'AWX workflow job 77 approval 501', data
-    assert data['launcher'] == 'alice', data
+    assert data['launcher'] == 'alice' and 'AWX job 78' in data['launcher_source'], data
+    assert ('/api/v2/jobs/78/', 'Bearer test-token-not-secret') in controller.requests
     assert any(e['kind'] == 'action' for e in events) and any(e['kind'] == 'verify' for e in events)
     assert 'test-token-not-secret' not in json.dumps(events)
 

@@ -4,7 +4,6 @@ Every test injects one lab fault, then drives playbooks/remediate.yml four ways 
 (PostgreSQL sessions, Redis keys, files, the running image, the served certificate) and the incident timeline.
 """
 import datetime
-import getpass
 import ipaddress
 import json
 import os
@@ -19,10 +18,13 @@ import pytest
 import redis
 from conftest import docker
 
+from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_approval import os_identity
+
 PLAYBOOK = 'playbooks/remediate.yml'
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The launcher is who runs the tests (the OS user, SUDO_USER under sudo); alice approves.
-LAUNCHER = os.environ.get('SUDO_USER') or getpass.getuser()
+# The launcher is who runs the tests, as the kernel says (incident_approval.os_identity); alice approves.
+LAUNCHER = os_identity()['launcher']
 APPROVAL = {'apply': True, 'approved_by': 'alice', 'approval_reason': 'integration test'}
 
 
@@ -354,6 +356,12 @@ def test_rollback_restores_the_previous_container_when_unhealthy(exclusive_lab, 
     try:
         res = remediate(run_playbook, incident, 'rollback', {'rollback_image': broken, 'rollback_health_timeout': 6}, approve=True)
         assert res.rc != 0 and 'ROLLBACK FAILED VERIFICATION' in res.stdout and 'was started again' in res.stdout, res
+        # the failed apply settles its intent as failed, and the attempt counts against the budget
+        assert 'APPLY FAILED: rollback on backend' in res.stdout, res
+        acts = events(incident, 'action')
+        assert [a['data']['status'] for a in acts] == ['started', 'failed'], acts
+        assert acts[0]['data']['intent_id'] == acts[1]['data']['intent_id']
+        assert rem.count_actions(events(incident), 'rollback', 'backend') == 1
         after = inspect(lab_env.backend)
         assert after['Id'] == before['Id'] and after['State']['Running'] and after['Config']['Image'] == before['Config']['Image']
         deadline = time.time() + 30

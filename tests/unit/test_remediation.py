@@ -85,14 +85,6 @@ def test_approval_token_is_single_use_identity():
     assert rem.find_action(events, 'other') is None
 
 
-def test_incident_dir_follows_the_incident_fact_like_timeline_event():
-    facts = {'incident_path': '/tmp/x/incidents/INC-1', 'incident_dir': 'other'}
-    assert rem.resolve_incident_dir(None, 'INC-1', facts) == '/tmp/x/incidents'
-    assert rem.resolve_incident_dir('/explicit', 'INC-1', facts) == '/explicit'
-    assert rem.resolve_incident_dir(None, 'INC-2', facts) == 'other'
-    assert rem.resolve_incident_dir(None, 'INC-2', {}) == 'incidents'
-
-
 # --- Redis patterns -------------------------------------------------------------------------
 
 def test_redis_glob_semantics():
