@@ -179,8 +179,28 @@ def _service(findings, default):
     return default
 
 
+# A value that may stand in a printed command: a person pastes the command into a shell, and ansible-playbook
+# templates every extra var. Shell quoting alone is not enough ({{ lookup('pipe', ...) }} survives it), so a
+# value from outside (an application name, a key) is printed only when it is a plain token of these characters.
+_PLAIN = re.compile(r'^[A-Za-z0-9_.:/@%+=-]+(?: [A-Za-z0-9_.:/@%+=-]+)*$')
+
+
+def plain_value(value, limit=120):
+    """True when `value` can be printed in a command as it is: no template, shell, pattern or list syntax."""
+    text = str(value)
+    return 0 < len(text) <= limit and bool(_PLAIN.match(text))
+
+
+class UnsafeCommandValue(ValueError):
+    """A value that must not be printed in a command (see plain_value)."""
+
+
 class Commands(object):
-    """Builds the exact playbook commands of first actions."""
+    """Builds the exact playbook commands of first actions.
+
+    Every value in a command is a plain token (plain_value) or the command is not built (UnsafeCommandValue):
+    outside text never reaches a shell or Ansible's templating through a command a person pastes.
+    """
 
     def __init__(self, incident_id=None, inventory=None, playbook_dir='playbooks'):
         self.incident_id = incident_id
@@ -194,18 +214,33 @@ class Commands(object):
         return parts
 
     def remediate(self, action, service, apply=False, extra=None):
+        """The remediate.yml command; investigate.yml instead when a value is not a plain token (never printed)."""
+        try:
+            return self._remediate(action, service, apply, extra)
+        except UnsafeCommandValue:
+            return self.investigate('all')
+
+    def _remediate(self, action, service, apply, extra):
         parts = self._base('remediate.yml') + ['-e', 'action=%s' % action]
         if self.incident_id:
             parts += ['-e', 'incident_id=%s' % shell_quote(self.incident_id)]
         if service:
-            parts += ['-e', 'service=%s' % shell_quote(service)]
+            parts += ['-e', 'service=%s' % shell_quote(self._plain('service', service))]
         for name, value in extra or ():
             if isinstance(value, (list, tuple)):
-                value = ','.join(str(v) for v in value)
-            parts += ['-e', '%s=%s' % (name, shell_quote(str(value)))]
+                value = ','.join(self._plain(name, v) for v in value)  # each item plain: no ',' inside one
+            else:
+                value = self._plain(name, value)
+            parts += ['-e', '%s=%s' % (name, shell_quote(value))]
         if apply:
             parts += ['-e', 'apply=true', '-e', 'approved_by=<approver>', '-e', "approval_reason='<reason or change ref>'"]
         return ' '.join(parts)
+
+    @staticmethod
+    def _plain(name, value):
+        if not plain_value(value):
+            raise UnsafeCommandValue('%s: a value that is not a plain token cannot be printed in a command' % name)
+        return str(value)
 
     def investigate(self, area):
         parts = self._base('investigate.yml') + ['-e', 'area=%s' % area]
@@ -473,13 +508,21 @@ def connection_holders(finding, ctx):
 
 def _kill_foreign_extra(foreign, own, finding):
     names = sorted({h.get('application_name') for h in foreign})
-    roles = sorted({h.get('role') for h in foreign if h.get('role')})
+    roles = sorted({h.get('role') for h in foreign if h.get('role') and plain_value(h.get('role'))})
     extra = [('pg_terminate_states', 'idle in transaction'), ('pg_terminate_roles', roles)]
-    # the selector is a shell pattern: a redacted name (********) or one with a pattern character selects more than it names
-    if all(names) and not any(set('*?[') & set(str(n)) for n in names):
+    # Application names are set by clients. The selector is a shell pattern (a redacted name ******** or one with
+    # a pattern character selects more than it names), and a printed command must hold no outside text that is
+    # not a plain token (plain_value): such sessions are selected by state, role and age with the backend's own
+    # sessions excluded, or by their pids (the evidence lists a sample of them) when even that cannot be printed.
+    pids = sorted({int(p) for h in foreign for p in (h.get('pids') or []) if str(p).isdigit()})
+    own_names = sorted({h.get('application_name') for h in own})
+    if all(names) and all(plain_value(n) and not set('*?[') & set(str(n)) for n in names):
         extra.append(('pg_terminate_application_names', names))
-    else:
-        extra.append(('pg_terminate_exclude_application_names', sorted({h.get('application_name') for h in own})))
+    elif all(plain_value(n) and not set('*?[') & set(str(n)) for n in own_names):
+        if own_names:  # none past the threshold: state, role and age select only others' sessions
+            extra.append(('pg_terminate_exclude_application_names', own_names))
+    elif pids:
+        extra.append(('pg_terminate_pids', pids))
     threshold = _ev(finding).get('idle_in_transaction_threshold_s')
     if threshold is not None:
         extra.append(('pg_terminate_min_age', int(float(threshold))))

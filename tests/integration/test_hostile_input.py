@@ -189,6 +189,17 @@ def test_no_jinja_was_rendered(attack):
             assert rendered not in text, '%r rendered as %r in %s' % (payload, rendered, name)
 
 
+def test_printed_commands_hold_no_outside_text(attack):
+    """A person pastes NEXT into a shell, and ansible-playbook templates every -e value."""
+    dx = json.loads(attack['files'][os.path.join(attack['incident']['path'], 'diagnosis.json')])
+    commands = [h.get('first_action') or '' for h in dx['hypotheses']] + [h.get('then') or '' for h in dx['hypotheses']]
+    commands += [line for line in attack['runs']['triage'].stdout.splitlines() if 'ansible-playbook ' in line]
+    assert any('action=kill_query' in c for c in commands), commands  # the foreign sessions got their action
+    for command in commands:
+        for piece in ('{{', '{%', '$(', '`', 'lookup', 'canary', '<script>'):
+            assert piece not in command, (piece, command)
+
+
 def test_no_secret_anywhere(attack):
     for name, text in _outputs(attack).items():
         for secret in LabEnv.secrets + COMMS_SECRETS:

@@ -10,6 +10,8 @@
 import datetime
 import os
 
+import pytest
+
 from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes, probe_pg, probe_redis
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
@@ -181,3 +183,30 @@ def test_deploy_finding_says_which_source_found_the_previous_image():
     item = probe_changes.deploy_item('app-backend', info, {'Created': '2026-12-01T12:34:41.96Z'}, SAME_SECOND, now, 900)
     f = probe_changes.evaluate_deploys('app-backend', [('backend', item)], '15m')
     assert 'previous app-backend:1.0.0 (from version order of the local tags of app-backend' in f['summary']
+
+
+HOSTILE_NAMES = ["{{ lookup('pipe','id > /tmp/x') }}", "$(touch /tmp/x)", "`id`", "a,b", "x' -e apply=true '",
+                 "{% set x = 1 %}", "<script>", "batch*"]
+
+
+@pytest.mark.parametrize('name', HOSTILE_NAMES)
+def test_a_client_named_application_never_reaches_the_printed_command(name):
+    """A person pastes NEXT into a shell and ansible-playbook templates every -e value: shell quoting does not stop
+    {{ lookup('pipe', ...) }}. Names that are not plain tokens are never printed; the sessions are still selected."""
+    activity = [session(i, name) for i in range(30)] + [session(100 + i, 'app-backend', 'idle', age=5) for i in range(3)]
+    f = probe_pg.evaluate_connections('app-db', 'db', SERVER, activity, T)
+    top = dx.diagnose([f], CTX)['hypotheses'][0]
+    assert top['action'] == 'kill_query', top
+    for piece in ('{{', '{%', '$(', '`', 'lookup', '<script>', 'a,b', 'batch*', "x'"):
+        assert piece not in top['first_action'] and piece not in top['then'], top['first_action']
+    assert 'apply=true' not in top['first_action']
+    assert top['first_action'].endswith("-e service=db -e pg_terminate_states='idle in transaction' "
+                                        "-e pg_terminate_roles=app -e pg_terminate_min_age=30"), top['first_action']
+
+
+def test_commands_refuse_values_that_are_not_plain_tokens():
+    cmd = dx.Commands(incident_id='INC-20261204-0300-abcd', inventory='inventory/lab')
+    assert cmd.remediate('restart', "{{ 7*7 }}") == cmd.investigate('all')
+    assert cmd.remediate('kill_query', 'db', extra=[('pg_terminate_roles', ['app', '$(id)'])]) == cmd.investigate('all')
+    assert cmd.remediate('kill_query', 'db', extra=[('pg_terminate_pids', [1, 2])]).endswith('-e pg_terminate_pids=1,2')
+    assert dx.plain_value('idle in transaction') and not dx.plain_value('') and not dx.plain_value('a' * 121)

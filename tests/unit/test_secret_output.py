@@ -312,7 +312,7 @@ def test_every_secret_option_of_every_module_and_action_is_no_log():
 def test_a_redacted_application_name_never_selects_sessions_to_terminate():
     """The findings hold `******** ********` where an application_name carried the passwords: as a pg_terminate
     selector (a shell pattern) it would match every application name with a space. The first action selects
-    by state, role and age (and excludes the backend's sessions) instead."""
+    by state, role and age (excluding the backend's sessions when some are past the threshold) instead."""
     from test_first_action_fixes import CTX, SERVER, T, session
     from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
     from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
@@ -323,5 +323,6 @@ def test_a_redacted_application_name_never_selects_sessions_to_terminate():
     assert top['action'] == 'kill_query'
     assert 'pg_terminate_application_names' not in top['first_action'], top['first_action']
     assert "-e pg_terminate_states='idle in transaction' -e pg_terminate_roles=app" in top['first_action']
-    assert '-e pg_terminate_exclude_application_names=' in top['first_action']
+    # the backend's own sessions are not past the threshold: state, role and age select only the others'
+    assert top['first_action'].endswith('-e pg_terminate_roles=app -e pg_terminate_min_age=30'), top['first_action']
     assert not [s for s in SECRETS if s in json.dumps(top)]
