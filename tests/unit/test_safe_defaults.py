@@ -2,7 +2,7 @@
 
 The shipped ansible.cfg is what `make` and every documented command use (ANSIBLE_CONFIG); a `host_key_checking =
 false` there accepted a changed host key for every inventory but the fleet lab's. The SSH command line Ansible
-really builds is tested in tests/integration/test_safe_defaults.py.
+really builds is tested in tests/integration/test_safe_defaults_lab.py.
 """
 import configparser
 import os
