@@ -15,7 +15,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils import alerts
+from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import alerts
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 
 

@@ -13,8 +13,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as logic
-from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 

@@ -10,7 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident as logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 
 
@@ -44,7 +44,7 @@ class ActionModule(ActionBase):
         del tmp
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         # free text of the caller (an alert's summary, a person's words) may quote a secret: redacted before
-        # incident.json and the timeline (module_utils/incident.py knows the collection's patterns only)
+        # incident.json and the timeline (plugin_utils/incident/incident.py knows the collection's patterns only)
         redactor = task_redactor(task_vars or {}, self._templar)
         for key in ('title', 'commander', 'impact', 'severity_floor_reasons'):
             args[key] = redactor.data(args[key])

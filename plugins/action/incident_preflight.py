@@ -2,7 +2,7 @@
 # Copyright: sre.incident_response contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin: check the incident id and every host's incident_services once, before anything runs
-(documentation in plugins/modules/incident_preflight.py; the rules in plugins/module_utils/incident_input.py)."""
+(documentation in plugins/modules/incident_preflight.py; the rules in plugins/plugin_utils/incident/incident_input.py)."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -11,7 +11,7 @@ __metaclass__ = type
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_input as rules
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_input as rules
 
 MISSING = object()
 

@@ -14,7 +14,7 @@ import re
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils import report as report_mod
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import report as report_mod
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 

@@ -13,7 +13,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     IncidentRecord,
     PostmortemRenderer,
     compute_metrics,

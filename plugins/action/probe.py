@@ -27,8 +27,8 @@ from ansible_collections.sre.incident_response.plugins.module_utils import (
     area_health,
     area_network,
     probe_runner,
-    prom_trend,
 )
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.settings import role_settings
 

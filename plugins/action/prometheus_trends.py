@@ -10,7 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils import prom_trend
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend
 
 
 class ActionModule(ActionBase):

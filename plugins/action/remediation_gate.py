@@ -15,7 +15,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import load_extra_vars
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_approval
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_approval
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils import remediation_lock as locking
@@ -51,7 +51,7 @@ class ActionModule(ActionBase):
     )
 
     def _identity(self, args, task_vars, applying):
-        """The launcher from what the caller cannot set (module_utils/incident_approval.py)."""
+        """The launcher from what the caller cannot set (plugin_utils/incident/incident_approval.py)."""
         try:
             extra = load_extra_vars(self._loader)
         except Exception:  # pylint: disable=broad-except

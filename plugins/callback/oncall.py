@@ -134,8 +134,8 @@ import time
 from ansible import constants as C
 from ansible.plugins.callback.default import CallbackModule as DefaultCallbackModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils.console import Console
-from ansible_collections.sre.incident_response.plugins.module_utils import escape
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.console import Console
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.play_secrets import PlaySecrets
 
@@ -161,7 +161,7 @@ def _data(result):
     return data if isinstance(data, dict) else {}
 
 
-# Results the compact console reads (module_utils/console.py): they are redacted before it sees them.
+# Results the compact console reads (plugin_utils/render/console.py): they are redacted before it sees them.
 CONSOLE_ACTIONS = ('finding', 'diagnose', 'comms_deliver', 'debug', 'incident_context')
 CONSOLE_KEYS = ('ansible_facts', 'diagnosis', 'findings', 'messages')
 

@@ -150,12 +150,12 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
     isoformat,
     valid_incident_id,
 )
-from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     IncidentRecord,
     render_to_dir,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import (
     DETAILED_STATUSES,
     TaskClock,
     TaskResults,
@@ -169,7 +169,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.play_secrets
 
 
 class CallbackModule(CallbackBase):
-    """Translates v2_* hooks into TimelineWriter calls; the logic lives in module_utils/timeline.py."""
+    """Translates v2_* hooks into TimelineWriter calls; the logic lives in plugin_utils/incident/timeline.py."""
 
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = 'notification'

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sre.incident_response contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn role argument specs into AWX survey specs (see plugins/module_utils/awx_survey.py).
+"""Filters that turn role argument specs into AWX survey specs (see plugins/plugin_utils/awx/awx_survey.py).
 
 - awx_survey: an AWX survey spec from question references (role.option) and the roles' argument specs.
 - awx_survey_check: the disagreements between a survey spec and the argument specs (empty = they agree).
@@ -13,7 +13,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sre.incident_response.plugins.module_utils import awx_survey as _survey
+from ansible_collections.sre.incident_response.plugins.plugin_utils.awx import awx_survey as _survey
 
 
 def awx_survey(questions, specs, name='', description=''):

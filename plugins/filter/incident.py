@@ -20,10 +20,10 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sre.incident_response.plugins.module_utils import classify
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import worst_first
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 
 
 def _wrap(func):

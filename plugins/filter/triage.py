@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: sre.incident_response contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters: the decisions and the summary of a triage (logic in module_utils/triage.py).
+"""Filters: the decisions and the summary of a triage (logic in plugin_utils/diagnosis/triage.py).
 
 - triage_decision: whom to tell, which messages, whether to recommend the rollback now.
 - triage_summary: the lines printed at the end of a triage.
@@ -14,7 +14,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sre.incident_response.plugins.module_utils import triage
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import triage
 
 
 def triage_decision(diagnosis, incident, deliver=None, mitigate_confidence=0.8, announced=False):

@@ -84,7 +84,7 @@ path:
   type: str
   sample: /srv/incidents/INC-20261127-0312-a1b2/report.html
 report:
-  description: The model of report.html (see plugins/module_utils/report.py); every string redacted, none escaped.
+  description: The model of report.html (see plugins/plugin_utils/render/report.py); every string redacted, none escaped.
   returned: always
   type: dict
   sample: {incident: {id: INC-20261127-0312-a1b2, severity: SEV2}, timeline: {lanes: [{host: app-backend, marks: []}]}}

@@ -26,10 +26,10 @@ import os
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.sre.incident_response.plugins.module_utils import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import resolve_incident, secret_literals
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import resolve_incident, secret_literals
 
 
 def task_redactor(task_vars, templar, patterns=None):

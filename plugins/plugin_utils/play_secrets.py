@@ -5,7 +5,7 @@
 
 A callback gets no task variables: it asks the play's variable manager. PlaySecrets scans the
 extra variables, the play's variables and the variables of at most `max_hosts` of its hosts
-(each host once per run) with a SecretCollector (module_utils/timeline.py: secret-looking
+(each host once per run) with a SecretCollector (plugin_utils/incident/timeline.py: secret-looking
 names, variables named by a `password_var`), templating each value with the scanned variables.
 """
 
@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import SecretCollector
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import SecretCollector
 
 try:
     from ansible.template import Templar

@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 import redis
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_approval import os_identity
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident_approval import os_identity
 
 PLAYBOOK = 'playbooks/remediate.yml'
 ME = os_identity()['launcher']

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 
 SLACK_PATH = '/services/T0TEST00/B0TEST00/sl4ckS3cretT0kenXYZ'

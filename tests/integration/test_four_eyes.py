@@ -10,7 +10,7 @@ import uuid
 import pytest
 import redis
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_approval import os_identity
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident_approval import os_identity
 
 LAUNCHER = os_identity()['launcher']
 

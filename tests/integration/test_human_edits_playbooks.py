@@ -3,7 +3,7 @@ import glob
 import json
 import os
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 
 
 def test_resolve_rerun_keeps_an_edited_postmortem(run_playbook, incident):

@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_input
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_input
 from conftest import ROOT, VENV_BIN, _env
 
 PLAYBOOKS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, 'playbooks', '*.yml')))
-SCHEMA_KINDS = set(incident_input.KINDS)  # the one schema: plugins/module_utils/incident_input.py
+SCHEMA_KINDS = set(incident_input.KINDS)  # the one schema: plugins/plugin_utils/incident/incident_input.py
 
 
 def inventory(name):

@@ -18,7 +18,7 @@ import tarfile
 import pytest
 import yaml
 
-from ansible_collections.sre.incident_response.plugins.module_utils import awx_survey
+from ansible_collections.sre.incident_response.plugins.plugin_utils.awx import awx_survey
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, '.venv', 'bin')

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(ROOT, '.venv', 'bin')

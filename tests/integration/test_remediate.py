@@ -19,7 +19,7 @@ import redis
 from conftest import docker
 
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_approval import os_identity
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident_approval import os_identity
 
 PLAYBOOK = 'playbooks/remediate.yml'
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

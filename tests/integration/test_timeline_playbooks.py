@@ -11,7 +11,7 @@ import textwrap
 import uuid
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')

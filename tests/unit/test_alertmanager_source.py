@@ -222,7 +222,7 @@ def test_the_event_holds_no_template_syntax_and_the_payload_is_verbatim():
 
 
 def test_format_matches_the_intake():
-    from ansible_collections.sre.incident_response.plugins.module_utils import alerts
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import alerts
     assert src.EVENT_FORMAT == alerts.EVENT_FORMAT
 
 

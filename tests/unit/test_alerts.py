@@ -1,4 +1,4 @@
-"""Unit tests of the alert -> incident mapping (module_utils/alerts.py): one incident per alert group,
+"""Unit tests of the alert -> incident mapping (plugin_utils/comms/alerts.py): one incident per alert group,
 re-sends append, throttling, the Resolved draft, label mapping, batches of several alerts, decoding the event
 of the event source and notification files (alert text verbatim, never templated), and concurrent runs."""
 import base64
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import alerts as a
+from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import alerts as a
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as f
 
 NOW = datetime.datetime(2026, 12, 1, 3, 12, tzinfo=datetime.timezone.utc)

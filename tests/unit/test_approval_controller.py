@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_approval as ap
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_approval as ap
 
 TOKEN = 'tok-not-a-real-secret-5c1e'
 

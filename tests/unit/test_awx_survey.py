@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.sre.incident_response.plugins.module_utils import awx_survey as s
+from ansible_collections.sre.incident_response.plugins.plugin_utils.awx import awx_survey as s
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPECS = s.load_role_specs(os.path.join(ROOT, 'roles'))

@@ -69,7 +69,7 @@ def test_an_approval_already_used_is_found_per_host_and_an_interrupted_one_count
 
 
 def test_the_post_mortem_and_report_still_read_the_action_chain():
-    from ansible_collections.sre.incident_response.plugins.module_utils import postmortem
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.render import postmortem
     events = [intent('i1'), settle('i1', True)]
     started, done = events
     assert not postmortem._ok_event(started), 'an intent is not a mitigation'

@@ -1,8 +1,8 @@
-"""Exactly-once delivery claims in the incident store (plugins/module_utils/comms.py)."""
+"""Exactly-once delivery claims in the incident store (plugins/plugin_utils/comms/comms.py)."""
 import datetime
 import multiprocessing
 
-from ansible_collections.sre.incident_response.plugins.module_utils import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 
 NOW = datetime.datetime(2026, 12, 1, 14, 0, tzinfo=datetime.timezone.utc)
 

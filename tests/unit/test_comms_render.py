@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 
 NOW = datetime.datetime(2026, 11, 27, 3, 20, 5, tzinfo=datetime.timezone.utc)
 

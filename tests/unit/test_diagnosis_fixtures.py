@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
-from ansible_collections.sre.incident_response.plugins.module_utils import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'triage')
 CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',

@@ -1,7 +1,7 @@
 """Diagnosis rules: findings -> ranked hypotheses (quick-reference patterns), each with evidence and a first action."""
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 
 CTX = {'incident_id': 'INC-T-1', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',

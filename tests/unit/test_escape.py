@@ -1,4 +1,4 @@
-"""plugins/module_utils/escape.py: outside text rendered as text in Markdown (tables included) and Slack mrkdwn.
+"""plugins/plugin_utils/render/escape.py: outside text rendered as text in Markdown (tables included) and Slack mrkdwn.
 
 What the escaped text becomes is checked with a real CommonMark parser (markdown-it-py, with GFM tables), not by
 looking for backslashes.
@@ -8,7 +8,7 @@ import html
 import pytest
 from markdown_it import MarkdownIt
 
-from ansible_collections.sre.incident_response.plugins.module_utils import escape
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 
 PAYLOADS = [
     '<script>alert(1)</script>',

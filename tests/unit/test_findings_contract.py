@@ -15,17 +15,18 @@ import re
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import classify
-from ansible_collections.sre.incident_response.plugins.module_utils import console as console_mod
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import console as console_mod
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as F
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes, probe_common, probe_health
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_logs, probe_net, probe_pg, probe_redis
-from ansible_collections.sre.incident_response.plugins.module_utils import prom_trend
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE_UTILS = os.path.join(ROOT, 'plugins', 'module_utils')
+DIAGNOSIS = os.path.join(ROOT, 'plugins', 'plugin_utils', 'diagnosis')  # the rules: diagnosis, classify, severity
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures')
 TRIAGE = sorted(glob.glob(os.path.join(FIXTURES, 'triage', '*.json')))
 # A string that reads like a check name (area.name), not a file name.
@@ -35,7 +36,8 @@ FINDING_FIELDS = ('check', 'host', 'service', 'status', 'summary', 'evidence', '
 
 
 def source(name):
-    with open(os.path.join(MODULE_UTILS, name), encoding='utf-8') as handle:
+    path = os.path.join(DIAGNOSIS, name)
+    with open(path if os.path.exists(path) else os.path.join(MODULE_UTILS, name), encoding='utf-8') as handle:
         return ast.parse(handle.read(), name)
 
 

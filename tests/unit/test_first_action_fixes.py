@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes, probe_pg, probe_redis
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation_disk as disk

@@ -1,4 +1,4 @@
-"""Who launched a remediation (plugins/module_utils/incident_approval.py): never an extra var or a caller's env.
+"""Who launched a remediation (plugins/plugin_utils/incident/incident_approval.py): never an extra var or a caller's env.
 
 The OS identity comes from a fake /proc tree (the same files the kernel shows) and a fake passwd database; the
 AWX identity from a fake controller answer. The real controller API is exercised in test_approval_identity.py
@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_approval as ap
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_approval as ap
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
 
 USERS = {0: 'root', 1000: 'alice', 1001: 'bob', 1002: 'carol'}

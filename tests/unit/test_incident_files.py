@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as f
 from ansible_collections.sre.incident_response.plugins.module_utils import redact as r
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as s
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as s
 
 
 def _append_many(path, n, tag):

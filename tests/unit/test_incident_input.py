@@ -1,4 +1,4 @@
-"""The input checks every entry playbook runs first (plugins/module_utils/incident_input.py)."""
+"""The input checks every entry playbook runs first (plugins/plugin_utils/incident/incident_input.py)."""
 import copy
 import os
 import re
@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_input as rules
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_input as rules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

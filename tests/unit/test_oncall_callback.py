@@ -1,4 +1,4 @@
-"""The on-call console (plugins/callback/oncall.py, module_utils/console.py) on events recorded from a real run.
+"""The on-call console (plugins/callback/oncall.py, plugin_utils/render/console.py) on events recorded from a real run.
 
 fixtures/oncall/bad_deploy_triage.json: every callback event of `playbooks/triage.yml` against the lab after
 `make fault NAME=bad_deploy`, recorded with fixtures/oncall/record_events.py (see its header).
@@ -14,7 +14,7 @@ from ansible.plugins.loader import fragment_loader
 from ansible.utils.plugin_docs import get_docstring
 
 from ansible_collections.sre.incident_response.plugins.callback import oncall
-from ansible_collections.sre.incident_response.plugins.module_utils.console import Console
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.console import Console
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EVENTS = os.path.join(HERE, 'fixtures', 'oncall', 'bad_deploy_triage.json')

@@ -1,4 +1,4 @@
-"""Unit tests of the post-mortem renderer and metrics (module_utils/postmortem.py)."""
+"""Unit tests of the post-mortem renderer and metrics (plugin_utils/render/postmortem.py)."""
 import datetime
 import re
 
@@ -6,7 +6,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     SECTIONS,
     IncidentRecord,
     PostmortemRenderer,
@@ -312,7 +312,7 @@ def test_a_run_that_never_ended_is_flagged():
 def task_events_of_both_forms():
     """Task events as they are on disk: an old run (one event per host result), a compact run (one event per task,
     a detailed event per failure), and a detailed failure whose compact event a SIGKILL never let be written."""
-    from ansible_collections.sre.incident_response.plugins.module_utils.timeline import compact_task_event, task_event
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import compact_task_event, task_event
     iid = 'INC-20261127-1430-ab12'
     old = [task_event(iid, 'app-backend', 'Old check', 'ok', duration=1.0, run_id='old', ts=ts(20)),
            task_event(iid, 'app-db', 'Old check', 'failed', duration=2.0, result={'msg': 'old boom'}, run_id='old', ts=ts(20)),
@@ -329,7 +329,7 @@ def task_events_of_both_forms():
 
 
 def test_task_events_of_both_forms_read_the_same():
-    from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
     events = task_events_of_both_forms()
     assert [(r['task'], r['host'], r['status'], r.get('msg'), r.get('ignored')) for r in task_results(events)] == [
         ('Old check', 'app-backend', 'ok', None, None), ('Old check', 'app-db', 'failed', 'old boom', None),

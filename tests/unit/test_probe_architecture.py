@@ -11,7 +11,8 @@ from ansible.template import Templar
 
 from ansible_collections.sre.incident_response.plugins.action.finding import from_probe_results
 from ansible_collections.sre.incident_response.plugins.action import probe as probe_action
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner, triage
+from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import triage
 from ansible_collections.sre.incident_response.plugins.plugin_utils import settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -1,4 +1,4 @@
-"""Unit tests of the Prometheus trend data source (module_utils/prom_trend.py) and of how the diagnosis reads
+"""Unit tests of the Prometheus trend data source (plugin_utils/diagnosis/prom_trend.py) and of how the diagnosis reads
 trend findings (memory_growth, gradual_degradation). A real HTTP server on 127.0.0.1 stands in for Prometheus'
 query_range API to check the bounded request and the unreachable case."""
 import http.server
@@ -6,8 +6,8 @@ import json
 import threading
 import urllib.parse
 
-from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as d
-from ansible_collections.sre.incident_response.plugins.module_utils import prom_trend as p
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as d
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend as p
 
 MIB = 1048576.0
 
@@ -128,7 +128,7 @@ def test_diagnosis_reads_other_growing_trends_as_gradual_degradation():
 
 
 def test_prometheus_section_of_incident_services_is_validated():
-    from ansible_collections.sre.incident_response.plugins.module_utils import incident_input as i
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_input as i
     ok = {'name': 'backend', 'kind': 'backend', 'prometheus': {'url': 'http://127.0.0.1:9090',
                                                                'trends': [{'name': 'memory', 'query': 'q'}]}}
     assert i.service_problems(ok, 0) == []

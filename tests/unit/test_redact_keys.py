@@ -5,7 +5,7 @@ import os
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import REDACTED, Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import TimelineWriter, compact_task_event
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import TimelineWriter, compact_task_event
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 PG = 'lab-pg-S3cret-4f9a'

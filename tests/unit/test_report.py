@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import SECTIONS
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import SECTIONS
 
 from test_postmortem import ACTION_ITEM_RE, TIMELINE_RE, parse_sections
 

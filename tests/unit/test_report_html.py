@@ -1,4 +1,4 @@
-"""report.html: the model (plugins/module_utils/report.py) from an incident directory, and its Jinja2 template
+"""report.html: the model (plugins/plugin_utils/render/report.py) from an incident directory, and its Jinja2 template
 (roles/report/templates/report.html.j2) rendered by report.render_html - the function the action
 sre.incident_response.incident_report renders the page with - lanes, marks, worst status per cell, targets,
 escaping, the Content-Security-Policy, redaction. tests/integration/test_render_outside_text.py renders it through
@@ -13,7 +13,7 @@ import re
 import jinja2
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import report
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import report
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,7 +201,7 @@ def test_not_an_incident_directory(tmp_path):
 def test_task_events_of_both_forms_draw_nothing(incident):
     """Lanes are the hosts that reported findings; task events (old per-host, compact per task) neither add lanes
     nor stretch the axis, whatever hosts they name."""
-    from ansible_collections.sre.incident_response.plugins.module_utils.timeline import compact_task_event, task_event
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import compact_task_event, task_event
     before = report.build(incident, redactor=Redactor())
     with open(os.path.join(incident, 'timeline.jsonl'), 'a') as handle:
         for event in (task_event('INC-T', 'node-old', 'Old probe', 'failed', result={'msg': 'x'}, ts='2026-11-27T04:30:00.000Z'),

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import report
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import report
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 T0 = '2026-11-27T03:10:00.000Z'

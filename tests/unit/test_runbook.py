@@ -1,7 +1,7 @@
-"""Unit tests of the runbook renderer (module_utils/runbook.py)."""
+"""Unit tests of the runbook renderer (plugin_utils/render/runbook.py)."""
 from markdown_it import MarkdownIt
 
-from ansible_collections.sre.incident_response.plugins.module_utils.runbook import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.runbook import (
     ISSUES,
     RunbookRenderer,
     runbook_filename,

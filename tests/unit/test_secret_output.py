@@ -314,7 +314,7 @@ def test_a_redacted_application_name_never_selects_sessions_to_terminate():
     selector (a shell pattern) it would match every application name with a space. The first action selects
     by state, role and age (excluding the backend's sessions when some are past the threshold) instead."""
     from test_first_action_fixes import CTX, SERVER, T, session
-    from ansible_collections.sre.incident_response.plugins.module_utils import diagnosis as dx
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
     from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
     activity = [session(i, '%s %s' % (PG, REDIS)) for i in range(30)] + [session(100 + i, 'app-backend', 'idle', age=5)
                                                                          for i in range(3)]

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import classify
-from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 
 

@@ -175,7 +175,7 @@ def test_a_really_full_file_system(tmp_path):
 @pytest.mark.parametrize('failure', ['fsync_full', 'dev_full'])
 def test_a_message_on_a_full_disk_leaves_no_empty_or_half_file(tmp_path, request, failure):
     """messages/ is never overwritten (a link, not a rename) and a full disk leaves neither the message nor a .tmp."""
-    from ansible_collections.sre.incident_response.plugins.module_utils import comms
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
     directory = tmp_path / 'messages'
     first = comms.write_message(str(directory), 'update', 'first\n', datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
     request.getfixturevalue(failure)

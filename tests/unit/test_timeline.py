@@ -1,4 +1,4 @@
-"""Unit tests of the timeline logic (module_utils/timeline.py) without Ansible."""
+"""Unit tests of the timeline logic (plugin_utils/incident/timeline.py) without Ansible."""
 import json
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import REDACTED, Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import (
     SecretCollector,
     TaskClock,
     TaskResults,

@@ -9,7 +9,7 @@ from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.sre.incident_response.plugins.callback import timeline as timeline_cb
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
 OPTIONS = {'incident_dir': 'incidents', 'incident_id': None, 'incident_id_source': 'auto', 'redact_patterns': [],
            'secret_var_patterns': [], 'secret_scan_hosts': 50, 'record_skipped': True, 'result_max_chars': 300,
@@ -352,7 +352,7 @@ def test_a_task_whose_last_result_failed_keeps_the_file_in_time_order(tmp_path, 
 
 
 def test_ignored_failures_are_counted_apart_and_not_significant(tmp_path, callback):
-    from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import IncidentRecord, compute_metrics
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import IncidentRecord, compute_metrics
     cb, path = bound(callback, tmp_path)
     task = Task('i1', 'Try')
     cb.v2_playbook_on_task_start(task, False)

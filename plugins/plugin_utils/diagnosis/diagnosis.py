@@ -34,7 +34,7 @@ try:
 except ImportError:  # pragma: no cover - Python 2
     from pipes import quote as shell_quote
 
-from ansible_collections.sre.incident_response.plugins.module_utils import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 
 PATTERNS = ('backend_down', 'slow_responses', 'partial_failures', 'memory_growth',

@@ -22,7 +22,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 
 # The impact facts a user can give and their types.
 IMPACT_FACTS = {

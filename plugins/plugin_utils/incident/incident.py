@@ -15,8 +15,8 @@ import binascii
 import os
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils import classify
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')

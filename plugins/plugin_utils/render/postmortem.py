@@ -22,7 +22,7 @@ __metaclass__ = type
 import datetime
 import os
 
-from ansible_collections.sre.incident_response.plugins.module_utils import escape
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
     DIAGNOSIS,
     FINDINGS,
@@ -35,8 +35,8 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
     write_rendered,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod
-from ansible_collections.sre.incident_response.plugins.module_utils.timeline import task_results
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
 SECTIONS = ('Summary', 'Timeline', 'Root cause', 'Five whys', 'Contributing factors', 'What went well',
             'What could be improved', 'Response times', 'Action items', 'Post-mortem requirement')

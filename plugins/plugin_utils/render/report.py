@@ -33,8 +33,8 @@ import time
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, STATUSES_WORST_FIRST
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import rank as status_rank
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod
-from ansible_collections.sre.incident_response.plugins.module_utils.postmortem import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     IncidentRecord,
     compute_metrics,
     fmt_duration,
@@ -324,7 +324,7 @@ def build(path, redactor=None, now=None):
 
 # --- report.html ---------------------------------------------------------------------------------------------------
 
-TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+TEMPLATE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
                         'roles', 'report', 'templates', 'report.html.j2')
 
 

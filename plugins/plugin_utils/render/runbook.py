@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as severity_mod
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 KINDS = ('backend', 'postgres', 'redis', 'proxy', 'external')

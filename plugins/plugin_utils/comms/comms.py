@@ -25,9 +25,9 @@ from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.sre.incident_response.plugins.module_utils import escape
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 
 STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
 KINDS = ('declared', 'update', 'statuspage', 'ticket')

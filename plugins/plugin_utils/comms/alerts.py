@@ -32,8 +32,8 @@ import os
 import re
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.module_utils import incident as incident_logic
-from ansible_collections.sre.incident_response.plugins.module_utils import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 REGISTRY = '.alert-groups.json'

@@ -17,7 +17,7 @@ Pure functions, standard library only; one per place text is rendered:
   cursor, recolour or retitle the terminal, C1 controls) and bidirectional overrides are shown as ``\\xNN`` /
   ``\\uNNNN`` instead of acting on the screen. Newlines and tabs stay.
 
-HTML is escaped by the report's Jinja2 environment (plugins/module_utils/report.py, autoescape on every value).
+HTML is escaped by the report's Jinja2 environment (plugins/plugin_utils/render/report.py, autoescape on every value).
 Redact before escaping: a secret that was escaped no longer matches its literal value.
 """
 
