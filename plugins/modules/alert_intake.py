@@ -49,7 +49,7 @@ options:
     description:
       - One event of the C(sre.incident_response.alertmanager) event source (format
         C(sre.incident_response.alertmanager/2), alerts in C(payload) as base64-encoded JSON).
-      - Default, and the way to use it: C(ansible_eda.event) from the task's variables, read without templating.
+      - "Default, and the way to use it: C(ansible_eda.event) from the task's variables, read without templating."
     type: dict
   notification_file:
     description:

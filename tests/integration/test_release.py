@@ -195,6 +195,10 @@ def test_ansible_doc_renders_every_plugin():
         # one call per type; per plugin only to name the culprits
         proc = _run([os.path.join(BIN, 'ansible-doc'), '-t', doc_type, '--json'] + names, timeout=300)
         ok = proc.returncode == 0 and 'ERROR' not in proc.stderr
+        # the text a person reads too: a YAML item such as "- the form C(host/check: summary)" parses as a dict,
+        # which --json passes through and the text renderer refuses
+        text = _run([os.path.join(BIN, 'ansible-doc'), '-t', doc_type] + names, timeout=300)
+        failures += ['%s: %s' % (doc_type, line) for line in text.stderr.splitlines() if 'ERROR' in line]
         if ok:
             docs = json.loads(proc.stdout)
             for name in names:
