@@ -27,7 +27,7 @@ description:
   - The collection's C(ansible.cfg) makes it the stdout callback; C(ANSIBLE_STDOUT_CALLBACK=ansible.builtin.default)
     brings back the full output for one run.
 version_added: 0.2.0
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - default_callback
   - result_format_callback

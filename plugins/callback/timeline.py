@@ -37,7 +37,7 @@ description:
     directory, unless the incident is already resolved (C(playbooks/resolve.yml) writes the final one).
   - Works beside any stdout callback, including the one of AWX and ansible-runner (C(awx_display)).
 version_added: 0.1.0
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 requirements:
   - Enable it in ansible.cfg with C(callbacks_enabled = sre.incident_response.timeline) (or C(ANSIBLE_CALLBACKS_ENABLED)).
 options:

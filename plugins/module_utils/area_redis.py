@@ -23,7 +23,8 @@ THRESHOLD_SPEC = dict(
     memory_crit_pct=dict(type='float', default=98),
     fragmentation_warn=dict(type='float', default=3.0),
     fragmentation_min_bytes=dict(type='int', default=104857600),
-    evicted_keys_warn=dict(type='int', default=1),
+    # a count of evicted keys, not a key: nothing secret (no_log=False answers validate-modules' name check)
+    evicted_keys_warn=dict(type='int', default=1, no_log=False),
     clients_warn_pct=dict(type='float', default=80),
     clients_crit_pct=dict(type='float', default=95),
     blocked_clients_warn=dict(type='int', default=10),
@@ -47,7 +48,7 @@ SPEC.update(
     thresholds=dict(type='dict', default={}, options=THRESHOLD_SPEC),
     evictable_patterns=dict(type='list', elements='str', default=[]),
     protected_patterns=dict(type='list', elements='str', default=[]),
-    prefix_sample_keys=dict(type='int', default=1000),
+    prefix_sample_keys=dict(type='int', default=1000, no_log=False),  # how many keys to sample: a count, not a secret
 )
 
 

@@ -35,7 +35,9 @@ description:
     the firing alerts), the severity (the most severe of label C(incident_severity), else C(severity) through
     O(severity_map)) and the title (the alertname, a colon and the summary annotation of the first firing alert).
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

@@ -21,7 +21,10 @@ description:
     (for example C(python3 --version) inside the container).
   - Returns findings C(app.errors) and C(app.process) (one per check for the host, the worst service leading)
     and the log excerpt as evidence files. Read-only; it never changes anything.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.actiongroup_docker
 options:
   report_host:
     description: Inventory host name the findings are reported for.

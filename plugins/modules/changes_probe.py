@@ -21,7 +21,10 @@ description:
   - C(host.changes) - cheap infrastructure changes on the host inside the window - package installs, upgrades and
     removals from the dpkg log, and files modified directly under O(watch_paths).
   - Read-only.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.actiongroup_docker
 options:
   report_host:
     description: Inventory host the findings are reported for.

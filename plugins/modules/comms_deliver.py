@@ -26,7 +26,9 @@ description:
     messages, the timeline, or the result. A failed delivery is recorded and returned, never fatal.
   - Appends one C(comms) event per message (with the outcome of its deliveries) to the timeline.
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: partial

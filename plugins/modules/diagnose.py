@@ -25,7 +25,9 @@ description:
   - Sets the facts C(diagnosis) (and C(incident) when the incident exists); with C(run_once) on every play host.
   - Appends one C(diagnosis) event to the timeline.
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

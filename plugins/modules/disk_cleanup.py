@@ -25,7 +25,10 @@ description:
     was inside O(paths); others on a shared file system are listed in RV(recommendations), never touched.
   - Reports every file with its size and whether it is held open, the bytes freed and the file system usage
     before and after. Check mode reports and changes nothing.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
 options:
   paths:
     description:

@@ -20,9 +20,12 @@ description:
     nothing is done and the result says so - a second run does not restart twice.
   - The restart role (C(sre.incident_response.restart)) runs it in check mode for the plan, then behind the
     approval gate with O(started_at) from that plan.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.docker
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
+  - sre.incident_response.attributes.actiongroup_docker
 options:
   name:
     description: Container name or ID.

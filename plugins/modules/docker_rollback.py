@@ -24,9 +24,12 @@ description:
     O(health_timeout) seconds it is stopped and the previous container is started again, and the module fails.
   - The replacement carries the label C(sre.incident_response.rolled_back_from); a second run without O(image)
     sees it and reports no change.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.docker
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
+  - sre.incident_response.attributes.actiongroup_docker
 options:
   name:
     description: Container name.

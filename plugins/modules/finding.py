@@ -21,7 +21,9 @@ description:
     status and summary, every service in C(evidence.services).
   - Secrets are redacted first (values of secret-looking variables, C(password_var) references, URL credentials, tokens).
   - Runs on the controller. When no incident is known it records nothing and says so (it never fails for that).
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 options:
   findings:
     description:

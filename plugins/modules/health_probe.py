@@ -20,7 +20,10 @@ description:
     restarting, exit code, OOM-killed, restart count, health status), systemd unit or process - and
     returns one C(health.container) finding.
   - Both can be given in one call. Read-only.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.actiongroup_docker
 options:
   http_targets:
     description:

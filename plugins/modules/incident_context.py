@@ -23,7 +23,9 @@ description:
   - Returns the facts C(incident_id), C(incident_path) and C(incident); with C(run_once) they land on every
     host of the play.
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

@@ -23,7 +23,9 @@ description:
     e.g. C(app-db - incident_services[0] (db\).postgres.port - "abc" is not a port) (with colons).
   - Sets the fact C(incident_preflight_done) so that the role C(incident) does not check again.
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

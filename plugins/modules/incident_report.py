@@ -26,7 +26,9 @@ description:
     M(ansible.builtin.template) - it ignores C({% autoescape %}), so the page would go out unescaped.
   - Every string of the model is redacted (default secret patterns, O(redact_patterns), the values of secret variables).
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

@@ -22,7 +22,10 @@ description:
     Docker service, read from its cgroup without waiting for an engine sample, CPU over O(cpu_sample_seconds); memory of each systemd unit - C(MemoryCurrent), or the resident
     size of its main process where the cgroup does not account memory - against its C(MemoryMax)).
   - Read-only. Unreachable names, endpoints or engines become C(crit) or C(unknown) findings; the module does not fail.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.actiongroup_docker
 options:
   dns_names:
     description: Names to resolve, C({name, resolver, port, expect, type, timeout}) (C(incident_dns_names)).

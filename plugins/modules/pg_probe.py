@@ -21,9 +21,10 @@ description:
   - A server that cannot be reached gives a C(crit) C(pg.connectivity) finding with the error in one line and
     C(unknown) for the other checks; the module itself does not fail.
   - Read-only (autocommit, no writes). Connect as a role with C(pg_monitor) to see other sessions' queries.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.pg_connection
+  - sre.incident_response.attributes
 options:
   report_host:
     description: Inventory host the findings are reported for.
@@ -101,6 +102,13 @@ attributes:
     details: Read-only; runs the same in check mode.
   diff_mode:
     support: none
+  action_group:
+    description: Set its connection options with C(module_defaults) and C(group/sre.incident_response.postgresql),
+      and C(docker_host) with C(group/sre.incident_response.docker).
+    support: full
+    membership:
+      - sre.incident_response.postgresql
+      - sre.incident_response.docker
 '''
 
 EXAMPLES = r'''

@@ -22,9 +22,12 @@ description:
     its query even in check mode).
   - The connecting role needs C(pg_signal_backend) (or superuser) to signal other roles' sessions and
     C(pg_monitor) to see their queries.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.pg_connection
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
+  - sre.incident_response.attributes.actiongroup_postgresql
 options:
   state:
     description: C(list) the targets only, C(cancel) their queries, or C(terminate) them (cancel first, then terminate).

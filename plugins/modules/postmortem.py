@@ -27,7 +27,9 @@ description:
     C(scripts/generate-incident-report.py).
   - Everything written is redacted (default secret patterns, O(redact_patterns), the values of secret variables).
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

@@ -27,7 +27,9 @@ description:
     finding's evidence. An unreachable Prometheus or a failing query is an C(unknown) finding.
   - Read-only. Does not record the findings; pass them to M(sre.incident_response.finding).
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

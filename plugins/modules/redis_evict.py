@@ -18,9 +18,12 @@ description:
     without a literal prefix or overlapping a protected pattern is refused.
   - Never uses C(KEYS), C(FLUSHALL) or C(FLUSHDB).
   - Check mode counts and measures the keys and removes nothing.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
+  - sre.incident_response.attributes.actiongroup_redis
 options:
   patterns:
     description: Redis glob patterns of evictable keys, e.g. C(cache:*).
@@ -177,8 +180,9 @@ def main():
         protected_patterns=dict(type='list', elements='str', default=[]),
         state=dict(type='str', default='list', choices=['list', 'absent']),
         batch_size=dict(type='int', default=500),
-        max_keys=dict(type='int', default=0),
-        sample_keys=dict(type='int', default=5),
+        # counts of keys, not secrets (no_log=False answers validate-modules' name check)
+        max_keys=dict(type='int', default=0, no_log=False),
+        sample_keys=dict(type='int', default=5, no_log=False),
         max_used_percent=dict(type='float', default=90.0),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)

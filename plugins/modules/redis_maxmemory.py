@@ -17,9 +17,12 @@ description:
     host the module runs on, so run it on the Redis host), and never lowers C(maxmemory).
   - With O(state=present) sets it with C(CONFIG SET maxmemory) (runtime; C(CONFIG REWRITE) when O(persist) is set).
     No key is deleted. Check mode and O(state=list) report the plan and change nothing.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
+  - sre.incident_response.attributes.actiongroup_redis
 options:
   target_used_percent:
     description: The used memory, as a percent of the new maxmemory.

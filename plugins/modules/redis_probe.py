@@ -20,9 +20,11 @@ description:
   - A server that cannot be reached or refuses the credentials gives a C(crit) C(redis.connectivity) finding with
     the error in one line and C(unknown) for the other checks; the module itself does not fail.
   - Read-only (PING, INFO, SLOWLOG GET/LEN only).
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.actiongroup_redis
 options:
   report_host:
     description: Inventory host the findings are reported for.

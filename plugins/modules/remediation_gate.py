@@ -27,7 +27,9 @@ description:
     settles it (C(status=done) or C(failed)). The budget counts changed and failed attempts and intents that were
     never settled (a run killed after the change).
   - A refused apply is returned with C(gate.refused=true) and a message; the caller fails.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 options:
   action:
     description: The remediation action.

@@ -22,7 +22,9 @@ description:
   - Deterministic (no timestamps), so re-rendering an unchanged inventory changes nothing.
   - Credentials appear only as the names of the variables that hold them.
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

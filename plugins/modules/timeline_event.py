@@ -24,7 +24,9 @@ description:
   - When no incident is known (no O(incident_id) and no C(incident_id) variable or fact) it records nothing and
     says so; it never fails for that.
 author:
-  - sre.incident_response contributors
+  - sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
 attributes:
   check_mode:
     support: full

@@ -19,7 +19,10 @@ description:
   - Otherwise copies the installed pair to O(backup_dir) with a UTC time stamp and replaces both files atomically,
     keeping their owner and mode (a new key file gets C(0600)).
   - Check mode validates and reports the old and new certificates; nothing is written.
-author: sre.incident_response contributors
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+  - sre.incident_response.attributes.idempotent
 options:
   cert_src:
     description: The new certificate (PEM; the leaf first, a chain may follow) on the managed host.

@@ -59,10 +59,13 @@ def test_requirements_and_the_execution_environment_list_the_dependencies():
 # --- action groups ------------------------------------------------------------------------------
 
 def _fragment_options(name):
-    path = os.path.join(ROOT, 'plugins', 'doc_fragments', name.split('.')[-1] + '.py')
+    # sre.incident_response.<file>[.<variable>]: a named variable of the fragment class, else its DOCUMENTATION
+    parts = name.split('.')[2:] if name.startswith('sre.incident_response.') else name.split('.')
+    file_name, var = (parts + [''])[:2]
+    path = os.path.join(ROOT, 'plugins', 'doc_fragments', file_name + '.py')
     tree = ast.parse(open(path).read())
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == 'DOCUMENTATION':
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == (var.upper() or 'DOCUMENTATION'):
             return set((yaml.safe_load(node.value.value) or {}).get('options') or {})
     return set()
 
