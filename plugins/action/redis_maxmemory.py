@@ -12,3 +12,6 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.scrubbed_act
 
 class ActionModule(ScrubbedModuleAction):
     """The module redis_maxmemory; its result redacted with the task's secrets, keys and values."""
+
+    # state=list was the plan's name until validate-modules' parameter-state-invalid-choice (list is for *_info)
+    RENAMED_CHOICES = {'state': {'list': 'plan'}}

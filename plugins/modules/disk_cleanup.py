@@ -78,10 +78,12 @@ options:
     type: bool
     default: true
   state:
-    description: C(list) only, or C(absent) to delete/truncate.
+    description:
+      - C(plan) only lists, C(absent) deletes or truncates.
+      - C(list) is the former name of C(plan); the action still accepts it, with a deprecation warning.
     type: str
-    default: list
-    choices: [list, absent]
+    default: plan
+    choices: [plan, absent]
 attributes:
   check_mode:
     support: full
@@ -106,7 +108,7 @@ EXAMPLES = r'''
   sre.incident_response.disk_cleanup:
     paths: [/var/log/app/uploads]
     allowed_paths: [/var/log/app]
-    state: list
+    state: plan
 '''
 
 RETURN = r'''
@@ -194,7 +196,7 @@ def main():
             truncate_active=dict(type='bool', default=True),
             truncate_over=dict(type='int', default=1048576),
             deleted_open=dict(type='bool', default=True),
-            state=dict(type='str', default='list', choices=['list', 'absent']),
+            state=dict(type='str', default='plan', choices=['plan', 'absent']),
         ),
         supports_check_mode=True,
     )

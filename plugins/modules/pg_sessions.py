@@ -30,10 +30,13 @@ extends_documentation_fragment:
   - sre.incident_response.attributes.actiongroup_postgresql
 options:
   state:
-    description: C(list) the targets only, C(cancel) their queries, or C(terminate) them (cancel first, then terminate).
+    description:
+      - C(plan) lists the targets only, C(cancel) cancels their queries, C(terminate) terminates them (cancel first,
+        then terminate).
+      - C(list) is the former name of C(plan); the action still accepts it, with a deprecation warning.
     type: str
-    default: list
-    choices: [list, cancel, terminate]
+    default: plan
+    choices: [plan, cancel, terminate]
   roles:
     description: Only sessions of these roles (the application roles). Required for O(state=cancel) and O(state=terminate).
     type: list
@@ -170,7 +173,7 @@ plan:
   elements: str
   sample: ["pid 4242 user=app db=app app=report-job state=active age=95s blocking=[4250] query=SELECT pg_sleep(3600)"]
 executed_queries:
-  description: The signalling statements run (none in check mode or with O(state=list)).
+  description: The signalling statements run (none in check mode or with O(state=plan)).
   returned: always
   type: list
   elements: str
@@ -196,7 +199,7 @@ def fetch(conn):
 def main():
     spec = pg_common.pg_argument_spec()
     spec.update(
-        state=dict(type='str', default='list', choices=['list', 'cancel', 'terminate']),
+        state=dict(type='str', default='plan', choices=['plan', 'cancel', 'terminate']),
         roles=dict(type='list', elements='str', default=[]),
         databases=dict(type='list', elements='str', default=[]),
         states=dict(type='list', elements='str', default=list(logic.DEFAULT_STATES)),
@@ -214,7 +217,7 @@ def main():
     p = module.params
     if not pg_common.HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib('psycopg2'), exception=pg_common.PSYCOPG2_IMPORT_ERROR)
-    if p['state'] != 'list' and not p['roles']:
+    if p['state'] != 'plan' and not p['roles']:
         module.fail_json(msg='roles is required to cancel or terminate sessions (the application roles, e.g. [app])')
     secrets = [p.get('login_password')]
     filters = dict(roles=p['roles'], databases=p['databases'], states=p['states'], min_age=p['min_age'],
@@ -233,7 +236,7 @@ def main():
         result['excluded'] = [logic.public(r) for r in skipped]
         result['plan'] = ([logic.plan_line(r) for r in result['targets']] if targets
                           else logic.no_target_lines(result['excluded']))
-        if p['state'] == 'list' or not targets:
+        if p['state'] == 'plan' or not targets:
             module.exit_json(**result)
         result['changed'] = True
         if module.check_mode:

@@ -40,10 +40,12 @@ options:
     type: float
     default: 90
   state:
-    description: C(list) only, or C(absent) to remove the keys.
+    description:
+      - C(plan) only lists, C(absent) removes the keys.
+      - C(list) is the former name of C(plan); the action still accepts it, with a deprecation warning.
     type: str
-    default: list
-    choices: [list, absent]
+    default: plan
+    choices: [plan, absent]
   batch_size:
     description: SCAN COUNT hint and the number of keys per UNLINK.
     type: int
@@ -178,7 +180,7 @@ def main():
     spec.update(
         patterns=dict(type='list', elements='str', required=True),
         protected_patterns=dict(type='list', elements='str', default=[]),
-        state=dict(type='str', default='list', choices=['list', 'absent']),
+        state=dict(type='str', default='plan', choices=['plan', 'absent']),
         batch_size=dict(type='int', default=500),
         # counts of keys, not secrets (no_log=False answers validate-modules' name check)
         max_keys=dict(type='int', default=0, no_log=False),

@@ -16,7 +16,7 @@ description:
   - Refuses when the increase exceeds O(max_free_fraction) of the host's C(MemAvailable) (C(/proc/meminfo) of the
     host the module runs on, so run it on the Redis host), and never lowers C(maxmemory).
   - With O(state=present) sets it with C(CONFIG SET maxmemory) (runtime; C(CONFIG REWRITE) when O(persist) is set).
-    No key is deleted. Check mode and O(state=list) report the plan and change nothing.
+    No key is deleted. Check mode and O(state=plan) report the plan and change nothing.
 author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
@@ -37,10 +37,12 @@ options:
     type: bool
     default: false
   state:
-    description: C(list) plans only; C(present) sets the new maxmemory.
+    description:
+      - C(plan) plans only; C(present) sets the new maxmemory.
+      - C(list) is the former name of C(plan); the action still accepts it, with a deprecation warning.
     type: str
-    default: list
-    choices: [list, present]
+    default: plan
+    choices: [plan, present]
 attributes:
   check_mode:
     support: full
@@ -123,7 +125,7 @@ def main():
         target_used_percent=dict(type='float', default=75.0),
         max_free_fraction=dict(type='float', default=0.5),
         persist=dict(type='bool', default=False),
-        state=dict(type='str', default='list', choices=['list', 'present']),
+        state=dict(type='str', default='plan', choices=['plan', 'present']),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params

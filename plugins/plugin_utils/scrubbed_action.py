@@ -15,8 +15,22 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.plugins.action.normal import ActionModule as NormalAction
+from ansible.utils.display import Display
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
+
+display = Display()
+
+
+def renamed_choices(args, renamed, module):
+    """The task's arguments with a choice's former name replaced by its name, and the deprecation messages."""
+    args, messages = dict(args), []
+    for option, names in renamed.items():
+        old = args.get(option)
+        if isinstance(old, str) and old in names:
+            args[option] = names[old]
+            messages.append('%s: %s=%s is now %s=%s' % (module, option, old, option, names[old]))
+    return args, messages
 
 
 class ScrubbedModuleAction(NormalAction):
@@ -24,7 +38,13 @@ class ScrubbedModuleAction(NormalAction):
 
     # an async job's result would come back through async_status, past this redaction
     _supports_async = False
+    # option -> {former name of a choice: its name}: still accepted here, with a deprecation warning
+    RENAMED_CHOICES = {}
 
     def run(self, tmp=None, task_vars=None):
+        if self.RENAMED_CHOICES:
+            self._task.args, messages = renamed_choices(self._task.args, self.RENAMED_CHOICES, self._task.action)
+            for message in messages:
+                display.deprecated(message, version='1.0.0', collection_name='sre.incident_response')
         result = super(ScrubbedModuleAction, self).run(tmp, task_vars)
         return task_redactor(task_vars or {}, self._templar).data(result)
