@@ -19,8 +19,9 @@ description:
     C(dependency.reachability) (HTTP health of O(dependencies), reported for the hosts of the services using them).
   - Host-side checks for O(report_host) - C(host.disk) (space and inodes of each service's C(disk_paths) and
     O(extra_disk_paths)) and C(container.resources) (CPU, memory against the limit, network I/O of each
-    Docker service, read from its cgroup without waiting for an engine sample, CPU over O(cpu_sample_seconds); memory of each systemd unit - C(MemoryCurrent), or the resident
-    size of its main process where the cgroup does not account memory - against its C(MemoryMax)).
+    Docker service, read from its cgroup without waiting for an engine sample, CPU over O(cpu_sample_seconds);
+    memory of each systemd unit - C(MemoryCurrent), or the resident size of its main process where the cgroup does
+    not account memory - against its C(MemoryMax)).
   - Read-only. Unreachable names, endpoints or engines become C(crit) or C(unknown) findings; the module does not fail.
 author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
