@@ -6,7 +6,7 @@ test_comms_delivery.py; each message kind is claimed in the incident store under
 """
 import threading
 
-from test_comms_delivery import comms_vars, receiver  # noqa: F401  (the fixture)
+from test_comms_delivery import comms_vars
 
 PD_KEYS = 2  # SEV1 pages on-call and the engineering manager
 

@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from test_comms_delivery import comms_vars, declare, receiver  # noqa: F401  (the fixture)
+from test_comms_delivery import comms_vars, declare
 
 ANNOUNCE = '''---
 - name: Declare and announce
