@@ -11,7 +11,7 @@ from test_comms_delivery import comms_vars
 PD_KEYS = 2  # SEV1 pages on-call and the engineering manager
 
 
-def test_two_concurrent_triage_runs_send_one_of_each_message(lab, run_playbook, incident, receiver):  # noqa: F811
+def test_two_concurrent_triage_runs_send_one_of_each_message(lab, run_playbook, incident, receiver):
     extra = comms_vars(incident, receiver, severity='SEV1', title='Orders API returns 500')
     results = [None, None]
 

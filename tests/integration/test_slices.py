@@ -106,7 +106,7 @@ def expected_pages(severity):
 
 
 def test_concurrent_slices_record_one_incident_then_diagnose_communicates_once(fault, run_playbook, incident,
-                                                                               receiver):  # noqa: F811
+                                                                               receiver):
     hosts, services = lab_inventory()
     assert len(hosts) >= 3, hosts
     path = incident['path']
@@ -162,7 +162,7 @@ def test_concurrent_slices_record_one_incident_then_diagnose_communicates_once(f
     assert {k: v['state'] for k, v in claims.items()} == {'declared': 'sent', 'statuspage|Investigating': 'sent'}
 
 
-def test_slices_and_diagnose_again_send_nothing_again(fault, run_playbook, incident, receiver):  # noqa: F811
+def test_slices_and_diagnose_again_send_nothing_again(fault, run_playbook, incident, receiver):
     """Two slices + diagnose, twice (an AWX relaunch of the workflow with the same incident): nothing sent before
     is sent again; the second diagnosis may add the one INCIDENT UPDATE of its update interval, nothing else."""
     hosts, _services = lab_inventory()
