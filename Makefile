@@ -23,7 +23,7 @@ help:
 	@echo "make test-full everything, every fleet fault and both molecule scenarios"
 	@echo "make setup     system packages, .venv, collection link"
 	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | sanity | bench | build"
-	@echo "make sanity    ansible-test sanity, all tests, --venv, on a copy (docs/development.md); make lint runs it"
+	@echo "make sanity    ansible-test sanity, all tests, --venv, on a copy (README.md, Development); make lint runs it"
 	@echo "make alerts-up | alerts-down   Prometheus, Alertmanager, exporters and the rulebook on the lab (docs/alerts.md)"
 	@echo "make fleet-up | fleet-down | fault NAME=x LAB=fleet | heal NAME=x LAB=fleet   (the SSH + systemd lab)"
 
