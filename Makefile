@@ -15,14 +15,15 @@ FLEET_INV := inventory/fleet
 LAB ?= docker
 PLAYBOOK := $(BIN)/ansible-playbook
 
-.PHONY: help setup system venv demo lab-up lab-down alerts-up alerts-down fleet-up fleet-down fault heal test test-full test-unit test-integration test-resolution test-fleet molecule lint bench build clean
+.PHONY: help setup system venv demo lab-up lab-down alerts-up alerts-down fleet-up fleet-down fault heal test test-full test-unit test-integration test-resolution test-fleet molecule lint sanity sanity-bootstrap bench build clean
 
 help:
 	@echo "make demo      set up, start the incident lab, then one incident end to end: bad_deploy, triage, rollback, resolve, report"
 	@echo "make test      lint, unit and integration tests (starts both labs; the fleet on a subset)"
 	@echo "make test-full everything, every fleet fault and both molecule scenarios"
 	@echo "make setup     system packages, .venv, collection link"
-	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | bench | build"
+	@echo "make lab-up | lab-down | fault NAME=x | heal NAME=x | lint | sanity | bench | build"
+	@echo "make sanity    ansible-test sanity, all tests, --venv, on a copy (README.md, Development); make lint runs it"
 	@echo "make alerts-up | alerts-down   Prometheus, Alertmanager, exporters and the rulebook on the lab (docs/alerts.md)"
 	@echo "make fleet-up | fleet-down | fault NAME=x LAB=fleet | heal NAME=x LAB=fleet   (the SSH + systemd lab)"
 
@@ -73,9 +74,22 @@ heal: setup
 demo: lab-up
 	@scripts/demo.sh
 
-lint: setup
+lint: setup sanity-bootstrap
 	$(BIN)/yamllint -s .
 	$(BIN)/ansible-lint --offline -q
+	$(MAKE) sanity
+
+# ansible-test sanity --venv as Galaxy / Automation Hub reviewers run it, every test, on a copy laid out as
+# ansible_collections/sre/incident_response (scripts/sanity.sh). Its venvs are cached under ~/.ansible/test.
+# SANITY_ARGS="--test pylint" runs one test.
+SANITY_ARGS ?=
+sanity: setup sanity-bootstrap
+	scripts/sanity.sh $(SANITY_ARGS)
+
+# ansible-test bootstraps pip in each venv with a get-pip script it caches in ~/.ansible/test/cache; this
+# writes one there that uses Python's own ensurepip, so --venv works offline (the machine's pip config does the rest).
+sanity-bootstrap: setup
+	$(BIN)/python scripts/sanity_bootstrap.py
 
 test-unit: setup
 	$(BIN)/pytest -q tests/unit

@@ -28,10 +28,11 @@ step() {  # step "what" command...
 step "Inject a fault into the lab: a bad release of the backend (app-backend:1.1.0) is deployed" \
   ansible-playbook -i "$INV" tests/lab/playbooks/fault.yml -e lab_fault=bad_deploy -e lab_fault_state=present
 
-before=$(ls -1 incidents 2>/dev/null | sort || true)
+incidents() { find incidents -mindepth 1 -maxdepth 1 -name 'INC-*' -printf '%f\n' 2>/dev/null | sort; }
+before=$(incidents || true)
 step "Triage it (the on-call console: phases, findings not ok, diagnosis, the next command)" \
   ansible-playbook -i "$INV" playbooks/triage.yml
-ID=$(comm -13 <(echo "$before") <(ls -1 incidents | sort) | tail -1)
+ID=$(comm -13 <(echo "$before") <(incidents) | tail -1)
 if [ -z "$ID" ]; then
   echo "demo: triage declared no new incident under incidents/" >&2
   exit 1
@@ -55,6 +56,6 @@ step "Heal the lab (nothing left to do after the rollback; this makes sure)" \
 dir="$PWD/incidents/$ID"
 echo
 echo "Incident $ID"
-echo "  post-mortem: $(ls -1 "$dir"/postmortem-*.md | tail -1)"
+echo "  post-mortem: $(find "$dir" -maxdepth 1 -name 'postmortem-*.md' | sort | tail -1)"
 echo "  report:      $dir/report.html"
 echo "  everything:  $dir/"

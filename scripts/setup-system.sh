@@ -16,6 +16,8 @@ command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # headless Chromium opens report.html in the tests (tests/integration/test_oncall_report.py)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# ansible-test sanity's shellcheck test (make sanity) skips itself without it
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   echo "setup: installing ${need[*]}"
@@ -28,4 +30,4 @@ if [ ${#need[@]} -gt 0 ]; then
     done
   fi
 fi
-echo "setup: system packages present (docker, mmdebstrap, chromium, prometheus, alertmanager, exporters, java)"
+echo "setup: system packages present (docker, mmdebstrap, chromium, prometheus, alertmanager, exporters, java, shellcheck)"

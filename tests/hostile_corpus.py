@@ -51,7 +51,7 @@ class Corpus(object):
                 '<https://evil.invalid|click here>', '| a | b |', '[link](javascript:alert(3))', '</td></tr><tr><td>x']
 
     def everything(self):
-        return self.code() + [m for m, _ in self.math()] + self.markup() + list(self.secrets)
+        return self.code() + [m for m, dummy in self.math()] + self.markup() + list(self.secrets)
 
     @staticmethod
     def big(size=1024 * 1024):

@@ -76,6 +76,6 @@ class ActionModule(ActionBase):
         if outcome['incident_id']:
             result['ansible_facts'].update(incident_id=outcome['incident_id'], incident_path=outcome['incident_path'])
         result['msg'] = '%s %s: %d alert(s), %s' % ('declared' if outcome['created'] else 'appended to',
-                                                   outcome['incident_id'] or '(no incident)', outcome['alerts'],
-                                                   outcome['triage_reason'])
+                                                    outcome['incident_id'] or '(no incident)', outcome['alerts'],
+                                                    outcome['triage_reason'])
         return result

@@ -119,7 +119,7 @@ class ActionModule(ActionBase):
         for role in policy['escalation']:
             contact = (args['contacts'] or {}).get(role) or {}
             var = (pd_cfg.get('routing_key_vars') or {}).get(role) or (contact.get('pagerduty_routing_key_var')
-                                                                         if isinstance(contact, dict) else None)
+                                                                       if isinstance(contact, dict) else None)
             key = self._secret(task_vars, var, 'the PagerDuty routing key of %s' % role)
             if key and key not in [k for r, k in routing]:
                 routing.append((role, key))

@@ -125,7 +125,7 @@ class ActionModule(ActionBase):
                                                'draft': os.path.basename(outcome['path']), 'edited': True})
                 files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
         human = dict((k, fmt_duration(metrics[k])) for k in ('time_to_acknowledge', 'time_to_mitigate',
-                                                               'time_to_resolve', 'duration') if metrics.get(k) is not None)
+                                                             'time_to_resolve', 'duration') if metrics.get(k) is not None)
         result.update(
             changed=bool(resolved_changed or file_changed),
             path=outcome['path'],

@@ -163,7 +163,7 @@ class ActionModule(ActionBase):
             decision['intent_id'] = uuid.uuid4().hex[:16]
             out.append(store.event(
                 'action', '%s on %s: starting (approved by %s, intent %s)' % (action, service, decision['approved_by'],
-                                                                            decision['intent_id']),
+                                                                              decision['intent_id']),
                 host=host, data={'action': action, 'service': service, 'status': logic.STARTED,
                                  'intent_id': decision['intent_id'], 'approval_id': decision['approval_id'],
                                  'approved_by': decision['approved_by'], 'change_ref': decision['change_ref'],

@@ -66,6 +66,6 @@ class ActionModule(ActionBase):
             edited=kept,
             services=sorted(renderer.services()),
             msg='%d runbooks in %s, %d changed%s' % (len(documents), args['dest'], len(changed_files),
-                                                    ('; kept edited: ' + ', '.join(kept)) if kept else ''),
+                                                     ('; kept edited: ' + ', '.join(kept)) if kept else ''),
         )
         return result

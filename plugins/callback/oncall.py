@@ -166,7 +166,6 @@ CONSOLE_ACTIONS = ('finding', 'diagnose', 'comms_deliver', 'debug', 'incident_co
 CONSOLE_KEYS = ('ansible_facts', 'diagnosis', 'findings', 'messages')
 
 
-
 class CallbackModule(DefaultCallbackModule):
     """The default callback with a compact success path; failures and -v go to the default's code."""
 

@@ -59,7 +59,9 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
     for dummy, ref in sorted(history or [], key=lambda h: -h[0]):
         if ref and ref not in (current_ref, current_id) and not str(ref).startswith('sha256:'):
             return ref, 'engine events (the image the container ran before)', tags
-    tag_of = lambda ref: ref.split('@', 1)[0][len(repo) + 1:] if ref.startswith(repo + ':') else ''  # noqa: E731
+
+    def tag_of(ref):
+        return tag_in(repo, ref)
     current_tag = tag_of(current_ref or '')
     if version_key(current_tag)[0] == 1:
         lower = [o for o in others if version_key(tag_of(o[1]))[0] == 1 and version_key(tag_of(o[1])) < version_key(current_tag)]
@@ -80,13 +82,17 @@ def previous_image(current_ref, current_id, container_labels, images, current_cr
     return None, 'no older local tag of %s' % repo, tags
 
 
+def tag_in(repo, ref):
+    """The tag of an image reference of the repository ('app:1.2@sha256:..' -> '1.2'), '' for another repository."""
+    return ref.split('@', 1)[0][len(repo) + 1:] if ref.startswith(repo + ':') else ''
+
+
 def is_downgrade(current_ref, previous_ref):
     """The deploy went from a higher version tag of the repository to a lower one (a rollback by hand)."""
     if not current_ref or not previous_ref or repo_of(current_ref) != repo_of(previous_ref):
         return False
     repo = repo_of(current_ref)
-    tag = lambda ref: ref.split('@', 1)[0][len(repo) + 1:] if ref.startswith(repo + ':') else ''  # noqa: E731
-    cur, prev = version_key(tag(current_ref)), version_key(tag(previous_ref))
+    cur, prev = version_key(tag_in(repo, current_ref)), version_key(tag_in(repo, previous_ref))
     return cur[0] == 1 and prev[0] == 1 and cur < prev
 
 

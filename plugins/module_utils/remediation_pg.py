@@ -126,8 +126,8 @@ def public(row):
     if len(query) > QUERY_PREVIEW:
         query = query[:QUERY_PREVIEW - 3] + '...'
     out = dict((k, row.get(k)) for k in ('pid', 'usename', 'datname', 'application_name', 'client_addr', 'state',
-                                           'age', 'wait_event_type', 'wait_event', 'blocking', 'blocked_by',
-                                           'backend_start'))
+                                         'age', 'wait_event_type', 'wait_event', 'blocking', 'blocked_by',
+                                         'backend_start'))
     out['query'] = ' '.join(query.split())
     if 'reason' in row:
         out['reason'] = row['reason']

@@ -270,7 +270,9 @@ def main():
             time.sleep(0.3)
             remaining = still_there()
         result['remaining'] = [logic.public(r) for r in remaining]
-        after, dummy = logic.select_sessions(fetch(conn), **dict(filters, pids=[]))
+        relist = dict(filters)
+        relist['pids'] = []
+        after, dummy = logic.select_sessions(fetch(conn), **relist)
         result['after'] = [logic.public(r) for r in after]
         cur.close()
     except Exception as exc:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Speed of the collection against the lab, in one run (`make bench`, docs/lab.md "Benchmark").
 
 Measures, each with the goal of the speed issue printed next to it (DESIGN.md "Speed"):
@@ -306,7 +306,7 @@ def close_masters(control_dir):
     """Stop the SSH control masters (ControlPersist) whose sockets are in control_dir (after a run, not timed)."""
     for name in sorted(os.listdir(control_dir)):
         subprocess.run(['ssh', '-O', 'exit', '-o', 'ControlPath=%s' % os.path.join(control_dir, name), 'bench'],
-                       capture_output=True, timeout=30)
+                       capture_output=True, timeout=30, check=False)
 
 
 def loadavg():
@@ -343,7 +343,7 @@ class Bench(object):
 
     def timed(self, cmd, env):
         cpu0, started = cpu_children(), time.monotonic()
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False)
         return proc, time.monotonic() - started, cpu_children() - cpu0
 
     def playbook(self, inventories, playbook, args=(), env=None, ssh=False):
@@ -476,7 +476,7 @@ class Bench(object):
             hosts, os.path.relpath(FLEET_INVENTORY, ROOT), runs), flush=True)
         out = os.path.join(self.tmp, 'fleet%d' % hosts)
         proc = subprocess.run(['bash', FLEET_INVENTORY, str(hosts), out], cwd=ROOT, env=self.env(),
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit('fleet-inventory.sh failed: %s' % proc.stderr)
         key = 'fleet%d' % hosts
@@ -495,7 +495,7 @@ class Bench(object):
         if not os.path.exists(os.path.join(state, 'id_ed25519')):
             return None, 'no fleet lab state in %s' % os.path.relpath(state, ROOT)
         proc = subprocess.run(['docker', 'ps', '--format', '{{.Names}}', '--filter', 'name=^fleet%d-' % self.instance],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         running = set(proc.stdout.split())
         inventories = [FLEET_INVENTORY_DIR]
         if os.path.exists(os.path.join(state, 'scale.yml')):
@@ -503,7 +503,7 @@ class Bench(object):
         cmd = [INVENTORY_CMD, '--list', '--export']
         for inv in inventories:
             cmd += ['-i', inv]
-        proc = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, env=self.env(), capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             return None, 'ansible-inventory failed: %s' % proc.stderr.strip()[-300:]
         inv = json.loads(proc.stdout)

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # A fleet inventory of N hosts for scale measurements: every host is an alias of one
 # of the lab's three hosts (same services, same containers, local connection), so the
 # figure is the controller's cost of N hosts. Usage: fleet-inventory.sh N OUTDIR

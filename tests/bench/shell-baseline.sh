@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The practice's own investigation commands, run one after another, as an on-call
 # engineer would paste them: the baseline that triage.yml is measured against.
 # Usage: [REDISCLI_AUTH=pw] shell-baseline.sh BACKEND_URL PG_PORT REDIS_PORT [TLS_HOSTPORT] [DNS_NAME]

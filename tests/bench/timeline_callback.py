@@ -133,7 +133,7 @@ def one_run(timeline_cb, files, hosts, tasks, failed, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=100)
     parser.add_argument('--tasks', type=int, default=10)
     parser.add_argument('--failed', type=int, default=1, help='failed hosts per task')
@@ -151,7 +151,7 @@ def main():
     scratch = os.path.join(ROOT, '.cache')
     os.makedirs(scratch, exist_ok=True)
     runs = []
-    for _ in range(args.runs):
+    for dummy in range(args.runs):
         workdir = tempfile.mkdtemp(prefix='bench-timeline-', dir=scratch)
         try:
             runs.append(one_run(timeline_cb, files, hosts, args.tasks, args.failed, workdir))

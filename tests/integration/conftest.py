@@ -7,6 +7,9 @@
 - `incident(…)`: a fresh incident id and directory under the test's tmp path.
 - `fault(name)`: context manager that injects a lab fault and heals it afterwards.
 - `lab_env`: ports and container names of the lab instance under test (LAB_INSTANCE).
+- `receiver`: the HTTP receiver of test_comms_delivery.py (Slack, webhook, PagerDuty, Statuspage) on 127.0.0.1.
+- `fleet`, `fleet_fault`, `exclusive_fleet`: the fleet lab (tests/integration/fleet_lab.py).
+Fixtures used by several modules live here: pytest finds them without a module importing them.
 
 Tests that change lab state hold an exclusive lock (/tmp/sre-incident-lab-<instance>.lock)
 so that parallel runs against the same lab instance never interleave faults.
@@ -91,12 +94,12 @@ def run(path, extra_vars=None, check=False, tags=None, env=None, timeout=600, in
     if tags:
         cmd += ['--tags', tags]
     cmd += list(args or [])
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(env), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(env), capture_output=True, text=True, timeout=timeout, check=False)
     return PlaybookResult(proc, cmd)
 
 
 def docker(*args, check=True):
-    proc = subprocess.run(['docker'] + list(args), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(['docker'] + list(args), capture_output=True, text=True, timeout=120, check=False)
     if check and proc.returncode != 0:
         raise AssertionError('docker %s failed: %s' % (' '.join(args), proc.stderr))
     return proc.stdout
@@ -203,3 +206,48 @@ def exclusive_lab(lab):
     """Hold the lab lock for a test that changes lab state itself (remediation tests)."""
     with lab_lock():
         yield lab
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP receiver that records every request (test_comms_delivery.Receiver)."""
+    from test_comms_delivery import Receiver
+    rec = Receiver()
+    yield rec
+    rec.close()
+
+
+@pytest.fixture(scope='session')
+def fleet():
+    """The fleet lab is up and prepared (client libraries of the probes installed from Debian packages)."""
+    import fleet_lab
+    fleet_lab.fleet_up()
+    with fleet_lab.fleet_lock():
+        res = fleet_lab.fleet_run('playbooks/prepare.yml', timeout=600)
+        assert res.rc == 0, res
+    return fleet_lab.FleetEnv
+
+
+@pytest.fixture
+def fleet_fault(fleet):
+    """Context manager injecting a fleet fault and healing it afterwards, under the fleet lock."""
+    import fleet_lab
+
+    @contextlib.contextmanager
+    def _fault(name):
+        with fleet_lab.fleet_lock():
+            fleet_lab.inject(name)
+            try:
+                yield name
+            finally:
+                fleet_lab.heal(name)
+
+    return _fault
+
+
+@pytest.fixture
+def exclusive_fleet(fleet):
+    """Hold the fleet lock for a test that changes fleet state itself."""
+    import fleet_lab
+    with fleet_lab.fleet_lock():
+        yield fleet

@@ -137,4 +137,3 @@ def _backend_running(lab_env):
     yield
     if json.loads(docker('inspect', lab_env.backend))[0]['State']['Status'] != 'running':
         docker('start', lab_env.backend)
-

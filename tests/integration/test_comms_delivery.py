@@ -12,8 +12,6 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 
@@ -71,13 +69,6 @@ class Receiver(object):
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    rec = Receiver()
-    yield rec
-    rec.close()
 
 
 def _free_port():
@@ -180,7 +171,7 @@ def test_sev1_update_and_resolve_deliver_everywhere(run_playbook, incident, rece
     assert targets == {'slack': True, 'webhook': True, 'pagerduty:oncall': True, 'pagerduty:engineering_manager': True}
     names = sorted(os.listdir(os.path.join(incident['path'], 'messages')))
     assert sorted(n.split('-', 1)[1] for n in names) == ['statuspage-identified.md', 'statuspage-resolved.md',
-                                                   'update-identified.md', 'update-resolved.md']
+                                                         'update-identified.md', 'update-resolved.md']
     assert files.read_json(os.path.join(incident['path'], 'incident.json'))['status'] == 'Resolved'
     assert_no_secrets(incident, res)
 

@@ -6,12 +6,12 @@ test_comms_delivery.py; each message kind is claimed in the incident store under
 """
 import threading
 
-from test_comms_delivery import comms_vars, receiver  # noqa: F401  (the fixture)
+from test_comms_delivery import comms_vars
 
 PD_KEYS = 2  # SEV1 pages on-call and the engineering manager
 
 
-def test_two_concurrent_triage_runs_send_one_of_each_message(lab, run_playbook, incident, receiver):  # noqa: F811
+def test_two_concurrent_triage_runs_send_one_of_each_message(lab, run_playbook, incident, receiver):
     extra = comms_vars(incident, receiver, severity='SEV1', title='Orders API returns 500')
     results = [None, None]
 

@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from test_comms_delivery import comms_vars, declare, receiver  # noqa: F401  (the fixture)
+from test_comms_delivery import comms_vars, declare
 
 ANNOUNCE = '''---
 - name: Declare and announce
@@ -37,7 +37,7 @@ def channel_lines(stdout):
 
 
 @pytest.mark.parametrize('console', sorted(CONSOLES))
-def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, receiver, tmp_path, console):  # noqa: F811
+def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, receiver, tmp_path, console):
     declare(incident, 'SEV1')
     playbook = tmp_path / 'announce.yml'
     playbook.write_text(ANNOUNCE)
@@ -67,7 +67,7 @@ def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, re
     assert not os.listdir(os.path.join(incident['path'], 'messages')), 'a message another run owns is not filed twice'
 
 
-def test_a_run_that_loses_one_claim_reports_both_what_it_sent_and_what_it_left(run_playbook, incident, receiver,  # noqa: F811
+def test_a_run_that_loses_one_claim_reports_both_what_it_sent_and_what_it_left(run_playbook, incident, receiver,
                                                                                   tmp_path):
     declare(incident, 'SEV1')
     playbook = tmp_path / 'announce.yml'

@@ -30,7 +30,7 @@ def adhoc(inventory, host, tmp_path, extra=(), env=None, verbosity='-vvv'):
     run_env = _env(dict({'ANSIBLE_SSH_CONTROL_PATH_DIR': str(control), 'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.default'},
                         **(env or {})))
     run_env.pop('ANSIBLE_HOST_KEY_CHECKING', None)
-    return subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def ssh_exec_lines(proc):

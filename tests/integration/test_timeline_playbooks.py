@@ -108,7 +108,7 @@ def playbook_cmd(playbook, inventory, extra_vars=None):
 
 def run(playbook, inventory, extra_vars=None, extra_env=None):
     return subprocess.run(playbook_cmd(playbook, inventory, extra_vars), cwd=ROOT, env=env(extra_env),
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def write(tmp_path, name, text):

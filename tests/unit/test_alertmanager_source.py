@@ -368,7 +368,7 @@ def test_full_source_answers_503_with_retry_after_then_accepts_the_retry():
                 first = [(await _post(session, url, payload(group=g)))[0] for g in ('A', 'B')]
                 full = await _post(session, url, payload(group='C'))
                 queue.get_nowait()  # the rulebook takes its event: the source hands over A
-                await _until(lambda: queue.full())
+                await _until(queue.full)
                 retry = await _post(session, url, payload(group='C'))
             return first, full, retry
         finally:

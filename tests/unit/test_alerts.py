@@ -272,7 +272,7 @@ def test_concurrent_alerts_of_one_group_open_exactly_one_incident(tmp_path):
         p.start()
     for p in procs:
         p.join()
-    results = [queue.get() for _ in procs]
+    results = [queue.get() for dummy in procs]
     assert len({r[0] for r in results}) == 1
     assert sum(1 for r in results if r[1]) == 1, 'exactly one run declares'
     assert sum(1 for r in results if r[2]) == 1, 'exactly one run triages within the throttle window'

@@ -23,11 +23,11 @@ ME = {'host': 'ctl', 'boot': 'b', 'pidns': 'pid:[1]', 'pid': 100, 'start': 5}
 OTHER = dict(ME, pid=200, start=7)
 
 
-def intent(iid, action='restart', service='backend', approval='a1', owner=OTHER, ts='2026-01-01T00:00:00.000Z',
+def intent(iid, action='restart', service='backend', approval='a1', owner=None, ts='2026-01-01T00:00:00.000Z',
            host='app-1'):
     return {'kind': 'action', 'ts': ts, 'host': host, 'data': {
         'action': action, 'service': service, 'status': 'started', 'intent_id': iid, 'approval_id': approval,
-        'owner': owner}}
+        'owner': OTHER if owner is None else owner}}
 
 
 def settle(iid, changed, status='done', action='restart', service='backend', approval='a1', host='app-1'):

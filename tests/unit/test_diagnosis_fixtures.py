@@ -95,7 +95,7 @@ def test_kill_query_names_the_lock_holder_however_young_the_lock():
     assert top['action'] == 'kill_query'
     assert top['first_action'].endswith('-e service=db -e pg_terminate_pids=2113 -e pg_terminate_min_age=48'), top
     young = [dict(f, evidence=dict(f['evidence'], blocking=[dict(b, xact_age_s=16.4, query_age_s=16.4)
-                                                             for b in f['evidence']['blocking']]))
+                                                            for b in f['evidence']['blocking']]))
              if f['check'] == 'pg.locks' else f for f in load('db_lock')]
     assert dx.diagnose(young, CTX)['hypotheses'][0]['first_action'].endswith('pg_terminate_min_age=16')
 

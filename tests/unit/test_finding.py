@@ -31,7 +31,7 @@ def test_prepare_defaults_host_and_combines_services():
         {'check': 'health.container', 'service': 'proxy', 'status': 'crit', 'summary': 'exited'},
         {'check': 'net.dns', 'host': 'controller', 'status': 'ok', 'summary': 'resolves'}], 'app-backend', ts='T')
     assert [(f['host'], f['check'], f['status']) for f in out] == [('app-backend', 'health.container', 'crit'),
-                                                                    ('controller', 'net.dns', 'ok')]
+                                                                   ('controller', 'net.dns', 'ok')]
     assert out[0]['ts'] == 'T' and 'services' in out[0]['evidence']
     with pytest.raises(ValueError):
         plugin.prepare([{'check': 'nodot', 'status': 'ok', 'summary': 'x'}], 'h')

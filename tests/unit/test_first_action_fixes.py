@@ -39,7 +39,7 @@ def test_deleted_open_files_are_found_with_pid_process_and_bytes(tmp_path):
     try:
         dev = os.stat(str(tmp_path)).st_dev
         found = {os.path.basename(d['path']): d for d in disk.deleted_open({dev}, disk.DEFAULT_ROTATED, disk.DEFAULT_TEMP,
-                                                                          disk.DEFAULT_ACTIVE)}
+                                                                           disk.DEFAULT_ACTIVE)}
         assert found['trace.log']['pid'] == os.getpid() and found['trace.log']['size'] == 65536
         assert found['trace.log']['action'] == 'truncate' and found['trace.log']['process']
         assert found['trace.log']['fd_path'] == '/proc/%d/fd/%d' % (os.getpid(), handles[0].fileno())

@@ -70,7 +70,6 @@ def test_a_sudo_user_that_disagrees_with_the_kernel_is_ignored_and_the_kernel_ca
     assert out['notes'] == ['SUDO_USER=bob ignored: no sudo above this run was started by uid 1001']
 
 
-
 def test_the_caller_of_sudo_is_the_launcher_without_any_sudo_variable(tmp_path):
     out = ident(tmp_path, SUDO_BY_ALICE, {})
     assert out['launcher'] == 'alice' and out['source'] == 'sudo pid 250 run by alice (uid 1000)'

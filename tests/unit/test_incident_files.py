@@ -53,7 +53,7 @@ def test_merge_findings_keeps_latest_per_host_and_check(tmp_path):
     other = f.normalize_finding({'check': 'redis.memory', 'host': 'r1', 'status': 'warn', 'summary': '92 %'})
     merged = f.update_findings(path, [later, other])
     assert [(x['host'], x['check'], x['status']) for x in merged] == [('r1', 'redis.memory', 'warn'),
-                                                                       ('db1', 'pg.locks', 'ok')]
+                                                                      ('db1', 'pg.locks', 'ok')]
     assert merged[1]['summary'] == 'no locks'
     assert json.load(open(path)) == merged
 

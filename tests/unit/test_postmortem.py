@@ -62,7 +62,7 @@ def sample_record():
                 'started_at': ts(0), 'impact': 'Checkout returns 500 for most users', 'commander': 'On-call IC'}
     events = [
         files.make_event('INC-20261127-1430-ab12', 'play', 'Play started: Triage', data={'phase': 'start', 'run': 'r1',
-                                                                                          'first_in_run': True}, ts=ts(1)),
+                                                                                         'first_in_run': True}, ts=ts(1)),
         files.make_event('INC-20261127-1430-ab12', 'declared', 'Incident declared', ts=ts(3)),
         files.make_event('INC-20261127-1430-ab12', 'severity', 'Severity SEV2', data={'severity': 'SEV2'}, ts=ts(3)),
         files.make_event('INC-20261127-1430-ab12', 'task', 'Check: ok', host='app-backend',
@@ -260,9 +260,9 @@ def test_secrets_are_redacted_before_they_are_escaped_or_cut():
 
 def test_render_to_dir_is_idempotent_and_named_by_start_date(tmp_path):
     record = sample_record()
-    dest, changed, _ = render_to_dir(str(tmp_path), record, final=True)
+    dest, changed, dummy = render_to_dir(str(tmp_path), record, final=True)
     assert dest.endswith('postmortem-2026-11-27.md') and changed
-    dest2, changed2, _ = render_to_dir(str(tmp_path), record, final=True)
+    dest2, changed2, dummy = render_to_dir(str(tmp_path), record, final=True)
     assert dest2 == dest and not changed2
     assert postmortem_filename('2024-01-15T23:59:00+00:00') == 'postmortem-2024-01-15.md'
     assert postmortem_filename('2024-01-15T23:30:00-02:00') == 'postmortem-2024-01-16.md'  # UTC date

@@ -83,7 +83,7 @@ def test_tls_days_left_expired_and_name_mismatch():
     st, text, info = probe_net.evaluate_tls(ep, {'der': _cert(-1), 'verify_error': 'certificate has expired'}, 14, 0, now=NOW)
     assert st == 'crit' and 'EXPIRED 1.0 days ago' in text and info['chain'].startswith('not verified')
     assert probe_net.evaluate_tls(ep, {'der': _cert(90)}, 14, 0, now=NOW)[0] == 'ok'
-    st, text, _ = probe_net.evaluate_tls(ep, {'der': _cert(90, ('other.example.com',))}, 14, 0, now=NOW)
+    st, text, dummy = probe_net.evaluate_tls(ep, {'der': _cert(90, ('other.example.com',))}, 14, 0, now=NOW)
     assert st == 'warn' and 'does NOT cover api.lab.test' in text
     st, _t, _i = probe_net.evaluate_tls(dict(ep, verify=True), {'der': _cert(90), 'verify_error': 'self-signed'}, 14, 0, now=NOW)
     assert st == 'crit'
@@ -119,11 +119,11 @@ def test_disk_and_container_resources():
     assert st == 'warn' and ev['memory_pct'] == 85.9 and ev['exceeded'] == ['memory']
     assert text == 'app-backend CPU 20%, memory 220.0 MiB of 256.0 MiB limit (85.9%), net n/a (host network)'
     st, text, ev = probe_net.evaluate_container_resources('db', stats, 0, {'memory_warn_pct': 80, 'memory_crit_pct': 90,
-                                                                            'cpu_warn_pct': 90}, cpu=5.0)
+                                                                           'cpu_warn_pct': 90}, cpu=5.0)
     assert st == 'ok' and '(no limit)' in text and ev['memory_pct'] is None and ev['exceeded'] == []
     # CPU alone: the summary names memory too, the evidence says which measure is over
     st, text, ev = probe_net.evaluate_container_resources('db', stats, 0, {'memory_warn_pct': 80, 'memory_crit_pct': 90,
-                                                                            'cpu_warn_pct': 90}, cpu=190.0)
+                                                                           'cpu_warn_pct': 90}, cpu=190.0)
     assert st == 'warn' and 'memory' in text and ev['exceeded'] == ['cpu']
 
 

@@ -13,9 +13,9 @@ def line(path, status, latency=5.0, level=None, msg='request'):
 
 
 def test_partial_failure_breakdown_names_path_count_and_share():
-    lines = [line('/api/orders', 200) for _ in range(50)]
-    lines += [line('/api/products', 500, msg='database error: relation "products" does not exist') for _ in range(48)]
-    lines += [line('/api/products', 200) for _ in range(2)]
+    lines = [line('/api/orders', 200) for dummy in range(50)]
+    lines += [line('/api/products', 500, msg='database error: relation "products" does not exist') for dummy in range(48)]
+    lines += [line('/api/products', 200) for dummy in range(2)]
     stats = probe_logs.analyze(lines)
     assert stats['requests'] == 100 and stats['errors'] == 48 and stats['errors_by_status'] == {'500': 48}
     f = probe_logs.evaluate(stats, 'app-backend', 'backend', '15m', T, 'docker logs')
@@ -27,19 +27,19 @@ def test_partial_failure_breakdown_names_path_count_and_share():
 
 
 def test_few_errors_below_min_errors_stay_ok():
-    lines = [line('/api/orders', 200) for _ in range(20)] + [line('/api/orders', 500) for _ in range(2)]
+    lines = [line('/api/orders', 200) for dummy in range(20)] + [line('/api/orders', 500) for dummy in range(2)]
     f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
     assert f['status'] == 'ok' and f['summary'].startswith('2 errors in 22 requests in 15m')
 
 
 def test_warn_between_thresholds_and_4xx_are_not_errors():
-    lines = [line('/a', 404) for _ in range(30)] + ([line('/a', 200) for _ in range(9)] + [line('/a', 503)]) * 10
+    lines = [line('/a', 404) for dummy in range(30)] + ([line('/a', 200) for dummy in range(9)] + [line('/a', 503)]) * 10
     f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
     assert f['status'] == 'warn' and '10 errors (503)' in f['summary'] and '7.7% of its requests' in f['summary']
 
 
 def test_latency_p95_rates_slow_responses():
-    lines = [line('/slow', 200, latency=3000.0) for _ in range(20)] + [line('/fast', 200, latency=2.0) for _ in range(20)]
+    lines = [line('/slow', 200, latency=3000.0) for dummy in range(20)] + [line('/fast', 200, latency=2.0) for dummy in range(20)]
     stats = probe_logs.analyze(lines)
     assert stats['p95_ms'] == 3000.0 and stats['by_path']['/fast']['p50_ms'] == 2.0
     f = probe_logs.evaluate(stats, 'h', 's', '15m', T, 'x')
@@ -57,33 +57,33 @@ def test_plain_text_fallback_counts_error_lines():
 def test_empty_window_and_ignored_paths():
     f = probe_logs.evaluate(probe_logs.analyze([]), 'h', 's', '5m', T, 'x')
     assert f['status'] == 'ok' and f['summary'] == 'no log lines in 5m'
-    stats = probe_logs.analyze([line('/health', 500) for _ in range(10)], ignore_paths=['/health'])
+    stats = probe_logs.analyze([line('/health', 500) for dummy in range(10)], ignore_paths=['/health'])
     assert stats['requests'] == 0 and stats['errors'] == 0
 
 
 def test_docker_timestamp_strip_and_excerpt_puts_errors_first():
     body, ts = probe_logs.strip_docker_ts('2026-11-27T03:55:47.416345234Z {"a": 1}')
     assert body == '{"a": 1}' and ts.startswith('2026-11-27T03:55:47')
-    lines = [line('/a', 200) for _ in range(300)] + [line('/b', 500)]
+    lines = [line('/a', 200) for dummy in range(300)] + [line('/b', 500)]
     text = probe_logs.excerpt(lines, None, limit=20)
     assert '"status": 500' in text.splitlines()[0] and len(text.splitlines()) <= 22
 
 
 def test_recovered_path_is_ok_but_intermittent_errors_are_not():
-    healed = [line('/p', 200) for _ in range(5)] + [line('/p', 500) for _ in range(8)] + [line('/p', 200) for _ in range(40)]
+    healed = [line('/p', 200) for dummy in range(5)] + [line('/p', 500) for dummy in range(8)] + [line('/p', 200) for dummy in range(40)]
     f = probe_logs.evaluate(probe_logs.analyze(healed), 'h', 's', '15m', T, 'x')
     assert f['status'] == 'ok', f
     assert f['evidence']['recovered_paths'] == ['/p'] and 'recovered: /p (8 errors earlier' in f['summary']
     still = healed + [line('/p', 500)]
     f = probe_logs.evaluate(probe_logs.analyze(still), 'h', 's', '15m', T, 'x')
     assert f['status'] in ('warn', 'crit') and f['evidence']['failing_paths'] == ['/p']
-    intermittent = ([line('/q', 200) for _ in range(12)] + [line('/q', 500)]) * 8
+    intermittent = ([line('/q', 200) for dummy in range(12)] + [line('/q', 500)]) * 8
     f = probe_logs.evaluate(probe_logs.analyze(intermittent), 'h', 's', '15m', T, 'x')
     assert f['status'] != 'ok' and f['evidence']['recovered_paths'] == []
 
 
 def test_a_path_failing_now_is_crit_even_when_the_window_dilutes_its_rate():
-    lines = [line('/pay', 200) for _ in range(60)] + [line('/pay', 502) for _ in range(8)]
+    lines = [line('/pay', 200) for dummy in range(60)] + [line('/pay', 502) for dummy in range(8)]
     f = probe_logs.evaluate(probe_logs.analyze(lines), 'h', 's', '15m', T, 'x')
     assert f['status'] == 'crit', f
     assert 'failing now (last 8 all failed)' in f['summary'] and '/pay: 8 errors (502)' in f['summary']
@@ -91,12 +91,12 @@ def test_a_path_failing_now_is_crit_even_when_the_window_dilutes_its_rate():
 
 
 def test_recovery_after_repeated_bursts_but_not_for_steady_intermittent_errors():
-    burst = [line('/p', 502) for _ in range(8)]
-    ok = [line('/p', 200) for _ in range(12)]
-    healed_twice = [line('/p', 200) for _ in range(40)] + burst + ok + [line('/p', 200) for _ in range(30)] + burst + ok
+    burst = [line('/p', 502) for dummy in range(8)]
+    ok = [line('/p', 200) for dummy in range(12)]
+    healed_twice = [line('/p', 200) for dummy in range(40)] + burst + ok + [line('/p', 200) for dummy in range(30)] + burst + ok
     f = probe_logs.evaluate(probe_logs.analyze(healed_twice), 'h', 's', '15m', T, 'x')
     assert f['status'] == 'ok' and f['evidence']['recovered_paths'] == ['/p'], f
-    steady = ([line('/q', 200) for _ in range(6)] + [line('/q', 500)]) * 10 + [line('/q', 200) for _ in range(12)]
+    steady = ([line('/q', 200) for dummy in range(6)] + [line('/q', 500)]) * 10 + [line('/q', 200) for dummy in range(12)]
     f = probe_logs.evaluate(probe_logs.analyze(steady), 'h', 's', '15m', T, 'x')
     assert f['status'] != 'ok' and f['evidence']['failing_paths'] == ['/q'], f
 
@@ -107,8 +107,8 @@ def text_line(path, status, latency=5.0, msg='request', ts='2026-11-27T03:00:00.
 
 
 def test_plain_text_key_value_lines_break_down_by_path_like_json():
-    lines = [text_line('/api/orders', 500, msg='division by zero in "orders"') for _ in range(30)]
-    lines += [text_line('/api/products', 200) for _ in range(30)]
+    lines = [text_line('/api/orders', 500, msg='division by zero in "orders"') for dummy in range(30)]
+    lines += [text_line('/api/products', 200) for dummy in range(30)]
     lines += ['Traceback (most recent call last):', 'INFO:     Started server process [42]']
     stats = probe_logs.analyze(lines)
     assert stats['format'] == 'logfmt' and stats['kv_lines'] == 60 and stats['json_lines'] == 0

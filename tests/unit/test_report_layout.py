@@ -73,7 +73,7 @@ def test_a_plan_approval_action_verify_chain_at_one_instant_stands_side_by_side(
 
 @pytest.mark.parametrize('count', [50, 400])
 def test_many_marks_at_one_instant(tmp_path, count):
-    events = [ev(T0, 'declared')] + [ev(AT_248_4, 'comms') for _ in range(count)] + [ev(AT_240_4, 'action')] * count
+    events = [ev(T0, 'declared')] + [ev(AT_248_4, 'comms') for dummy in range(count)] + [ev(AT_240_4, 'action')] * count
     model = build(incident(tmp_path, events))
     assert len(model['timeline']['messages']) == count and len(model['timeline']['chain']) == count
 

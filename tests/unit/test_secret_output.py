@@ -289,8 +289,7 @@ def options(spec, prefix=''):
             yield prefix + alias, option
         for sub in ('options', 'suboptions'):
             if option.get(sub):
-                for item in options(option[sub], '%s%s.' % (prefix, name)):
-                    yield item
+                yield from options(option[sub], '%s%s.' % (prefix, name))
 
 
 def test_every_secret_option_of_every_module_and_action_is_no_log():

@@ -190,7 +190,7 @@ def test_incident_from_facts_and_source_option(tmp_path, callback):
         task = Task('t-%s' % source, 'Declare')
         target = tmp_path / source / 'INC-F'
         cb.v2_runner_on_ok(Result(Host('h'), task, {'ansible_facts': {'incident_id': 'INC-F',
-                                                                       'incident_path': str(target)}}))
+                                                                      'incident_path': str(target)}}))
         cb.v2_playbook_on_stats(Stats())
         assert (target / 'timeline.jsonl').exists() is expect_written, source
         if expect_written:
@@ -475,7 +475,7 @@ def test_a_run_killed_mid_task_leaves_a_valid_file(tmp_path, sig):
     (tmp_path / 'INC-K').mkdir()
     code = CHILD % {'collections': os.path.join(os.path.dirname(os.path.dirname(unit)), '.collections'), 'unit': unit,
                     'root': str(tmp_path), 'signal': sig}
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == -getattr(signal, sig), proc.stderr
     assert 'atexit' not in proc.stderr and proc.stderr.strip().splitlines()[-1:] == (
         ['KeyboardInterrupt'] if sig == 'SIGINT' else []), proc.stderr

@@ -237,7 +237,7 @@ def _is_down(finding, services=None):
 
 def backend_down(findings, backends, backend_services=None):
     """True when every backend host has a finding saying its backend service does not answer."""
-    backends = [b for b in (backends or [])]
+    backends = list(backends or [])
     if not backends:
         return False
     down = set()

@@ -131,15 +131,13 @@ def _walk(value, depth=0):
     if isinstance(value, dict):
         for k, v in value.items():
             yield k, v
-            for pair in _walk(v, depth + 1):
-                yield pair
+            yield from _walk(v, depth + 1)
     elif isinstance(value, list):
         for item in value[:50]:
-            for pair in _walk(item, depth + 1):
-                yield pair
+            yield from _walk(item, depth + 1)
 
 
-def _any(finding, names, predicate=lambda v: bool(v)):
+def _any(finding, names, predicate=bool):
     """Does an evidence key of these names (at any depth) hold a value the predicate accepts?"""
     contract.require(finding.get('check'), names)
     for k, v in _walk(_ev(finding)):
@@ -572,7 +570,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             service=service, action='kill_query', symptom=conns))
     elif conns:
         backend = ctx.get('backend_service') or 'backend'
-        symptoms = [f for f in _bad(findings, 'health.endpoint', 'app.errors')]
+        symptoms = list(_bad(findings, 'health.endpoint', 'app.errors'))
         out.append(_hypothesis(
             'gradual_degradation', 'Connection pool exhausted (connection leak): %s' % conns[0].get('summary'),
             conns + symptoms, 0.85 if conns[0].get('status') == 'crit' else 0.7,

@@ -259,8 +259,6 @@ def os_identity(environ=None, proc=None, accounts=None, pid=None, uid=None, euid
     return {'launcher': launcher, 'source': source, 'identities': identities, 'problems': problems, 'notes': notes}
 
 
-
-
 # --- AWX / AAP: ask the controller ----------------------------------------------------------------------------
 
 class AwxUnverified(Exception):

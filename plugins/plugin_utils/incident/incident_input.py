@@ -166,6 +166,8 @@ POSTGRES = {'host': _str, 'port': _port, 'database': _str, 'user': _str, 'passwo
 REDIS = {'host': _str, 'port': _port, 'user': _str, 'password_var': _var_name, 'db': _nonneg_int, 'tls': _bool,
          'validate_certs': _bool, 'ca_cert': _path, 'client_cert': _path, 'client_key': _path,
          'protected_patterns': _list_of(_str), 'evictable_patterns': _list_of(_str)}
+
+
 def _url_or_empty(value):
     return None if value in ('', None) else _url(value)
 
@@ -295,7 +297,7 @@ def incident_id_problems(given, value, must_exist=False):
     if was_given and (extra is None or (isinstance(extra, str) and not extra.strip())):
         return ['incident_id: %s is empty: leave -e incident_id out to declare a new incident, or give the id of an '
                 'existing one (INC-YYYYMMDD-HHMM-xxxx)%s' % (show(extra), ' - this playbook needs an existing incident'
-                                                              if must_exist else '')]
+                                                             if must_exist else '')]
     text = '' if value is None else str(value)
     if must_exist and not text:
         return ['incident_id: is required: this playbook acts on an existing incident (-e incident_id=INC-...)']

@@ -241,18 +241,18 @@ def build(path, redactor=None, now=None):
     # --- bars: what happened against the targets -----------------------------------------------------------------------
     bars = []
 
-    def bar(label, actual, target_min, note=''):
+    def add_bar(label, actual, target_min, note=''):
         target = target_min * 60 if target_min else None
         frac = (actual / target) if (actual is not None and target) else None
         bars.append({'label': label, 'actual': fmt_duration(actual) if actual is not None else 'not yet',
                      'target': ('%d min' % target_min) if target_min else 'no target',
                      'met': None if frac is None else frac <= 1.0, 'width': max(round(min(frac, 1.5) * 400, 1), 3) if frac is not None else 0,
                      'note': note})
-    bar('Acknowledge', metrics.get('time_to_acknowledge'), response_min)
-    bar('Longest gap between updates', metrics.get('max_update_gap'), update_min,
-        '%d message(s)' % metrics.get('comms_count', 0))
-    bar('Mitigate', metrics.get('time_to_mitigate'), None)
-    bar('Resolve', metrics.get('time_to_resolve'), None)
+    add_bar('Acknowledge', metrics.get('time_to_acknowledge'), response_min)
+    add_bar('Longest gap between updates', metrics.get('max_update_gap'), update_min,
+            '%d message(s)' % metrics.get('comms_count', 0))
+    add_bar('Mitigate', metrics.get('time_to_mitigate'), None)
+    add_bar('Resolve', metrics.get('time_to_resolve'), None)
 
     # --- grid: hosts x checks, worst status, latest evidence ------------------------------------------------------------
     latest = dict(('%s/%s' % (f.get('host'), f.get('check')), f) for f in record.findings)

@@ -246,6 +246,6 @@ if FAULTS:
     @app.post("/admin/memory-leak")
     def memory_leak(mb: int = 64):
         """Grow the heap by `mb` MiB and keep it (a leak)."""
-        for _ in range(mb):
+        for dummy in range(mb):
             _leaked.append(bytearray(os.urandom(1) * (1024 * 1024)))
         return {"leaked_mb": sum(len(x) for x in _leaked if isinstance(x, bytearray)) // (1024 * 1024)}

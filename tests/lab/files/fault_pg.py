@@ -29,7 +29,7 @@ def session(user, password, name, statements, autocommit=False):
 
 def foreign():
     conns = []
-    for _ in range(int(os.environ.get("FOREIGN_SESSIONS", "30"))):
+    for dummy in range(int(os.environ.get("FOREIGN_SESSIONS", "30"))):
         try:
             conn = psycopg.connect(BASE + " user=app password=%s application_name=batch-exporter"
                                    % os.environ["APP_DB_PASSWORD"])

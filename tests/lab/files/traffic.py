@@ -31,7 +31,7 @@ def main():
             with lock:
                 codes[code] = codes.get(code, 0) + 1
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for dummy in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -203,8 +203,8 @@ def parse_body(body, conf):
     except UnicodeDecodeError:
         return 400, {'error': 'the body is not UTF-8 JSON'}, None
     if too_deep(text, conf['max_depth']):
-        return 400, {'error': 'the JSON is nested deeper than %d levels (or its brackets do not match), nothing '
-                            'was kept' % conf['max_depth']}, None
+        msg = 'the JSON is nested deeper than %d levels (or its brackets do not match), nothing was kept' % conf['max_depth']
+        return 400, {'error': msg}, None
     try:
         payload = json.loads(text)
     except (ValueError, RecursionError) as exc:
