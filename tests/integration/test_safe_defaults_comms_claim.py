@@ -67,8 +67,8 @@ def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, re
     assert not os.listdir(os.path.join(incident['path'], 'messages')), 'a message another run owns is not filed twice'
 
 
-def test_a_run_that_loses_one_claim_reports_both_what_it_sent_and_what_it_left(run_playbook, incident, receiver,
-                                                                                  tmp_path):
+def test_a_run_that_loses_one_claim_reports_both_what_it_sent_and_what_it_left(
+        run_playbook, incident, receiver, tmp_path):
     declare(incident, 'SEV1')
     playbook = tmp_path / 'announce.yml'
     playbook.write_text(ANNOUNCE.replace('comms_kinds: [declared]', 'comms_kinds: [declared, ticket]'))
