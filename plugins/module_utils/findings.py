@@ -26,6 +26,9 @@ Evidence keys (``EVIDENCE``): for each check, every key its evidence may carry, 
 - a key without declared sub-keys holds data whose keys are not the probe's (a container's labels, an
   HTTP body, ``systemctl show`` properties, database names): it is not checked further.
 
+An ``unknown`` finding of any check may carry ``area`` (``AREA_FAILED``): the probe area that failed as a whole
+(probe_runner.failure_finding), its error in the summary.
+
 A host running several services of one kind reports one finding per check (probe_common.combine): its
 evidence is then ``{services: {<service>: {status, summary, evidence}}, others}``, each inner evidence
 following the check's keys (``COMBINED``).
@@ -58,6 +61,9 @@ CHANGE_CHECKS = ('deploy.recent', 'host.changes')
 
 # Evidence of a check that could not run (pg_probe / redis_probe not_checked, a connection error).
 _ERROR = ('error',)
+# Evidence of an `unknown` finding of any check whose probe area failed as a whole (probe_runner.failure_finding):
+# the area that failed; the error is in the summary.
+AREA_FAILED = ('area',)
 _COMBINED_SERVICE = ('status', 'summary', 'evidence')
 # The evidence of a combined finding (several services of one kind on one host).
 COMBINED = ('services', 'others') + tuple('services{}.%s' % k for k in _COMBINED_SERVICE)
@@ -185,7 +191,7 @@ def evidence_names(check):
     paths = evidence_keys(check)
     if paths is None:
         return None
-    return frozenset(name for path in paths + COMBINED for name in _parts(path))
+    return frozenset(name for path in paths + COMBINED + AREA_FAILED for name in _parts(path))
 
 
 # --- statuses: order, worst, counts --------------------------------------------------------------------
@@ -305,6 +311,8 @@ def validate(finding):
     if paths is None:
         problems.append('check %r is not in the contract' % (check,))
         return problems
+    if finding.get('status') == 'unknown':
+        paths = paths + AREA_FAILED
     evidence = finding.get('evidence')
     if evidence is None:
         return problems
