@@ -159,7 +159,7 @@ def all_messages():
     out = {'declared': comms.render_declared(inc, NOW, impact=BAD),
            'update': comms.render_update(inc, 'Identified', BAD, BAD, NOW),
            'ticket': comms.render_ticket(inc, BAD, BAD, NOW)}
-    for status in comms.STATUSES:
+    for status in comms.INCIDENT_STATUSES:
         out['statuspage-%s' % status] = comms.render_statuspage(inc, status, NOW, issue=BAD, impact=BAD, eta=BAD,
                                                                 service=BAD, root_cause=BAD)
     return out

@@ -292,6 +292,30 @@ def test_the_status_order_is_written_once():
     assert not offenders, 'rank statuses with findings.STATUS_RANK / worst / worst_first: %s' % offenders
 
 
+
+def _module_level_names(path):
+    with open(path, encoding='utf-8') as handle:
+        tree = ast.parse(handle.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    yield target.id, node
+
+
+def test_each_status_name_has_one_meaning_and_one_home():
+    """`STATUSES` is the findings' statuses and nothing else; the incident's communicated status (Investigating ..
+    Resolved) is INCIDENT_STATUSES, defined once (plugin_utils/incident/incident.py)."""
+    homes = {}
+    for path in glob.glob(os.path.join(ROOT, 'plugins', '**', '*.py'), recursive=True) + \
+            glob.glob(os.path.join(ROOT, 'extensions', '**', '*.py'), recursive=True):
+        for name, node in _module_level_names(path):
+            if name in ('STATUSES', 'INCIDENT_STATUSES'):
+                homes.setdefault(name, []).append(os.path.relpath(path, ROOT))
+    assert homes == {'STATUSES': ['plugins/module_utils/findings.py'],
+                     'INCIDENT_STATUSES': ['plugins/plugin_utils/incident/incident.py']}, homes
+
+
 # --- (d) the reference says the same ---------------------------------------------------------------------------
 
 def _contracts_doc():

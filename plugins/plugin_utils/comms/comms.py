@@ -28,8 +28,8 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import INCIDENT_STATUSES
 
-STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
 KINDS = ('declared', 'update', 'statuspage', 'ticket')
 
 # Statuspage-style status of each practice status (Mitigating: a fix is being applied, still "identified").
@@ -52,10 +52,10 @@ USER_IMPACT = {
 
 def normalize_status(status):
     text = str(status or '').strip().lower()
-    for known in STATUSES:
+    for known in INCIDENT_STATUSES:
         if known.lower() == text:
             return known
-    raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
+    raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(INCIDENT_STATUSES)))
 
 
 # --- time ------------------------------------------------------------------------------------------------
