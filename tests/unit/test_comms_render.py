@@ -64,12 +64,6 @@ def test_unknown_status_is_refused():
         comms.render_update(incident(), 'Fixed', '', '', NOW)
 
 
-@pytest.mark.parametrize('seconds,text', [(0, '0 min'), (59, '0 min'), (600, '10 min'), (3900, '1h 05m'),
-                                          (49 * 3600, '2d 01h'), (-5, '0 min')])
-def test_human_duration(seconds, text):
-    assert comms.human_duration(seconds) == text
-
-
 def test_status_page_investigating():
     text = comms.render_statuspage(incident('SEV1'), 'Investigating', NOW, impact='Errors when placing orders')
     assert text.splitlines() == [

@@ -27,6 +27,7 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import INCIDENT_STATUSES
 
@@ -58,47 +59,18 @@ def normalize_status(status):
     raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(INCIDENT_STATUSES)))
 
 
-# --- time ------------------------------------------------------------------------------------------------
-
-def fmt_time(dt):
-    """2026-11-27 03:12 UTC"""
-    return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-
-
-def fmt_minutes(minutes):
-    minutes = int(minutes)
-    if minutes % 1440 == 0:
-        days = minutes // 1440
-        return '%d day%s' % (days, '' if days == 1 else 's')
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return '%d hour%s' % (hours, '' if hours == 1 else 's')
-    return '%d minutes' % minutes
-
-
-def human_duration(seconds):
-    """12 min, 1h 05m, 2d 03h (never negative)."""
-    seconds = max(0, int(seconds))
-    minutes = seconds // 60
-    if minutes < 60:
-        return '%d min' % minutes
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return '%dh %02dm' % (hours, minutes)
-    days, hours = divmod(hours, 24)
-    return '%dd %02dh' % (days, hours)
-
+# --- time (written by module_utils/timefmt) ---------------------------------------------------------------
 
 def next_update(now, severity):
     """(datetime, text) of the next update from the severity's cadence."""
     minutes = sevtable.info(severity)['update_minutes']
     due = now + datetime.timedelta(minutes=minutes)
-    return due, '%s (in %s)' % (fmt_time(due), fmt_minutes(minutes))
+    return due, '%s (in %s)' % (timefmt.utc_minute(due), timefmt.minutes_words(minutes))
 
 
 def duration(incident, now):
     started = files.parse_ts(incident.get('started_at')) if incident.get('started_at') else now
-    return human_duration((now - started).total_seconds())
+    return timefmt.duration((now - started).total_seconds())
 
 
 # --- content from the incident's files --------------------------------------------------------------------
@@ -211,7 +183,7 @@ def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, 
         return '\n'.join([
             '[Investigating] We are investigating reports of %s.' % _sentence(issue or incident.get('title')),
             'Users may experience %s.' % _sentence(impact or 'errors or slow responses'),
-            'We will provide an update within %s.' % fmt_minutes(minutes),
+            'We will provide an update within %s.' % timefmt.minutes_words(minutes),
         ]) + '\n'
     if template == 'Identified':
         return '\n'.join([
@@ -232,7 +204,7 @@ def render_ticket(incident, findings_text, actions_text, now):
         'Incident: %s' % _v(incident.get('id')),
         'Severity: %s (%s) - %s' % (_v(incident['severity']), row['priority'], row['escalation_text']),
         'Start time: %s' % files.isoformat(files.parse_ts(incident.get('started_at') or now)),
-        'Respond within: %s' % fmt_minutes(row['response_minutes']),
+        'Respond within: %s' % timefmt.minutes_words(row['response_minutes']),
         'Impact: %s' % _v(incident.get('impact') or 'Under assessment'),
         'Findings: %s' % _v(findings_text or 'Assessment in progress.', 1000),
         'Next steps: %s' % _v(actions_text or 'Handle in working hours.', 1000),

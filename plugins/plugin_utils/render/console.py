@@ -23,6 +23,7 @@ __metaclass__ = type
 
 import fnmatch
 
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, worst_first
 
 # Debug tasks whose text is for the responder carry this tag (plans, verifications, refusals, reports); the rest
@@ -38,12 +39,6 @@ def _one_line(text, limit):
     if limit and len(text) > limit:
         return text[:max(limit - 3, 1)].rstrip() + '...'
     return text
-
-
-def _seconds(value):
-    if value < 60:
-        return '%.1f s' % value
-    return '%d min %02d s' % (int(value) // 60, int(value) % 60)
 
 
 def _is_finding(item):
@@ -86,7 +81,7 @@ class Console(object):
             return []
         took = max(now - self.phase_started, 0.0)
         self.phase = None
-        return [('   done in %s' % _seconds(took), 'info')]
+        return [('   done in %s' % timefmt.elapsed(took), 'info')]
 
     # --- results ---------------------------------------------------------------------------------
 
