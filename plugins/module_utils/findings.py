@@ -215,6 +215,18 @@ def worst_first(finding):
     return (-STATUS_RANK.get(finding.get('status'), -1), str(finding.get('host') or ''), str(finding.get('check') or ''))
 
 
+def finding_line(finding, summary=None, width=0):
+    """The one printed form of a finding: 'CRIT host/check: summary' (the status padded to `width`)."""
+    summary = finding.get('summary') if summary is None else summary
+    return '%-*s %s/%s: %s' % (width, str(finding.get('status')).upper(), finding.get('host'), finding.get('check'), summary)
+
+
+def finding_lines(findings, statuses=('crit', 'warn', 'unknown'), limit=8):
+    """finding_line() of the findings with one of `statuses`, worst first, at most `limit`."""
+    chosen = sorted((f for f in (findings or []) if isinstance(f, dict) and f.get('status') in statuses), key=worst_first)
+    return [finding_line(f) for f in chosen[:int(limit)]]
+
+
 def is_bad(finding):
     return finding.get('status') in BAD
 

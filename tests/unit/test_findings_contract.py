@@ -276,6 +276,20 @@ def test_every_module_orders_findings_the_contract_way():
     assert dx.diagnose(items, {})['counts'] == F.counts(items)
 
 
+def test_a_finding_is_printed_one_way():
+    """'CRIT host/check: summary' is written by findings.finding_line for the filter, the triage decision and the
+    console (which pads the status to line them up)."""
+    from ansible_collections.sre.incident_response.plugins.filter import incident as filters
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import triage
+    items = [{'status': 'warn', 'host': 'db-1', 'check': 'pg.locks', 'summary': '2 sessions blocked'},
+             {'status': 'crit', 'host': 'app-1', 'check': 'app.errors', 'summary': '/api/orders: 20 errors'}]
+    expected = ['CRIT app-1/app.errors: /api/orders: 20 errors', 'WARN db-1/pg.locks: 2 sessions blocked']
+    assert F.finding_lines(items) == expected == filters.finding_lines(items) == triage.finding_lines(items)
+    assert [text for text, style in console_mod.Console()._findings(items)] == [
+        '   CRIT    app-1/app.errors: /api/orders: 20 errors', '   WARN    db-1/pg.locks: 2 sessions blocked']
+    assert F.finding_line(items[0], width=7) == 'WARN    db-1/pg.locks: 2 sessions blocked'
+
+
 def test_the_status_order_is_written_once():
     """No module keeps its own status ranking: a dict literal whose keys are statuses and values numbers."""
     offenders = []

@@ -24,7 +24,7 @@ __metaclass__ = type
 import fnmatch
 
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
-from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, worst_first
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, finding_line, worst_first
 
 # Debug tasks whose text is for the responder carry this tag (plans, verifications, refusals, reports); the rest
 # of the debug output is repeated by the console itself (the incident, findings, diagnosis and messages) or is
@@ -144,7 +144,7 @@ class Console(object):
             if seen in self._printed_findings:
                 continue
             self._printed_findings.add(seen)
-            lines.append(('   %-7s %s/%s: %s' % (status.upper(), item.get('host'), item.get('check'), summary),
+            lines.append(('   %s' % finding_line(item, summary, width=7),
                           status if status in STATUSES else 'unknown'))
         return lines
 
