@@ -308,47 +308,53 @@ def _check_value(tree, value, where, problems):
             _check_value(sub, item, '%s%s.' % (where, key), problems)
 
 
-def validate(finding):
-    """The ways a finding breaks the contract (empty when it conforms): fields, check name, status, evidence keys."""
-    problems = []
-    if not isinstance(finding, dict):
-        return ['a finding must be a mapping, got %s' % type(finding).__name__]
-    for field in ('check', 'host', 'status', 'summary'):
-        if not finding.get(field):
-            problems.append('missing %s' % field)
-    check = finding.get('check')
+def _field_problems(finding):
+    problems = ['missing %s' % field for field in ('check', 'host', 'status', 'summary') if not finding.get(field)]
     if finding.get('status') not in STATUSES:
         problems.append('status %r is not one of %s' % (finding.get('status'), ', '.join(STATUSES)))
-    paths = evidence_keys(check)
-    if paths is None:
-        problems.append('check %r is not in the contract' % (check,))
-        return problems
+    return problems
+
+
+def _combined_problems(check, evidence, tree):
+    """Combined evidence (several services of one kind): {services: {name: {status, summary, evidence}}, others}."""
+    problems = ['%s: combined evidence has %r besides services and others' % (check, key)
+                for key in evidence if key not in ('services', 'others')]
+    for name, item in evidence['services'].items():
+        if not isinstance(item, dict):
+            problems.append('%s: services.%s is not a mapping' % (check, name))
+            continue
+        problems.extend('%s: services.%s.%s is not one of %s' % (check, name, key, ', '.join(_COMBINED_SERVICE))
+                        for key in item if key not in _COMBINED_SERVICE)
+        inner = []
+        _check_value(tree, item.get('evidence') or {}, '', inner)
+        problems.extend('%s: services.%s.evidence.%s' % (check, name, p) for p in inner)
+    return problems
+
+
+def _evidence_problems(finding, paths):
+    check, evidence = finding.get('check'), finding.get('evidence')
+    if evidence is None:
+        return []
+    if not isinstance(evidence, dict):
+        return ['evidence must be a mapping, got %s' % type(evidence).__name__]
     if finding.get('status') == 'unknown':
         paths = paths + AREA_FAILED
-    evidence = finding.get('evidence')
-    if evidence is None:
-        return problems
-    if not isinstance(evidence, dict):
-        return problems + ['evidence must be a mapping, got %s' % type(evidence).__name__]
-    if isinstance(evidence.get('services'), dict):  # combined: each service's evidence follows the check
-        for key in evidence:
-            if key not in ('services', 'others'):
-                problems.append('%s: combined evidence has %r besides services and others' % (check, key))
-        for name, item in evidence['services'].items():
-            if not isinstance(item, dict):
-                problems.append('%s: services.%s is not a mapping' % (check, name))
-                continue
-            for key in item:
-                if key not in _COMBINED_SERVICE:
-                    problems.append('%s: services.%s.%s is not one of %s' % (check, name, key, ', '.join(_COMBINED_SERVICE)))
-            inner = []
-            _check_value(_tree(paths), item.get('evidence') or {}, '', inner)
-            problems.extend('%s: services.%s.evidence.%s' % (check, name, p) for p in inner)
-        return problems
+    if isinstance(evidence.get('services'), dict):
+        return _combined_problems(check, evidence, _tree(paths))
     inner = []
     _check_value(_tree(paths), evidence, '', inner)
-    problems.extend('%s: evidence.%s' % (check, p) for p in inner)
-    return problems
+    return ['%s: evidence.%s' % (check, p) for p in inner]
+
+
+def validate(finding):
+    """The ways a finding breaks the contract (empty when it conforms): fields, check name, status, evidence keys."""
+    if not isinstance(finding, dict):
+        return ['a finding must be a mapping, got %s' % type(finding).__name__]
+    problems = _field_problems(finding)
+    paths = evidence_keys(finding.get('check'))
+    if paths is None:
+        return problems + ['check %r is not in the contract' % (finding.get('check'),)]
+    return problems + _evidence_problems(finding, paths)
 
 
 # --- reading evidence (diagnosis, classification) ------------------------------------------------------
