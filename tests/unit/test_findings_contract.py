@@ -288,6 +288,8 @@ def test_a_finding_is_printed_one_way():
     assert [text for text, style in console_mod.Console()._findings(items)] == [
         '   CRIT    app-1/app.errors: /api/orders: 20 errors', '   WARN    db-1/pg.locks: 2 sessions blocked']
     assert F.finding_line(items[0], width=7) == 'WARN    db-1/pg.locks: 2 sessions blocked'
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+    assert comms.summarize_findings(None, items) == '; '.join(expected)
 
 
 def test_the_status_order_is_written_once():

@@ -28,6 +28,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import finding_line, worst_first
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import INCIDENT_STATUSES
 
@@ -75,11 +76,6 @@ def duration(incident, now):
 
 # --- content from the incident's files --------------------------------------------------------------------
 
-def _one_line(text, limit=300):
-    text = ' '.join(str(text or '').split())
-    return text if len(text) <= limit else text[:limit - 3] + '...'
-
-
 def summarize_findings(diagnosis, findings=None, limit=3):
     """What we know, one paragraph, from diagnosis.json (and findings.json when there is no diagnosis)."""
     if diagnosis:
@@ -92,13 +88,12 @@ def summarize_findings(diagnosis, findings=None, limit=3):
                     ', '.join(hyp.get('evidence') or [])))
             affected = diagnosis.get('affected_services') or []
             prefix = 'Affected: %s. ' % ', '.join(affected) if affected else ''
-            return _one_line(prefix + 'Top hypotheses: ' + '; '.join('%d) %s' % (i, p) for i, p in enumerate(parts, 1)), 900)
+            return escape.one_line(prefix + 'Top hypotheses: ' + '; '.join('%d) %s' % (i, p) for i, p in enumerate(parts, 1)), 900)
         if diagnosis.get('summary'):
-            return _one_line(diagnosis['summary'])
+            return escape.one_line(diagnosis['summary'] or '', 300)
     bad = [f for f in (findings or []) if f.get('status') in ('warn', 'crit')]
     if bad:
-        return _one_line('; '.join('%s/%s %s: %s' % (f.get('host'), f.get('check'), f.get('status'), f.get('summary'))
-                                   for f in bad[:limit]), 900)
+        return escape.one_line('; '.join(finding_line(f) for f in sorted(bad, key=worst_first)[:limit]), 900)
     if findings:
         return 'All %d checks ok.' % len(findings)
     return 'Assessment in progress.'
@@ -108,12 +103,12 @@ def summarize_actions(events, diagnosis, status):
     """What we are doing: recent plan/approval/action/verify events, else the recommended first action."""
     actions = [e for e in (events or []) if e.get('kind') in ('plan', 'approval', 'action', 'verify')]
     if actions:
-        return _one_line('; '.join(e.get('summary', '') for e in actions[-3:]), 900)
+        return escape.one_line('; '.join(e.get('summary', '') for e in actions[-3:]), 900)
     if status == 'Resolved':
         return 'None; monitoring.'
     hypotheses = (diagnosis or {}).get('hypotheses') or []
     if hypotheses:
-        return _one_line('Recommended first action: %s' % hypotheses[0].get('first_action'), 900)
+        return escape.one_line('Recommended first action: %s' % hypotheses[0].get('first_action'), 900)
     return 'Running diagnostics (health, logs, database, cache, network, recent changes).'
 
 
@@ -169,7 +164,7 @@ def render_update(incident, status, findings_text, actions_text, now):
 
 
 def _sentence(text):
-    text = _one_line(text, 400).rstrip('.')
+    text = escape.one_line(text or '', 400).rstrip('.')
     first = text.split(' ', 1)[0]
     if len(first) > 1 and (first.isupper() or any(c.isupper() for c in first[1:])):
         return _v(text)  # an acronym or a name (API, TLS, PostgreSQL) keeps its case
@@ -188,7 +183,7 @@ def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, 
     if template == 'Identified':
         return '\n'.join([
             '[Identified] The issue has been identified as %s.' % _sentence(issue or incident.get('title')),
-            'We are working on a fix. Estimated resolution: %s.' % (_v(_one_line(eta, 120).rstrip('.')) if eta else 'to be confirmed'),
+            'We are working on a fix. Estimated resolution: %s.' % (_v(escape.one_line(eta, 120).rstrip('.')) if eta else 'to be confirmed'),
         ]) + '\n'
     return '\n'.join([
         '[Resolved] The issue affecting %s has been resolved.' % _v(service or ', '.join(incident.get('services') or []) or 'our service', 200),
@@ -296,7 +291,7 @@ def pagerduty_payload(routing_key, incident, action, summary, source='sre.incide
     body = {'routing_key': routing_key, 'event_action': action, 'dedup_key': incident.get('id')}
     if action == 'trigger':
         body['payload'] = {
-            'summary': _one_line('[%s] %s' % (incident.get('severity'), summary), 1024),
+            'summary': escape.one_line('[%s] %s' % (incident.get('severity'), summary), 1024),
             'source': source,
             'severity': PAGERDUTY_SEVERITY.get(incident.get('severity'), 'error'),
             'component': ', '.join(incident.get('services') or []) or None,
