@@ -15,6 +15,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
@@ -220,7 +221,7 @@ class ActionModule(ActionBase):
         if page_action and messages:
             pd_url = pd_cfg.get('url') or PAGERDUTY_URL
             anchor = messages[0]
-            summary = '%s: %s' % (incident.get('title'), comms._one_line(impact, 300))
+            summary = '%s: %s' % (incident.get('title'), escape.one_line(impact or '', 300))
             details = {'incident_id': incident_id, 'commander': incident.get('commander'), 'channel': channel,
                        'status': status, 'top_hypothesis': top.get('pattern') if top else None,
                        'first_action': top.get('first_action') if top else None}
@@ -272,7 +273,7 @@ class ActionModule(ActionBase):
                                 for d in mine) or 'file only'
             title = msg['text'].splitlines()[0] if msg['text'] else msg['kind']
             records.append(files.make_event(
-                incident_id, 'comms', '%s -> %s (%s)' % (comms._one_line(title, 160), channel, outcome),
+                incident_id, 'comms', '%s -> %s (%s)' % (escape.one_line(title or '', 160), channel, outcome),
                 host=task_vars.get('inventory_hostname'),
                 data={'message': msg['kind'], 'status': msg['status'], 'file': os.path.relpath(msg['path'], path),
                       'channel': channel, 'severity': severity, 'deliveries': mine}))

@@ -13,11 +13,11 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     IncidentRecord,
     PostmortemRenderer,
     compute_metrics,
-    fmt_duration,
     postmortem_filename,
 )
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
@@ -124,8 +124,8 @@ class ActionModule(ActionBase):
                                          data={'postmortem': os.path.basename(dest),
                                                'draft': os.path.basename(outcome['path']), 'edited': True})
                 files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
-        human = dict((k, fmt_duration(metrics[k])) for k in ('time_to_acknowledge', 'time_to_mitigate',
-                                                             'time_to_resolve', 'duration') if metrics.get(k) is not None)
+        human = dict((k, timefmt.duration(metrics[k])) for k in ('time_to_acknowledge', 'time_to_mitigate',
+                                                               'time_to_resolve', 'duration') if metrics.get(k) is not None)
         result.update(
             changed=bool(resolved_changed or file_changed),
             path=outcome['path'],

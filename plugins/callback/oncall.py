@@ -54,20 +54,13 @@ options:
         key: hypotheses
   oncall_messages_from:
     description:
-      - Names (shell patterns) of debug tasks whose message is printed; the messages of other debug tasks are left
-        to C(-v). The default covers the collection's plans, verifications, refusals and reports.
+      - Names (shell patterns) of your own debug tasks whose message is printed as well. The collection's plans,
+        verifications, refusals and reports are printed by their tag C(oncall_message), whatever their task is
+        named; so is any debug task of yours that carries that tag. The messages of other debug tasks are left to
+        C(-v).
     type: list
     elements: str
-    default:
-      - Recommend the rollback
-      - Show the plan of *
-      - Say that this run only planned
-      - Report the verification
-      - Say that this approval already *
-      - Show the post-mortem
-      - Show the report
-      - Commander's checklist
-      - Show the runbooks
+    default: []
     env:
       - name: SRE_ONCALL_MESSAGES_FROM
     ini:
@@ -152,6 +145,13 @@ STYLES = {
 
 def _task(result):
     return getattr(result, 'task', None) or getattr(result, '_task', None)
+
+
+def _tags(task):
+    try:
+        return list(getattr(task, 'tags', None) or [])
+    except Exception:  # pylint: disable=broad-except
+        return []
 
 
 def _data(result):
@@ -288,7 +288,7 @@ class CallbackModule(DefaultCallbackModule):
         if data and (str(action).rsplit('.', 1)[-1] in CONSOLE_ACTIONS or any(k in data for k in CONSOLE_KEYS)):
             self._scrub(result)  # before the console shortens a line (a cut secret is no longer found)
             data = _data(result)
-        self._emit(self.console.result(task.get_name().strip() if task else '', action, data))
+        self._emit(self.console.result(task.get_name().strip() if task else '', action, data, tags=_tags(task)))
 
     def v2_runner_on_ok(self, result):
         if not self.compact:

@@ -22,7 +22,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis
-from ansible_collections.sre.incident_response.plugins.module_utils.findings import worst_first
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import finding_lines as contract_finding_lines
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 
 
@@ -79,9 +79,7 @@ def hypothesis_lines(hypotheses):
 
 def finding_lines(findings, statuses=('crit', 'warn', 'unknown'), limit=8):
     """Printable lines of the findings that are not ok, worst first: 'CRIT host/check: summary'."""
-    chosen = sorted((f for f in (findings or []) if f.get('status') in statuses), key=worst_first)
-    return ['%s %s/%s: %s' % (str(f.get('status')).upper(), f.get('host'), f.get('check'), f.get('summary'))
-            for f in chosen[:int(limit)]]
+    return contract_finding_lines(findings, statuses, limit)
 
 
 def hypothesis_evidence(doc, action, service=None):

@@ -26,6 +26,9 @@ Evidence keys (``EVIDENCE``): for each check, every key its evidence may carry, 
 - a key without declared sub-keys holds data whose keys are not the probe's (a container's labels, an
   HTTP body, ``systemctl show`` properties, database names): it is not checked further.
 
+An ``unknown`` finding of any check may carry ``area`` (``AREA_FAILED``): the probe area that failed as a whole
+(probe_runner.failure_finding), its error in the summary.
+
 A host running several services of one kind reports one finding per check (probe_common.combine): its
 evidence is then ``{services: {<service>: {status, summary, evidence}}, others}``, each inner evidence
 following the check's keys (``COMBINED``).
@@ -58,6 +61,9 @@ CHANGE_CHECKS = ('deploy.recent', 'host.changes')
 
 # Evidence of a check that could not run (pg_probe / redis_probe not_checked, a connection error).
 _ERROR = ('error',)
+# Evidence of an `unknown` finding of any check whose probe area failed as a whole (probe_runner.failure_finding):
+# the area that failed; the error is in the summary.
+AREA_FAILED = ('area',)
 _COMBINED_SERVICE = ('status', 'summary', 'evidence')
 # The evidence of a combined finding (several services of one kind on one host).
 COMBINED = ('services', 'others') + tuple('services{}.%s' % k for k in _COMBINED_SERVICE)
@@ -185,7 +191,7 @@ def evidence_names(check):
     paths = evidence_keys(check)
     if paths is None:
         return None
-    return frozenset(name for path in paths + COMBINED for name in _parts(path))
+    return frozenset(name for path in paths + COMBINED + AREA_FAILED for name in _parts(path))
 
 
 # --- statuses: order, worst, counts --------------------------------------------------------------------
@@ -207,6 +213,18 @@ def worst(statuses):
 def worst_first(finding):
     """Sort key of findings, worst first, then by host and check; a status outside the contract sorts last."""
     return (-STATUS_RANK.get(finding.get('status'), -1), str(finding.get('host') or ''), str(finding.get('check') or ''))
+
+
+def finding_line(finding, summary=None, width=0):
+    """The one printed form of a finding: 'CRIT host/check: summary' (the status padded to `width`)."""
+    summary = finding.get('summary') if summary is None else summary
+    return '%-*s %s/%s: %s' % (width, str(finding.get('status')).upper(), finding.get('host'), finding.get('check'), summary)
+
+
+def finding_lines(findings, statuses=('crit', 'warn', 'unknown'), limit=8):
+    """finding_line() of the findings with one of `statuses`, worst first, at most `limit`."""
+    chosen = sorted((f for f in (findings or []) if isinstance(f, dict) and f.get('status') in statuses), key=worst_first)
+    return [finding_line(f) for f in chosen[:int(limit)]]
 
 
 def is_bad(finding):
@@ -290,45 +308,53 @@ def _check_value(tree, value, where, problems):
             _check_value(sub, item, '%s%s.' % (where, key), problems)
 
 
-def validate(finding):
-    """The ways a finding breaks the contract (empty when it conforms): fields, check name, status, evidence keys."""
-    problems = []
-    if not isinstance(finding, dict):
-        return ['a finding must be a mapping, got %s' % type(finding).__name__]
-    for field in ('check', 'host', 'status', 'summary'):
-        if not finding.get(field):
-            problems.append('missing %s' % field)
-    check = finding.get('check')
+def _field_problems(finding):
+    problems = ['missing %s' % field for field in ('check', 'host', 'status', 'summary') if not finding.get(field)]
     if finding.get('status') not in STATUSES:
         problems.append('status %r is not one of %s' % (finding.get('status'), ', '.join(STATUSES)))
-    paths = evidence_keys(check)
-    if paths is None:
-        problems.append('check %r is not in the contract' % (check,))
-        return problems
-    evidence = finding.get('evidence')
+    return problems
+
+
+def _combined_problems(check, evidence, tree):
+    """Combined evidence (several services of one kind): {services: {name: {status, summary, evidence}}, others}."""
+    problems = ['%s: combined evidence has %r besides services and others' % (check, key)
+                for key in evidence if key not in ('services', 'others')]
+    for name, item in evidence['services'].items():
+        if not isinstance(item, dict):
+            problems.append('%s: services.%s is not a mapping' % (check, name))
+            continue
+        problems.extend('%s: services.%s.%s is not one of %s' % (check, name, key, ', '.join(_COMBINED_SERVICE))
+                        for key in item if key not in _COMBINED_SERVICE)
+        inner = []
+        _check_value(tree, item.get('evidence') or {}, '', inner)
+        problems.extend('%s: services.%s.evidence.%s' % (check, name, p) for p in inner)
+    return problems
+
+
+def _evidence_problems(finding, paths):
+    check, evidence = finding.get('check'), finding.get('evidence')
     if evidence is None:
-        return problems
+        return []
     if not isinstance(evidence, dict):
-        return problems + ['evidence must be a mapping, got %s' % type(evidence).__name__]
-    if isinstance(evidence.get('services'), dict):  # combined: each service's evidence follows the check
-        for key in evidence:
-            if key not in ('services', 'others'):
-                problems.append('%s: combined evidence has %r besides services and others' % (check, key))
-        for name, item in evidence['services'].items():
-            if not isinstance(item, dict):
-                problems.append('%s: services.%s is not a mapping' % (check, name))
-                continue
-            for key in item:
-                if key not in _COMBINED_SERVICE:
-                    problems.append('%s: services.%s.%s is not one of %s' % (check, name, key, ', '.join(_COMBINED_SERVICE)))
-            inner = []
-            _check_value(_tree(paths), item.get('evidence') or {}, '', inner)
-            problems.extend('%s: services.%s.evidence.%s' % (check, name, p) for p in inner)
-        return problems
+        return ['evidence must be a mapping, got %s' % type(evidence).__name__]
+    if finding.get('status') == 'unknown':
+        paths = paths + AREA_FAILED
+    if isinstance(evidence.get('services'), dict):
+        return _combined_problems(check, evidence, _tree(paths))
     inner = []
     _check_value(_tree(paths), evidence, '', inner)
-    problems.extend('%s: evidence.%s' % (check, p) for p in inner)
-    return problems
+    return ['%s: evidence.%s' % (check, p) for p in inner]
+
+
+def validate(finding):
+    """The ways a finding breaks the contract (empty when it conforms): fields, check name, status, evidence keys."""
+    if not isinstance(finding, dict):
+        return ['a finding must be a mapping, got %s' % type(finding).__name__]
+    problems = _field_problems(finding)
+    paths = evidence_keys(finding.get('check'))
+    if paths is None:
+        return problems + ['check %r is not in the contract' % (finding.get('check'),)]
+    return problems + _evidence_problems(finding, paths)
 
 
 # --- reading evidence (diagnosis, classification) ------------------------------------------------------

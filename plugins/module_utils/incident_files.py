@@ -42,6 +42,8 @@ EVENT_KINDS = (
     'declared', 'severity', 'play', 'task', 'finding', 'diagnosis', 'plan',
     'approval', 'action', 'verify', 'comms', 'note', 'resolved',
 )
+# The one rule of an incident id (the incident directory's name); roles check it with the test
+# sre.incident_response.incident_id, incident_input and incident.py with valid_incident_id.
 INCIDENT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
 
 
@@ -72,6 +74,7 @@ def parse_ts(value):
 
 
 def valid_incident_id(incident_id):
+    """1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit."""
     return bool(incident_id) and bool(INCIDENT_ID_RE.match(str(incident_id)))
 
 

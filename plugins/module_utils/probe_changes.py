@@ -13,7 +13,8 @@ import re
 
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import version_key
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
-from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import human_duration, parse_docker_time
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import parse_docker_time
 
 PREVIOUS_IMAGE_LABELS = ('sre.incident_response.previous_image', 'previous_image', 'org.opencontainers.image.previous')
 
@@ -158,7 +159,7 @@ def evaluate_deploys(host, items, window, errors=None):
         source = it.get('previous_image_source') if it.get('previous_image') else None
         parts.append('%s: %s%s %s %s ago, inside the %s window; previous %s%s' % (
             svc, what, ' (%s)' % short if short else '', 'rolled back to' if it.get('rollback') else 'deployed',
-            human_duration(it.get('created_age_s')), window, prev or 'unknown',
+            timefmt.duration(it.get('created_age_s')), window, prev or 'unknown',
             ' (from %s)' % source if source else ''))
     status = 'warn' if in_window else 'ok'
     if errors:
@@ -168,11 +169,11 @@ def evaluate_deploys(host, items, window, errors=None):
         if latest:
             svc, it = latest[0]
             parts.append('no deploy in the last %s; newest %s: %s deployed %s ago' % (
-                window, svc, it.get('image') or it.get('target'), human_duration(it.get('created_age_s'))))
+                window, svc, it.get('image') or it.get('target'), timefmt.duration(it.get('created_age_s'))))
         else:
             parts.append('no deployments found')
     for svc, it in restarts[:2]:
-        parts.append('%s restarted %s ago (same container)' % (svc, human_duration(it.get('started_age_s'))))
+        parts.append('%s restarted %s ago (same container)' % (svc, timefmt.duration(it.get('started_age_s'))))
     for path, err in errors[:2]:
         parts.append('%s: %s' % (path, err))
     service = in_window[0][0] if in_window else (items[0][0] if len(items) == 1 else None)

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: sre.incident_response contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Shared logic of the probe modules: thresholds, durations, sizes, combining services' findings.
+"""Shared logic of the probe modules: thresholds, parsing durations, sizes, combining services' findings.
+
+A duration is written for a person by timefmt.duration.
 
 Building findings, statuses and their order are the findings contract (findings.py).
 Pure Python (standard library only) so unit tests drive it without Ansible.
@@ -71,23 +73,6 @@ def parse_duration(value):
     if unit != 'ms':
         unit = unit[0]
     return number * _UNIT_SECONDS[unit]
-
-
-def human_duration(seconds):
-    """A short duration: 45 s, 12m30s, 3h05m, 2d04h."""
-    if seconds is None:
-        return '?'
-    seconds = int(round(seconds))
-    if seconds < 120:
-        return '%d s' % seconds
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return '%dm%02ds' % (minutes, sec)
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return '%dh%02dm' % (hours, minutes)
-    days, hours = divmod(hours, 24)
-    return '%dd%02dh' % (days, hours)
 
 
 def human_bytes(num):

@@ -19,8 +19,9 @@ from urllib.error import HTTPError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    human_duration, level, one_line, parse_docker_time, utcnow)
+    level, one_line, parse_docker_time, utcnow)
 
 
 def http_get(url, timeout=3.0, validate_certs=True, max_body=65536):
@@ -169,7 +170,7 @@ def evaluate_container(info, now=None, window_s=900, restart_warn=1):
     health = (state.get('Health') or {}).get('Status')
     restarts = int(info.get('RestartCount') or 0)
     started = parse_docker_time(state.get('StartedAt'))
-    up = human_duration((now - started).total_seconds()) if started else '?'
+    up = timefmt.duration((now - started).total_seconds()) if started else '?'
     extras = []
     if health:
         extras.append(health)
@@ -179,7 +180,7 @@ def evaluate_container(info, now=None, window_s=900, restart_warn=1):
             name, state.get('ExitCode'), ', OOM-killed' if state.get('OOMKilled') else '', restarts)
     if not state.get('Running'):
         finished = parse_docker_time(state.get('FinishedAt'))
-        ago = ' %s ago' % human_duration((now - finished).total_seconds()) if finished else ''
+        ago = ' %s ago' % timefmt.duration((now - finished).total_seconds()) if finished else ''
         return 'crit', '%s %s%s (exit code %s%s%s)' % (
             name, state.get('Status') or 'not running', ago, state.get('ExitCode'),
             ', OOM-killed' if state.get('OOMKilled') else '',

@@ -12,8 +12,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    fmt_pct, human_bytes, human_duration, level, one_line, pct)
+    fmt_pct, human_bytes, level, one_line, pct)
 
 SQL_SERVER = """
 SELECT version() AS version,
@@ -105,7 +106,7 @@ def evaluate_connectivity(host, service, server, latency_ms, error=None):
         return finding('pg.connectivity', host, service, 'crit', 'cannot connect: %s' % error, {'error': error})
     server = server or {}
     summary = 'accepting connections in %d ms (PostgreSQL %s, up %s%s)' % (
-        latency_ms, server.get('server_version', '?'), human_duration(server.get('uptime_s')),
+        latency_ms, server.get('server_version', '?'), timefmt.duration(server.get('uptime_s')),
         ', in recovery' if server.get('in_recovery') else '')
     return finding('pg.connectivity', host, service, 'ok', summary,
                    {'latency_ms': latency_ms, 'version': server.get('version'), 'uptime_s': server.get('uptime_s'),
@@ -199,7 +200,7 @@ def evaluate_long_queries(host, service, activity, t):
     status = level(top.get('query_age_s') or 0, t['long_query_seconds'], t['long_query_crit_seconds'])
     summary = '%d quer%s running longer than %d s; longest pid %s (%s) %s%s: %s' % (
         len(long_q), 'y' if len(long_q) == 1 else 'ies', t['long_query_seconds'], top.get('pid'), _who(top),
-        human_duration(top.get('query_age_s')), ' waiting on %s' % top.get('wait_event_type') if top.get('wait_event_type') else '',
+        timefmt.duration(top.get('query_age_s')), ' waiting on %s' % top.get('wait_event_type') if top.get('wait_event_type') else '',
         _q(top.get('query'), 80))
     return finding('pg.long_queries', host, service, status, summary, evidence)
 
@@ -270,7 +271,7 @@ def evaluate_locks(host, service, activity, lock_waits, t):
     chain_text = '; '.join(' <- '.join(str(p) for p in c) for c in chains[:3])
     summary = '%d session%s blocked by pid %s (%s, %s %s: %s); longest wait %d s pid %s: %s; chain %s' % (
         len(blocked_list), '' if len(blocked_list) == 1 else 's', ', '.join(str(r) for r in roots) or '?',
-        _who(root), root.get('state', '?'), human_duration(root.get('xact_age_s')), _q(root.get('query'), 60),
+        _who(root), root.get('state', '?'), timefmt.duration(root.get('xact_age_s')), _q(root.get('query'), 60),
         longest['wait_s'], longest['pid'], _q(longest['query'], 60), chain_text)
     evidence = {'blocked': blocked_list, 'blocking': blockers, 'root_pids': roots, 'chains': chains,
                 'blocked_pids': [b['pid'] for b in blocked_list], 'blocking_pids': blocking_pids}

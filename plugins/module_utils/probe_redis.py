@@ -10,8 +10,9 @@ __metaclass__ = type
 import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    fmt_pct, human_bytes, human_duration, level, one_line, pct)
+    fmt_pct, human_bytes, level, one_line, pct)
 
 
 def collect(client, slowlog_count=10):
@@ -86,7 +87,7 @@ def evaluate_connectivity(host, service, data, error=None):
         return finding('redis.connectivity', host, service, 'crit', 'PING failed: %s' % err, {'error': err})
     info = data.get('info') or {}
     return finding('redis.connectivity', host, service, 'ok', 'PONG in %d ms (Redis %s, %s, up %s)' % (
-        data['ping_ms'], info.get('redis_version', '?'), info.get('role', '?'), human_duration(info.get('uptime_in_seconds'))),
+        data['ping_ms'], info.get('redis_version', '?'), info.get('role', '?'), timefmt.duration(info.get('uptime_in_seconds'))),
         {'ping_ms': data['ping_ms'], 'version': info.get('redis_version'), 'role': info.get('role'),
          'uptime_s': info.get('uptime_in_seconds')})
 

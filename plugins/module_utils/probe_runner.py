@@ -17,6 +17,7 @@ __metaclass__ = type
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line
 
 # The check an area's failure is reported under (the roles' rescue blocks used the same).
@@ -61,9 +62,9 @@ class AreaModule(object):
 
 
 def failure_finding(area, host, service, message):
-    return {'check': AREA_CHECKS.get(area, 'health.container'), 'host': host, 'service': service,
-            'status': 'unknown', 'summary': '%s probe failed: %s' % (area, one_line(str(message))[:300]),
-            'evidence': {'area': area}}
+    """The `unknown` finding of an area that failed as a whole: evidence `area` (findings.AREA_FAILED)."""
+    return make_finding(AREA_CHECKS.get(area, 'health.container'), host, service, 'unknown',
+                        '%s probe failed: %s' % (area, one_line(str(message))[:300]), {'area': area})
 
 
 def _timed(job):

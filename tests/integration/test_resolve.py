@@ -13,7 +13,8 @@ import sys
 import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
-from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import SECTIONS, fmt_duration
+from ansible_collections.sre.incident_response.plugins.module_utils.timefmt import duration as fmt_duration
+from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import SECTIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'unit'))

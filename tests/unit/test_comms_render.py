@@ -64,12 +64,6 @@ def test_unknown_status_is_refused():
         comms.render_update(incident(), 'Fixed', '', '', NOW)
 
 
-@pytest.mark.parametrize('seconds,text', [(0, '0 min'), (59, '0 min'), (600, '10 min'), (3900, '1h 05m'),
-                                          (49 * 3600, '2d 01h'), (-5, '0 min')])
-def test_human_duration(seconds, text):
-    assert comms.human_duration(seconds) == text
-
-
 def test_status_page_investigating():
     text = comms.render_statuspage(incident('SEV1'), 'Investigating', NOW, impact='Errors when placing orders')
     assert text.splitlines() == [
@@ -159,7 +153,7 @@ def all_messages():
     out = {'declared': comms.render_declared(inc, NOW, impact=BAD),
            'update': comms.render_update(inc, 'Identified', BAD, BAD, NOW),
            'ticket': comms.render_ticket(inc, BAD, BAD, NOW)}
-    for status in comms.STATUSES:
+    for status in comms.INCIDENT_STATUSES:
         out['statuspage-%s' % status] = comms.render_statuspage(inc, status, NOW, issue=BAD, impact=BAD, eta=BAD,
                                                                 service=BAD, root_cause=BAD)
     return out

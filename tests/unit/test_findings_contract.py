@@ -276,6 +276,22 @@ def test_every_module_orders_findings_the_contract_way():
     assert dx.diagnose(items, {})['counts'] == F.counts(items)
 
 
+def test_a_finding_is_printed_one_way():
+    """'CRIT host/check: summary' is written by findings.finding_line for the filter, the triage decision and the
+    console (which pads the status to line them up)."""
+    from ansible_collections.sre.incident_response.plugins.filter import incident as filters
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import triage
+    items = [{'status': 'warn', 'host': 'db-1', 'check': 'pg.locks', 'summary': '2 sessions blocked'},
+             {'status': 'crit', 'host': 'app-1', 'check': 'app.errors', 'summary': '/api/orders: 20 errors'}]
+    expected = ['CRIT app-1/app.errors: /api/orders: 20 errors', 'WARN db-1/pg.locks: 2 sessions blocked']
+    assert F.finding_lines(items) == expected == filters.finding_lines(items) == triage.finding_lines(items)
+    assert [text for text, style in console_mod.Console()._findings(items)] == [
+        '   CRIT    app-1/app.errors: /api/orders: 20 errors', '   WARN    db-1/pg.locks: 2 sessions blocked']
+    assert F.finding_line(items[0], width=7) == 'WARN    db-1/pg.locks: 2 sessions blocked'
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+    assert comms.summarize_findings(None, items) == '; '.join(expected)
+
+
 def test_the_status_order_is_written_once():
     """No module keeps its own status ranking: a dict literal whose keys are statuses and values numbers."""
     offenders = []
@@ -290,6 +306,30 @@ def test_the_status_order_is_written_once():
                     isinstance(v, ast.Constant) and isinstance(v.value, int) for v in node.values):
                 offenders.append('%s:%d' % (os.path.relpath(path, ROOT), node.lineno))
     assert not offenders, 'rank statuses with findings.STATUS_RANK / worst / worst_first: %s' % offenders
+
+
+
+def _module_level_names(path):
+    with open(path, encoding='utf-8') as handle:
+        tree = ast.parse(handle.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    yield target.id, node
+
+
+def test_each_status_name_has_one_meaning_and_one_home():
+    """`STATUSES` is the findings' statuses and nothing else; the incident's communicated status (Investigating ..
+    Resolved) is INCIDENT_STATUSES, defined once (plugin_utils/incident/incident.py)."""
+    homes = {}
+    for path in glob.glob(os.path.join(ROOT, 'plugins', '**', '*.py'), recursive=True) + \
+            glob.glob(os.path.join(ROOT, 'extensions', '**', '*.py'), recursive=True):
+        for name, node in _module_level_names(path):
+            if name in ('STATUSES', 'INCIDENT_STATUSES'):
+                homes.setdefault(name, []).append(os.path.relpath(path, ROOT))
+    assert homes == {'STATUSES': ['plugins/module_utils/findings.py'],
+                     'INCIDENT_STATUSES': ['plugins/plugin_utils/incident/incident.py']}, homes
 
 
 # --- (d) the reference says the same ---------------------------------------------------------------------------

@@ -25,13 +25,14 @@ def load_events():
         return json.load(handle)
 
 
-def replay(console, events):
+def replay(console, events, rename=None):
     out = []
     for event in events:
         if event['hook'] == 'play_start':
             out += console.play_start(event['play'], event['t'])
         elif event['hook'] == 'ok':
-            out += console.result(event['task'], event['action'], event['result'])
+            task = rename(event['task']) if rename else event['task']
+            out += console.result(task, event['action'], event['result'], tags=event.get('tags'))
         elif event['hook'] == 'stats':
             out += console.finish(event['t'])
     return [text for text, _style in out]
@@ -104,6 +105,26 @@ def test_messages_written_are_listed_and_nothing_else(lines):
         assert not any(noise in x for x in lines), noise
 
 
+def test_a_renamed_task_keeps_its_console_lines(lines):
+    """A playbook copy may rename every task: the console knows results by action, keys and tags, not names."""
+    renamed = replay(Console(), load_events(), rename=lambda name: 'renamed by a user')
+    assert renamed == lines
+    assert any(x.strip().startswith('Apply: Roll back immediately') for x in renamed)
+    assert any(x.startswith('   Channel #incidents; deliveries:') for x in renamed)
+
+
+def test_debug_text_is_printed_by_tag_and_a_users_own_names():
+    msg = {'msg': ['PLAN restart on backend (app-backend):', 'mode: plan only']}
+    assert Console().result('Any name at all', 'ansible.builtin.debug', msg, tags=['oncall_message']) == [
+        ('   PLAN restart on backend (app-backend):', 'info'), ('   mode: plan only', 'info')]
+    assert Console().result('Show the plan of restart on backend', 'ansible.builtin.debug', msg) == []
+    mine = Console(messages_from=['My own *'])
+    assert mine.result('site : My own summary', 'ansible.builtin.debug', {'msg': 'hello'}) == [('   hello', 'info')]
+    report = {'msg': ['(/srv/ir/incidents/INC-1/messages/20261127T031200Z-declared.md)', 'Channel #incidents; file only']}
+    assert Console().result('Tell people', 'ansible.builtin.debug', report, tags=['oncall_comms_report']) == [
+        ('   MESSAGE 20261127T031200Z-declared.md', 'info'), ('   Channel #incidents; file only', 'info')]
+
+
 def test_footer_path_relative_to_the_working_directory():
     console = Console(cwd='/srv/ir')
     console.result('Declare', 'sre.incident_response.incident_context', {'ansible_facts': {
@@ -148,8 +169,8 @@ class FakeDisplay(object):
 
 
 class FakeTask(object):
-    def __init__(self, name, action='ansible.builtin.debug', uuid='t1'):
-        self._name, self.action, self._uuid = name, action, uuid
+    def __init__(self, name, action='ansible.builtin.debug', uuid='t1', tags=()):
+        self._name, self.action, self._uuid, self.tags = name, action, uuid, list(tags)
         self.no_log, self.check_mode, self.args = False, False, {}
         self.loop, self.delegate_to, self.ignore_unreachable = None, None, False
 
@@ -199,7 +220,7 @@ def make(verbosity=0):
 def test_callback_options_come_from_its_documentation():
     cb = make()
     assert cb.get_option('oncall_max_chars') == 220 and cb.get_option('oncall_hypotheses') == 3
-    assert 'Show the plan of *' in cb.get_option('oncall_messages_from')
+    assert cb.get_option('oncall_messages_from') == []
     assert cb.get_option('display_ok_hosts') is True  # the default callback's options are there too (for -v)
 
 
@@ -243,3 +264,15 @@ def test_escape_sequences_from_outside_text_do_not_reach_the_terminal():
     (line, dummy), = cb._display.lines
     assert '\x1b' not in line and '\x07' not in line and '\u202e' not in line and '\x9b' not in line
     assert line == '   CRIT    app-backend/app.errors: /api/\\x1b[2J\\x1b]0;pwned\\x07x \\u202egnp.exe\\x9b31m'
+
+
+def test_callback_prints_a_tagged_debug_task_whatever_its_name():
+    cb = make()
+    cb.v2_playbook_on_play_start(FakePlay('Remediate'))
+    task = FakeTask('my copy : Tell me the plan', 'ansible.builtin.debug', 'u3', tags=['oncall_message'])
+    cb.v2_playbook_on_task_start(task, False)
+    cb.v2_runner_on_ok(FakeResult(task, 'app-backend', {'msg': ['PLAN restart on backend (app-backend):']}))
+    other = FakeTask('my copy : Show the plan of restart on backend', 'ansible.builtin.debug', 'u4')
+    cb.v2_runner_on_ok(FakeResult(other, 'app-backend', {'msg': 'left to -v'}))
+    text = [m for m, _c in cb._display.lines]
+    assert '   PLAN restart on backend (app-backend):' in text and not any('left to -v' in m for m in text)

@@ -11,7 +11,6 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postm
     IncidentRecord,
     PostmortemRenderer,
     compute_metrics,
-    fmt_duration,
     is_significant,
     md_text,
     postmortem_filename,
@@ -89,14 +88,6 @@ def sample_record():
                                  'confidence': 0.9, 'evidence': ['app-backend/app.errors', 'app-backend/deploy.recent'],
                                  'first_action': 'ansible-playbook playbooks/remediate.yml -e action=rollback'}]}
     return IncidentRecord(incident, list(reversed(events)), findings, diagnosis)
-
-
-@pytest.mark.parametrize('seconds,text', [
-    (None, 'unknown'), (0, '0 s'), (42.4, '42 s'), (60, '1 min'), (2700, '45 min'), (3599, '59 min'),
-    (3900, '1 h 05 min'), (86400 + 3 * 3600 + 59, '1 d 3 h'), (-5, '0 s'),
-])
-def test_fmt_duration(seconds, text):
-    assert fmt_duration(seconds) == text
 
 
 def test_metrics_from_the_timeline():

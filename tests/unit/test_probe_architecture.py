@@ -182,3 +182,15 @@ def test_summary_lists_findings_not_ok_only_when_no_pattern_matched():
         'incident_id': 'INC-1', 'severity': 'SEV2', 'healthy': False, 'top_pattern': 'error_spike_after_deploy',
         'first_action': 'roll back', 'action': 'rollback', 'service': 'backend'}
     assert triage.stats('INC-1', INCIDENT, {})['top_pattern'] == ''
+
+
+def test_a_failed_areas_finding_keeps_the_findings_contract():
+    """failure_finding emits evidence `area`: findings.validate must accept it (one contract), for every area."""
+    from ansible_collections.sre.incident_response.plugins.module_utils import findings as F
+    for area in probe_runner.AREA_CHECKS:
+        finding = probe_runner.failure_finding(area, 'web-1', None, 'connection refused')
+        assert finding['status'] == 'unknown' and finding['evidence'] == {'area': area}
+        assert F.validate(finding) == [], (area, F.validate(finding))
+    # the area is the evidence of a failed probe only: a finding that is not unknown does not carry it
+    ok = F.make_finding('app.errors', 'web-1', None, 'ok', 'fine', {'area': 'app_logs'})
+    assert F.validate(ok) == ['app.errors: evidence.area is not a declared evidence key']

@@ -53,11 +53,11 @@ def test_endpoint_findings_one_per_host_worst_first():
 def test_container_state_evaluation():
     base = {'Name': '/app-backend', 'RestartCount': 0,
             'State': {'Running': True, 'Status': 'running', 'StartedAt': '2026-11-27T02:00:00Z', 'Health': {'Status': 'healthy'}}}
-    assert probe_health.evaluate_container(base, now=NOW) == ('ok', 'app-backend running, up 2h00m (healthy, 0 restarts)')
+    assert probe_health.evaluate_container(base, now=NOW) == ('ok', 'app-backend running, up 2 h 00 min (healthy, 0 restarts)')
     oom = {'Name': '/app-backend', 'RestartCount': 3, 'State': {'Running': False, 'Status': 'exited', 'ExitCode': 137,
                                                                 'OOMKilled': True, 'FinishedAt': '2026-11-27T03:58:00Z'}}
     st, text = probe_health.evaluate_container(oom, now=NOW)
-    assert st == 'crit' and text == 'app-backend exited 2m00s ago (exit code 137, OOM-killed)'
+    assert st == 'crit' and text == 'app-backend exited 2 min ago (exit code 137, OOM-killed)'
     recent = dict(base, RestartCount=2, State=dict(base['State'], StartedAt='2026-11-27T03:59:00Z'))
     assert probe_health.evaluate_container(recent, now=NOW)[0] == 'warn'
     unhealthy = dict(base, State=dict(base['State'], Health={'Status': 'unhealthy', 'FailingStreak': 4, 'Log': [{'Output': 'refused'}]}))
@@ -157,7 +157,7 @@ def test_deploy_in_window_is_warn_with_previous_image():
     assert item['deployed_in_window'] and item['previous_image'] == 'app-backend:1.0.0'
     f = probe_changes.evaluate_deploys('app-backend', [('backend', item)], '15m')
     assert f['status'] == 'warn' and f['service'] == 'backend'
-    assert f['summary'] == ('backend: app-backend:1.1.0 (sha256:new) deployed 2m10s ago, inside the 15m window; '
+    assert f['summary'] == ('backend: app-backend:1.1.0 (sha256:new) deployed 2 min ago, inside the 15m window; '
                             'previous app-backend:1.0.0 (from version order of the local tags of app-backend)')
     old = probe_changes.deploy_item('app-backend', dict(info, Created='2026-11-26T00:00:00Z'), {}, images, NOW, 900)
     f = probe_changes.evaluate_deploys('app-backend', [('backend', old)], '15m')

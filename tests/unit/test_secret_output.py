@@ -224,7 +224,7 @@ def test_console_compact_redacts_findings_messages_and_failures():
     cb.v2_playbook_on_task_start(record, False)
     findings = [dict(f, status='crit', summary='x' * 200 + ' ' + f['summary']) for f in module_result()['findings']]
     cb.v2_runner_on_ok(FakeResult(record, 'app-db', {'findings': findings, 'recorded': True}))
-    plan = FakeTask('Show the plan of pg_terminate', 'ansible.builtin.debug', 'u2')
+    plan = FakeTask('Show the plan of pg_terminate', 'ansible.builtin.debug', 'u2', tags=['oncall_message'])
     cb.v2_runner_on_ok(FakeResult(plan, 'app-db', {'msg': ['terminate pid 42 (%s)' % REDIS]}))
     failing = FakeTask('Fail', 'ansible.builtin.fail', 'u3')
     cb.v2_playbook_on_task_start(failing, False)

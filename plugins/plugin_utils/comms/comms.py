@@ -27,9 +27,11 @@ from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import finding_line, worst_first
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import INCIDENT_STATUSES
 
-STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
 KINDS = ('declared', 'update', 'statuspage', 'ticket')
 
 # Statuspage-style status of each practice status (Mitigating: a fix is being applied, still "identified").
@@ -52,61 +54,27 @@ USER_IMPACT = {
 
 def normalize_status(status):
     text = str(status or '').strip().lower()
-    for known in STATUSES:
+    for known in INCIDENT_STATUSES:
         if known.lower() == text:
             return known
-    raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
+    raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(INCIDENT_STATUSES)))
 
 
-# --- time ------------------------------------------------------------------------------------------------
-
-def fmt_time(dt):
-    """2026-11-27 03:12 UTC"""
-    return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-
-
-def fmt_minutes(minutes):
-    minutes = int(minutes)
-    if minutes % 1440 == 0:
-        days = minutes // 1440
-        return '%d day%s' % (days, '' if days == 1 else 's')
-    if minutes % 60 == 0:
-        hours = minutes // 60
-        return '%d hour%s' % (hours, '' if hours == 1 else 's')
-    return '%d minutes' % minutes
-
-
-def human_duration(seconds):
-    """12 min, 1h 05m, 2d 03h (never negative)."""
-    seconds = max(0, int(seconds))
-    minutes = seconds // 60
-    if minutes < 60:
-        return '%d min' % minutes
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return '%dh %02dm' % (hours, minutes)
-    days, hours = divmod(hours, 24)
-    return '%dd %02dh' % (days, hours)
-
+# --- time (written by module_utils/timefmt) ---------------------------------------------------------------
 
 def next_update(now, severity):
     """(datetime, text) of the next update from the severity's cadence."""
     minutes = sevtable.info(severity)['update_minutes']
     due = now + datetime.timedelta(minutes=minutes)
-    return due, '%s (in %s)' % (fmt_time(due), fmt_minutes(minutes))
+    return due, '%s (in %s)' % (timefmt.utc_minute(due), timefmt.minutes_words(minutes))
 
 
 def duration(incident, now):
     started = files.parse_ts(incident.get('started_at')) if incident.get('started_at') else now
-    return human_duration((now - started).total_seconds())
+    return timefmt.duration((now - started).total_seconds())
 
 
 # --- content from the incident's files --------------------------------------------------------------------
-
-def _one_line(text, limit=300):
-    text = ' '.join(str(text or '').split())
-    return text if len(text) <= limit else text[:limit - 3] + '...'
-
 
 def summarize_findings(diagnosis, findings=None, limit=3):
     """What we know, one paragraph, from diagnosis.json (and findings.json when there is no diagnosis)."""
@@ -120,13 +88,12 @@ def summarize_findings(diagnosis, findings=None, limit=3):
                     ', '.join(hyp.get('evidence') or [])))
             affected = diagnosis.get('affected_services') or []
             prefix = 'Affected: %s. ' % ', '.join(affected) if affected else ''
-            return _one_line(prefix + 'Top hypotheses: ' + '; '.join('%d) %s' % (i, p) for i, p in enumerate(parts, 1)), 900)
+            return escape.one_line(prefix + 'Top hypotheses: ' + '; '.join('%d) %s' % (i, p) for i, p in enumerate(parts, 1)), 900)
         if diagnosis.get('summary'):
-            return _one_line(diagnosis['summary'])
+            return escape.one_line(diagnosis['summary'] or '', 300)
     bad = [f for f in (findings or []) if f.get('status') in ('warn', 'crit')]
     if bad:
-        return _one_line('; '.join('%s/%s %s: %s' % (f.get('host'), f.get('check'), f.get('status'), f.get('summary'))
-                                   for f in bad[:limit]), 900)
+        return escape.one_line('; '.join(finding_line(f) for f in sorted(bad, key=worst_first)[:limit]), 900)
     if findings:
         return 'All %d checks ok.' % len(findings)
     return 'Assessment in progress.'
@@ -136,12 +103,12 @@ def summarize_actions(events, diagnosis, status):
     """What we are doing: recent plan/approval/action/verify events, else the recommended first action."""
     actions = [e for e in (events or []) if e.get('kind') in ('plan', 'approval', 'action', 'verify')]
     if actions:
-        return _one_line('; '.join(e.get('summary', '') for e in actions[-3:]), 900)
+        return escape.one_line('; '.join(e.get('summary', '') for e in actions[-3:]), 900)
     if status == 'Resolved':
         return 'None; monitoring.'
     hypotheses = (diagnosis or {}).get('hypotheses') or []
     if hypotheses:
-        return _one_line('Recommended first action: %s' % hypotheses[0].get('first_action'), 900)
+        return escape.one_line('Recommended first action: %s' % hypotheses[0].get('first_action'), 900)
     return 'Running diagnostics (health, logs, database, cache, network, recent changes).'
 
 
@@ -197,7 +164,7 @@ def render_update(incident, status, findings_text, actions_text, now):
 
 
 def _sentence(text):
-    text = _one_line(text, 400).rstrip('.')
+    text = escape.one_line(text or '', 400).rstrip('.')
     first = text.split(' ', 1)[0]
     if len(first) > 1 and (first.isupper() or any(c.isupper() for c in first[1:])):
         return _v(text)  # an acronym or a name (API, TLS, PostgreSQL) keeps its case
@@ -211,12 +178,12 @@ def render_statuspage(incident, status, now, issue=None, impact=None, eta=None, 
         return '\n'.join([
             '[Investigating] We are investigating reports of %s.' % _sentence(issue or incident.get('title')),
             'Users may experience %s.' % _sentence(impact or 'errors or slow responses'),
-            'We will provide an update within %s.' % fmt_minutes(minutes),
+            'We will provide an update within %s.' % timefmt.minutes_words(minutes),
         ]) + '\n'
     if template == 'Identified':
         return '\n'.join([
             '[Identified] The issue has been identified as %s.' % _sentence(issue or incident.get('title')),
-            'We are working on a fix. Estimated resolution: %s.' % (_v(_one_line(eta, 120).rstrip('.')) if eta else 'to be confirmed'),
+            'We are working on a fix. Estimated resolution: %s.' % (_v(escape.one_line(eta, 120).rstrip('.')) if eta else 'to be confirmed'),
         ]) + '\n'
     return '\n'.join([
         '[Resolved] The issue affecting %s has been resolved.' % _v(service or ', '.join(incident.get('services') or []) or 'our service', 200),
@@ -232,7 +199,7 @@ def render_ticket(incident, findings_text, actions_text, now):
         'Incident: %s' % _v(incident.get('id')),
         'Severity: %s (%s) - %s' % (_v(incident['severity']), row['priority'], row['escalation_text']),
         'Start time: %s' % files.isoformat(files.parse_ts(incident.get('started_at') or now)),
-        'Respond within: %s' % fmt_minutes(row['response_minutes']),
+        'Respond within: %s' % timefmt.minutes_words(row['response_minutes']),
         'Impact: %s' % _v(incident.get('impact') or 'Under assessment'),
         'Findings: %s' % _v(findings_text or 'Assessment in progress.', 1000),
         'Next steps: %s' % _v(actions_text or 'Handle in working hours.', 1000),
@@ -324,7 +291,7 @@ def pagerduty_payload(routing_key, incident, action, summary, source='sre.incide
     body = {'routing_key': routing_key, 'event_action': action, 'dedup_key': incident.get('id')}
     if action == 'trigger':
         body['payload'] = {
-            'summary': _one_line('[%s] %s' % (incident.get('severity'), summary), 1024),
+            'summary': escape.one_line('[%s] %s' % (incident.get('severity'), summary), 1024),
             'source': source,
             'severity': PAGERDUTY_SEVERITY.get(incident.get('severity'), 'error'),
             'component': ', '.join(incident.get('services') or []) or None,

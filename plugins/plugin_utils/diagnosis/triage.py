@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.sre.incident_response.plugins.module_utils.findings import worst_first
+from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 
 ROLLBACK_PATTERN = 'error_spike_after_deploy'
 FILES = '{incident.json, timeline.jsonl, findings.json, diagnosis.json, messages/, evidence/}'
@@ -51,10 +51,7 @@ def _bool(value):
 
 
 def finding_lines(findings, limit=8):
-    chosen = [f for f in (findings or []) if isinstance(f, dict) and f.get('status') in NOT_OK]
-    chosen.sort(key=worst_first)
-    return ['%s %s/%s: %s' % (str(f.get('status')).upper(), f.get('host'), f.get('check'), f.get('summary'))
-            for f in chosen[:int(limit)]]
+    return contract.finding_lines(findings, NOT_OK, limit)
 
 
 def hypothesis_lines(hypotheses):

@@ -19,7 +19,9 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis im
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
-STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
+# The incident's status as communicated (messages, status page), in the order an incident goes through them.
+# Not a finding's status (ok, warn, crit, unknown: module_utils/findings.STATUSES).
+INCIDENT_STATUSES = ('Investigating', 'Identified', 'Mitigating', 'Resolved')
 POLICY_KEYS = ('priority', 'response_minutes', 'update_minutes', 'escalation', 'notify', 'escalation_text',
                'page', 'channel', 'status_page', 'postmortem')
 
@@ -80,8 +82,8 @@ def declare_or_load(incident_id='', incident_dir='incidents', title='', commande
     else:
         started = None
 
-    if status and status not in STATUSES:
-        raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(STATUSES)))
+    if status and status not in INCIDENT_STATUSES:
+        raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(INCIDENT_STATUSES)))
     incident_id = incident_id or generate_id(now)
     path = files.incident_path(incident_dir, incident_id)
     meta_path = os.path.join(path, files.INCIDENT)

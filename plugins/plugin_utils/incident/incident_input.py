@@ -16,7 +16,7 @@ __metaclass__ = type
 import json
 import re
 
-INCIDENT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import INCIDENT_ID_RE, valid_incident_id
 
 KINDS = ('backend', 'postgres', 'redis', 'proxy', 'external')
 DEPLOY_TYPES = ('docker', 'systemd', 'process')
@@ -301,7 +301,7 @@ def incident_id_problems(given, value, must_exist=False):
     text = '' if value is None else str(value)
     if must_exist and not text:
         return ['incident_id: is required: this playbook acts on an existing incident (-e incident_id=INC-...)']
-    if text and not INCIDENT_ID_RE.match(text):
+    if text and not valid_incident_id(text):
         return ["incident_id: %s is malformed: it must match %s (letters, digits, '.', '_', '-'; e.g. "
                 "INC-20261127-0312-a1b2)" % (show(text), INCIDENT_ID_RE.pattern)]
     return []

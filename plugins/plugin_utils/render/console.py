@@ -4,14 +4,17 @@
 """The on-call console: task results in, the few lines a responder needs at 3 a.m. out.
 
 Pure logic behind the ``sre.incident_response.oncall`` stdout callback (plugins/callback/oncall.py), so that it can
-be tested on recorded events. Each method takes plain data (a play name, a task's name/action and its result
-dict) and returns the lines to print as ``(text, style)`` tuples; ``style`` is one of ``phase``, ``info``, ``ok``,
+be tested on recorded events. Each method takes plain data (a play name, a task's action, tags and result dict)
+and returns the lines to print as ``(text, style)`` tuples; ``style`` is one of ``phase``, ``info``, ``ok``,
 ``warn``, ``crit``, ``unknown``, ``next`` and maps to a colour in the callback.
 
 What it prints: the incident id and severity (and every severity change), each phase (play) as it starts and
 how long it took, every finding that is not ok the moment it is recorded, the diagnosis, messages written or
-sent, the text of the debug tasks meant for the responder (``messages_from``: plans, verifications, refusals),
-and at the end the incident directory and the exact next command.
+sent, the text of the debug tasks meant for the responder (tagged ``oncall_message``: plans, verifications,
+refusals), and at the end the incident directory and the exact next command.
+
+A result is known by what it is, never by its task's name (a playbook copy may rename any task): by its action
+(``finding``, ``diagnose``, ``comms_deliver``, ``incident_context``), its keys, and for debug tasks by their tag.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,24 +23,15 @@ __metaclass__ = type
 
 import fnmatch
 
-from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, worst_first
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, finding_line, worst_first
 
-# Debug tasks of the collection whose text is for the responder; the rest of the debug output is repeated
-# by the console itself (the incident, findings, diagnosis and messages) or is detail for -v.
-DEFAULT_MESSAGES_FROM = (
-    'Recommend the rollback',
-    'Show the plan of *',
-    'Say that this run only planned',
-    'Report the verification',
-    'Say that this approval already *',
-    'Show the post-mortem',
-    'Show the report',
-    "Commander's checklist",
-    'Show the runbooks',
-)
-
+# Debug tasks whose text is for the responder carry this tag (plans, verifications, refusals, reports); the rest
+# of the debug output is repeated by the console itself (the incident, findings, diagnosis and messages) or is
+# detail for -v.
+MESSAGE_TAG = 'oncall_message'
 # The comms role's report (its delivery task is no_log): one line per message file and the delivery outcome.
-COMMS_REPORT_TASK = 'Show the messages and their delivery'
+COMMS_REPORT_TAG = 'oncall_comms_report'
 
 
 def _one_line(text, limit):
@@ -47,12 +41,6 @@ def _one_line(text, limit):
     return text
 
 
-def _seconds(value):
-    if value < 60:
-        return '%.1f s' % value
-    return '%d min %02d s' % (int(value) // 60, int(value) % 60)
-
-
 def _is_finding(item):
     return isinstance(item, dict) and 'check' in item and 'status' in item
 
@@ -60,10 +48,10 @@ def _is_finding(item):
 class Console(object):
     """State of one run: the incident, the current phase, what was already printed."""
 
-    def __init__(self, max_chars=220, hypotheses=3, messages_from=DEFAULT_MESSAGES_FROM, show_ok=False, cwd=None):
+    def __init__(self, max_chars=220, hypotheses=3, messages_from=(), show_ok=False, cwd=None):
         self.max_chars = int(max_chars or 0)
         self.hypotheses = max(int(hypotheses), 1)
-        self.messages_from = list(messages_from or [])
+        self.messages_from = list(messages_from or [])  # names (shell patterns) of a user's own debug tasks
         self.show_ok = bool(show_ok)
         self.cwd = cwd  # paths below it are printed relative to it
         self.incident_id = None
@@ -93,30 +81,36 @@ class Console(object):
             return []
         took = max(now - self.phase_started, 0.0)
         self.phase = None
-        return [('   done in %s' % _seconds(took), 'info')]
+        return [('   done in %s' % timefmt.elapsed(took), 'info')]
 
     # --- results ---------------------------------------------------------------------------------
 
-    def result(self, task_name, action, data):
-        """An ok (or changed) task result; returns the lines it deserves (most results deserve none)."""
+    def result(self, task_name, action, data, tags=()):
+        """An ok (or changed) task result; returns the lines it deserves (most results deserve none).
+
+        task_name is read only against ``messages_from`` (a user's own debug tasks); the collection's results are
+        known by action, keys and tags."""
         if not isinstance(data, dict):
             return []
-        action = str(action or '')
-        short = action.rsplit('.', 1)[-1]
-        task_name = str(task_name or '').split(' : ', 1)[-1]  # 'role : task' -> 'task'
-        lines = []
-        lines.extend(self._incident(data))
+        short = str(action or '').rsplit('.', 1)[-1]
+        lines = self._incident(data)
         if short == 'finding' and isinstance(data.get('findings'), list) and data.get('recorded', True):
             lines.extend(self._findings(data['findings']))
         if isinstance(data.get('diagnosis'), dict):
             lines.extend(self._diagnosis(data['diagnosis']))
         if short == 'comms_deliver' and isinstance(data.get('messages'), list):
             lines.extend(self._comms(data))
-        if short == 'debug' and str(task_name or '') == COMMS_REPORT_TASK:
-            lines.extend(self._comms_report(data.get('msg')))
-        elif short == 'debug' and self._wanted(task_name):
-            lines.extend(self._debug(data))
+        if short == 'debug':
+            lines.extend(self._debug_result(task_name, tags, data))
         return lines
+
+    def _debug_result(self, task_name, tags, data):
+        tags = set(str(t) for t in (tags or ()))
+        if COMMS_REPORT_TAG in tags:
+            return self._comms_report(data.get('msg'))
+        if MESSAGE_TAG in tags or self._wanted(task_name):
+            return self._debug(data)
+        return []
 
     def _incident(self, data):
         facts = data.get('ansible_facts') if isinstance(data.get('ansible_facts'), dict) else {}
@@ -150,7 +144,7 @@ class Console(object):
             if seen in self._printed_findings:
                 continue
             self._printed_findings.add(seen)
-            lines.append(('   %-7s %s/%s: %s' % (status.upper(), item.get('host'), item.get('check'), summary),
+            lines.append(('   %s' % finding_line(item, summary, width=7),
                           status if status in STATUSES else 'unknown'))
         return lines
 
@@ -218,7 +212,7 @@ class Console(object):
         return lines
 
     def _wanted(self, task_name):
-        name = str(task_name or '')
+        name = str(task_name or '').split(' : ', 1)[-1]  # 'role : task' -> 'task'
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.messages_from)
 
     def _debug(self, data):

@@ -35,6 +35,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils.incident_fil
     write_rendered,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
@@ -49,33 +50,6 @@ SIGNIFICANT_KINDS = ('declared', 'severity', 'diagnosis', 'plan', 'approval', 'a
 ROOT_CAUSE_HINT = '`-e root_cause=...` when running playbooks/resolve.yml'
 
 
-def fmt_duration(seconds):
-    """Human-readable duration: '42 s', '12 min', '1 h 05 min', '2 d 3 h'."""
-    if seconds is None:
-        return 'unknown'
-    seconds = int(round(max(float(seconds), 0)))
-    if seconds < 60:
-        return '%d s' % seconds
-    minutes = seconds // 60
-    if minutes < 60:
-        return '%d min' % minutes
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return '%d h %02d min' % (hours, minutes)
-    days, hours = divmod(hours, 24)
-    return '%d d %d h' % (days, hours)
-
-
-def fmt_target(minutes):
-    if minutes is None:
-        return 'none'
-    if minutes < 60:
-        return '%d min' % minutes
-    if minutes % 60 == 0:
-        return '%d h' % (minutes // 60)
-    return fmt_duration(minutes * 60)
-
-
 def md_text(text, limit=240, redactor=None):
     """One line of Markdown-safe text (escape.md: folded, truncated, HTML/links/code/tables escaped). With a
     redactor, redacted first: an escaped or truncated secret would no longer match it."""
@@ -85,11 +59,11 @@ def md_text(text, limit=240, redactor=None):
 
 
 def hhmm(ts):
-    return parse_ts(ts).strftime('%H:%M')
+    return timefmt.hhmm(parse_ts(ts))
 
 
 def fmt_time(ts):
-    return parse_ts(ts).strftime('%Y-%m-%d %H:%M UTC') if ts else 'unknown'
+    return timefmt.utc_minute(parse_ts(ts)) if ts else 'unknown'
 
 
 def postmortem_filename(started_at):
@@ -307,15 +281,15 @@ class PostmortemRenderer(object):
         add('')
         add('- **Incident:** %s' % self._md(record.incident_id or 'unknown'))
         add('- **Date:** %s' % (parse_ts(metrics['started_at']).strftime('%Y-%m-%d') if metrics['started_at']
-                                else 'unknown'))
+                                 else 'unknown'))
         add('- **Severity:** %s' % ('%s (%s) - %s' % (sev, sev_info.get('priority'), sev_info.get('impact'))
-                                    if sev else 'not classified'))
+                                     if sev else 'not classified'))
         if record.incident.get('commander') or inputs.get('commander'):
             add('- **Commander:** %s' % self._md(inputs.get('commander') or record.incident.get('commander')))
         add('- **Start:** %s' % fmt_time(metrics['started_at']))
         add('- **End:** %s' % (fmt_time(metrics['resolved_at']) if metrics['resolved_at']
-                               else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
-        add('- **Duration:** %s%s' % (fmt_duration(metrics['duration']), '' if metrics['resolved'] else ' so far'))
+                                else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
+        add('- **Duration:** %s%s' % (timefmt.duration(metrics['duration']), '' if metrics['resolved'] else ' so far'))
         impact = inputs.get('impact') or record.incident.get('impact') or \
             (sev_info.get('impact') and 'Not stated; the severity implies: %s' % sev_info['impact']) or 'Not stated'
         add('- **Impact:** %s' % self._md(impact, 400))
@@ -340,7 +314,7 @@ class PostmortemRenderer(object):
         for event in scoped_events(record.events):
             data = event.get('data') or {}
             if event.get('kind') == 'play' and data.get('phase') == 'end' and (data.get('stats') is not None
-                                                                               or data.get('interrupted')):
+                                                                              or data.get('interrupted')):
                 finished.add(data.get('run'))
         last_run = next(((e.get('data') or {}).get('run') for e in reversed(scoped_events(record.events))
                          if e.get('kind') == 'play'), None)
@@ -396,20 +370,20 @@ class PostmortemRenderer(object):
         add('## Response times')
         add('')
         target = metrics['response_target_minutes']
-        target_text = ('target for %s: < %s' % (sev, fmt_target(target))) if target is not None else 'no target'
+        target_text = ('target for %s: < %s' % (sev, timefmt.target(target))) if target is not None else 'no target'
         ack = metrics['time_to_acknowledge']
         add('- Time to acknowledge: %s (%s)%s' % (
-            fmt_duration(ack), target_text,
+            timefmt.duration(ack), target_text,
             '' if ack is None or target is None else (' - met' if ack <= target * 60 else ' - missed')))
-        add('- Time to mitigate: %s' % (fmt_duration(metrics['time_to_mitigate'])
+        add('- Time to mitigate: %s' % (timefmt.duration(metrics['time_to_mitigate'])
                                         if metrics['mitigated_at'] else 'no verified mitigation recorded'))
-        add('- Time to resolve: %s' % (fmt_duration(metrics['time_to_resolve'])
+        add('- Time to resolve: %s' % (timefmt.duration(metrics['time_to_resolve'])
                                        if metrics['resolved_at'] else 'not resolved yet'))
         if metrics['update_target_minutes'] is not None:
             gap = metrics['max_update_gap']
             add('- Updates: %d sent, longest gap %s (cadence for %s: every %s)' % (
-                metrics['comms_count'], fmt_duration(gap) if gap is not None else 'n/a', sev,
-                fmt_target(metrics['update_target_minutes'])))
+                metrics['comms_count'], timefmt.duration(gap) if gap is not None else 'n/a', sev,
+                timefmt.target(metrics['update_target_minutes'])))
         add('')
 
         add('## Action items')
@@ -469,7 +443,7 @@ class PostmortemRenderer(object):
             key = '%s/%s' % (finding.get('host'), finding.get('check'))
             if finding.get('status') in ('warn', 'crit') and key not in top_evidence:
                 items.append(self._md('%s (%s, %s): %s' % (finding.get('check'), finding.get('host'),
-                                                           finding.get('status'), finding.get('summary')), 300))
+                                                          finding.get('status'), finding.get('summary')), 300))
         for finding in record.findings:
             if finding.get('check') == 'deploy.recent' and finding.get('status') in ('warn', 'crit'):
                 items.append('A deployment fell inside the incident window.')
@@ -489,16 +463,16 @@ class PostmortemRenderer(object):
         if ack is not None and target is not None:
             if ack <= target * 60:
                 well.append('Acknowledged in %s, within the %s response target (< %s).'
-                            % (fmt_duration(ack), sev, fmt_target(target)))
+                            % (timefmt.duration(ack), sev, timefmt.target(target)))
             else:
                 improve.append('Acknowledged in %s, beyond the %s response target (< %s).'
-                               % (fmt_duration(ack), sev, fmt_target(target)))
+                               % (timefmt.duration(ack), sev, timefmt.target(target)))
         if metrics['mitigated_at']:
-            well.append('Mitigation verified %s after the start.' % fmt_duration(metrics['time_to_mitigate']))
+            well.append('Mitigation verified %s after the start.' % timefmt.duration(metrics['time_to_mitigate']))
         else:
             improve.append('No verified mitigation was recorded in the timeline.')
         if metrics['resolved_at']:
-            well.append('Resolved %s after the start.' % fmt_duration(metrics['time_to_resolve']))
+            well.append('Resolved %s after the start.' % timefmt.duration(metrics['time_to_resolve']))
         if record.diagnosis:
             well.append('Diagnosis ranked %d %s from the findings.' % (
                 len(record.diagnosis), 'hypothesis' if len(record.diagnosis) == 1 else 'hypotheses'))
@@ -510,7 +484,7 @@ class PostmortemRenderer(object):
                 improve.append('No communication was recorded in the timeline.')
             elif gap is not None and gap > metrics['update_target_minutes'] * 60:
                 improve.append('Longest gap between updates was %s, above the %s cadence of %s.'
-                               % (fmt_duration(gap), sev, fmt_target(metrics['update_target_minutes'])))
+                               % (timefmt.duration(gap), sev, timefmt.target(metrics['update_target_minutes'])))
             else:
                 well.append('Updates kept to the %s cadence (%d sent).' % (sev, metrics['comms_count']))
         if metrics['failed_tasks']:
@@ -536,7 +510,7 @@ class PostmortemRenderer(object):
                 owner = '@' + owner
             given = str(item.get('due') or '')
             items.append('%s - Owner: %s - Due: %s' % (self._md(item.get('measure'), 300), self._md(owner, 60),
-                                                       self._md(given, 40) if given else due))
+                                                      self._md(given, 40) if given else due))
         covered = ' '.join(str(i.get('measure', i) if isinstance(i, dict) else i)
                            for i in (inputs.get('action_items') or []))
         for finding in record.crit_findings():

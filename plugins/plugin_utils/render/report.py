@@ -37,9 +37,9 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis im
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     IncidentRecord,
     compute_metrics,
-    fmt_duration,
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 
 CHAIN = ('plan', 'approval', 'action', 'verify')
 WIDTH = 1100
@@ -244,7 +244,7 @@ def build(path, redactor=None, now=None):
     def add_bar(label, actual, target_min, note=''):
         target = target_min * 60 if target_min else None
         frac = (actual / target) if (actual is not None and target) else None
-        bars.append({'label': label, 'actual': fmt_duration(actual) if actual is not None else 'not yet',
+        bars.append({'label': label, 'actual': timefmt.duration(actual) if actual is not None else 'not yet',
                      'target': ('%d min' % target_min) if target_min else 'no target',
                      'met': None if frac is None else frac <= 1.0, 'width': max(round(min(frac, 1.5) * 400, 1), 3) if frac is not None else 0,
                      'note': note})
@@ -307,7 +307,7 @@ def build(path, redactor=None, now=None):
                      'priority': policy.get('priority'), 'commander': record.incident.get('commander'),
                      'status': record.incident.get('status') or ('Resolved' if metrics.get('resolved') else 'Open'),
                      'impact': record.incident.get('impact'), 'started_at': metrics.get('started_at'),
-                     'resolved_at': metrics.get('resolved_at'), 'duration': fmt_duration(metrics.get('duration'))},
+                     'resolved_at': metrics.get('resolved_at'), 'duration': timefmt.duration(metrics.get('duration'))},
         'timeline': {'width': WIDTH, 'height': height, 'left': LEFT, 'right': WIDTH - RIGHT, 'row': ROW,
                      'axis_y': height - 52, 'ticks': axis.ticks(), 'lanes': lanes, 'rows': rows,
                      'severities': severities, 'messages': messages, 'chain': chain, 'markers': markers,
