@@ -109,7 +109,7 @@ MOLECULE_SCENARIOS ?= --all
 test: setup
 	$(MAKE) lint
 	$(MAKE) lab-up
-	$(BIN)/pytest -q -p no:cacheprovider -ra $(PYTEST_MARK) tests/unit tests/integration
+	SRE_SANITY_RAN=1 $(BIN)/pytest -q -p no:cacheprovider -ra $(PYTEST_MARK) tests/unit tests/integration
 	$(MAKE) molecule MOLECULE_SCENARIOS="$(if $(PYTEST_MARK),-s default,--all)"
 
 test-full: setup
