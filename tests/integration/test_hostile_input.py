@@ -193,7 +193,9 @@ def test_printed_commands_hold_no_outside_text(attack):
     """A person pastes NEXT into a shell, and ansible-playbook templates every -e value."""
     dx = json.loads(attack['files'][os.path.join(attack['incident']['path'], 'diagnosis.json')])
     commands = [h.get('first_action') or '' for h in dx['hypotheses']] + [h.get('then') or '' for h in dx['hypotheses']]
-    commands += [line for line in attack['runs']['triage'].stdout.splitlines() if 'ansible-playbook ' in line]
+    # the console's NEXT lines and the -vvv dump: from the command on (a summary before it quotes the data)
+    commands += [line[line.index('ansible-playbook '):] for line in attack['runs']['triage'].stdout.splitlines()
+                 if 'ansible-playbook ' in line]
     assert any('action=kill_query' in c for c in commands), commands  # the foreign sessions got their action
     for command in commands:
         for piece in ('{{', '{%', '$(', '`', 'lookup', 'canary', '<script>'):
