@@ -55,7 +55,7 @@ options:
   oncall_messages_from:
     description:
       - Names (shell patterns) of debug tasks whose message is printed; the messages of other debug tasks are left
-        to C(-v). The default covers the collection's plans, verifications, refusals and reports.
+        to C(-v). The default covers the collection's plans, verifications, refusals, reports and deprecations.
     type: list
     elements: str
     default:
@@ -68,6 +68,7 @@ options:
       - Show the report
       - Commander's checklist
       - Show the runbooks
+      - Say that * is deprecated
     env:
       - name: SRE_ONCALL_MESSAGES_FROM
     ini:

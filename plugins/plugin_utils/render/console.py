@@ -34,6 +34,7 @@ DEFAULT_MESSAGES_FROM = (
     'Show the report',
     "Commander's checklist",
     'Show the runbooks',
+    'Say that * is deprecated',
 )
 
 # The comms role's report (its delivery task is no_log): one line per message file and the delivery outcome.
