@@ -40,10 +40,10 @@ fi
 echo "demo: the incident is $ID"
 
 step "Show the rollback plan (changes nothing)" \
-  ansible-playbook -i "$INV" playbooks/remediate.yml -e incident_id="$ID" -e action=rollback -e service=backend
+  ansible-playbook -i "$INV" playbooks/remediate.yml -e incident_id="$ID" -e remediation_action=rollback -e service=backend
 
 step "Apply it with a (demo) approval; the remediation verifies the backend afterwards" \
-  ansible-playbook -i "$INV" playbooks/remediate.yml -e incident_id="$ID" -e action=rollback -e service=backend \
+  ansible-playbook -i "$INV" playbooks/remediate.yml -e incident_id="$ID" -e remediation_action=rollback -e service=backend \
   -e apply=true -e approved_by=demo-approver -e "approval_reason=make demo: errors started at the 1.1.0 deploy"
 
 step "Resolve: the final post-mortem and report.html" \

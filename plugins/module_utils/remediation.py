@@ -324,8 +324,8 @@ def flush_sufficiency(used, maxmemory, planned, max_used_percent=90.0):
     else:
         text = ('CANNOT free enough: plans %s of the %s needed to get below %d %% of maxmemory %s; the rest is held by '
                 'keys no evictable pattern marks (never deleted here): see the top prefixes of redis.memory and '
-                'consider -e action=raise_maxmemory' % (human_bytes(planned), human_bytes(needed), round(max_used_percent),
-                                                        human_bytes(maxmemory)))
+                'consider -e remediation_action=raise_maxmemory' % (
+                    human_bytes(planned), human_bytes(needed), round(max_used_percent), human_bytes(maxmemory)))
     return {'enough': enough, 'needed_bytes': needed, 'sufficiency': text}
 
 

@@ -98,7 +98,7 @@ diagnosis:
   sample: {"healthy": false, "severity_floor": "SEV2", "affected_services": ["backend"],
            "hypotheses": [{"rank": 1, "pattern": "error_spike_after_deploy", "confidence": 0.95,
                            "likely_cause": "Bug in the new code", "evidence": ["app-backend/deploy.recent", "app-backend/app.errors"],
-                           "first_action": "ansible-playbook playbooks/remediate.yml -i inventory/lab -e action=rollback
+                           "first_action": "ansible-playbook playbooks/remediate.yml -i inventory/lab -e remediation_action=rollback
                                             -e incident_id=INC-1 -e service=backend"}]}
 top:
   description: The first hypothesis, or null when there is none.

@@ -1,7 +1,7 @@
 """Approval identity you can trust (issue 18, row 4): real playbooks against the real lab.
 
 The launcher never comes from extra vars or from environment variables a caller sets. As root on the controller:
-- `JOB_ID=4242 ansible-playbook playbooks/remediate.yml -e action=kill_query -e apply=true -e approved_by=root
+- `JOB_ID=4242 ansible-playbook playbooks/remediate.yml -e remediation_action=kill_query -e apply=true -e approved_by=root
   -e approval_reason=x -e awx_job_id=4242 -e awx_user_name=mallory` is refused as self-approval and no session
   is cancelled (the row's exact command, on the db_lock fault);
 - `SUDO_USER=bob` (with or without a matching SUDO_UID), `USER=bob`, `LOGNAME=bob` typed by root leave root the
@@ -67,7 +67,7 @@ def test_row_4_awx_claim_by_root_is_refused_as_self_approval(fault, run_playbook
         before = sessions()
         assert len(before) == 3, before
         res = run_playbook(PLAYBOOK, dict(
-            incident['vars'], action='kill_query', apply=True, approved_by=ME, approval_reason='x', awx_job_id=4242,
+            incident['vars'], remediation_action='kill_query', apply=True, approved_by=ME, approval_reason='x', awx_job_id=4242,
             awx_user_name='mallory', pg_terminate_min_age=1, pg_terminate_grace_period=1), env={'JOB_ID': '4242'})
         assert res.rc != 0, res
         assert 'four-eyes rule' in res.stdout and "the approver '%s' is the launcher" % ME in res.stdout, res
@@ -85,7 +85,7 @@ def test_row_4_awx_claim_by_root_is_refused_as_self_approval(fault, run_playbook
 ], ids=['sudo_user', 'sudo_user_with_uid', 'user_logname'])
 def test_environment_typed_by_the_caller_does_not_name_the_launcher(exclusive_lab, run_playbook, incident, marker, env):
     client, key = marker
-    res = run_playbook(PLAYBOOK, dict(incident['vars'], action='flush_keys', apply=True, approved_by=ME,
+    res = run_playbook(PLAYBOOK, dict(incident['vars'], remediation_action='flush_keys', apply=True, approved_by=ME,
                                       approval_reason='self-approval attempt'), env=env, timeout=300)
     assert res.rc != 0, res
     assert 'four-eyes rule' in res.stdout, res
@@ -141,7 +141,7 @@ JOBS = {
 def awx_run(run_playbook, incident, tmp_path, controller, job_id, approved_by):
     inventory = tmp_path / 'awx-inventory.yml'
     inventory.write_text('all:\n  vars:\n    remediation_awx_url: %s\n' % controller.url)
-    return run_playbook(PLAYBOOK, dict(incident['vars'], action='flush_keys', apply=True, approved_by=approved_by,
+    return run_playbook(PLAYBOOK, dict(incident['vars'], remediation_action='flush_keys', apply=True, approved_by=approved_by,
                                        approval_reason='awx', awx_job_id=job_id, awx_user_name='mallory'),
                         env={'JOB_ID': str(job_id), 'CONTROLLER_OAUTH_TOKEN': TOKEN}, args=['-i', str(inventory)],
                         timeout=300)

@@ -1,6 +1,6 @@
 """The action budget under concurrency and kill -9, against the real lab (issue 18, row 5).
 
-- Four `remediate.yml -e action=restart -e service=backend -e apply=true ...` on one incident, 0.3 s apart: the
+- Four `remediate.yml -e remediation_action=restart -e service=backend -e apply=true ...` on one incident, 0.3 s apart: the
   backend container starts exactly once (Docker's own event log), each gate decides after the previous run's
   action is settled, and the incident's budget is never exceeded.
 - A restart killed with SIGKILL right after the container restarted leaves its intent (an `action` event with
@@ -39,7 +39,7 @@ def container_starts(name, since, until):
 def spawn(incident, extra, log):
     """ansible-playbook in its own process group (so that it can be killed with all its workers)."""
     cmd = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'inventory/lab', PLAYBOOK,
-           '-e', json.dumps(dict(incident['vars'], action='restart', service='backend', **extra))]
+           '-e', json.dumps(dict(incident['vars'], remediation_action='restart', service='backend', **extra))]
     handle = open(log, 'w')
     return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -27,7 +27,7 @@ def events(incident, kind):
 
 
 def clean(run_playbook, incident, paths=None, approve=False, args=None):
-    extra = dict(incident['vars'], action='clean_disk')
+    extra = dict(incident['vars'], remediation_action='clean_disk')
     if paths is not None:
         extra['disk_cleanup_paths'] = paths
     if approve:

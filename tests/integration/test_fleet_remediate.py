@@ -22,7 +22,7 @@ PLAYBOOK = 'playbooks/remediate.yml'
 
 
 def remediate(incident, action, extra=None, approve=False, check=False):
-    ev = dict(incident['vars'], action=action)
+    ev = dict(incident['vars'], remediation_action=action)
     if approve:
         ev.update(APPROVAL)
     ev.update(extra or {})

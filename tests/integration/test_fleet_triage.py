@@ -74,7 +74,7 @@ def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns
         assert '-i inventory/fleet' in hyp['first_action'] and '-e incident_id=%s' % incident['id'] in hyp['first_action']
     assert 'traceback' not in res.stdout.lower()
     if fault_name == 'bad_deploy':
-        assert top['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/fleet -e action=rollback '
+        assert top['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/fleet -e remediation_action=rollback '
                                        '-e incident_id=%s -e service=backend' % incident['id'])
         errors = finding(out, 'web-1', 'app.errors')
         assert errors['status'] == 'crit' and errors['evidence']['format'] == 'logfmt', errors

@@ -29,7 +29,7 @@ def test_extra_var_launcher_cannot_approve_own_destructive_action(exclusive_lab,
     client.set(marker, 'x' * 1024)
     try:
         res = run_playbook('playbooks/remediate.yml', dict(
-            incident['vars'], action=action, apply=True, approved_by=LAUNCHER, approval_reason='self-approval attempt',
+            incident['vars'], remediation_action=action, apply=True, approved_by=LAUNCHER, approval_reason='self-approval attempt',
             remediation_launcher='mallory'), timeout=300)
         assert res.rc != 0, res
         assert 'four-eyes rule' in res.stdout, res
@@ -44,7 +44,7 @@ def test_extra_var_launcher_cannot_approve_own_destructive_action(exclusive_lab,
 
 def test_self_approval_from_the_command_line_is_ignored(exclusive_lab, run_playbook, incident):
     res = run_playbook('playbooks/remediate.yml', dict(
-        incident['vars'], action='flush_keys', apply=True, approved_by=LAUNCHER, approval_reason='policy by -e',
+        incident['vars'], remediation_action='flush_keys', apply=True, approved_by=LAUNCHER, approval_reason='policy by -e',
         remediation_allow_self_approval=True), timeout=300)
     assert res.rc != 0, res
     assert 'four-eyes rule' in res.stdout and 'remediation_allow_self_approval ignored' in res.stdout, res

@@ -127,7 +127,7 @@ def attack(lab, tmp_path_factory):
             out['runs']['update'] = _timed('playbooks/communicate.yml', dict(triage_vars, status='Identified'),
                                            env=env, args=['-vvv'])
             out['runs']['report'] = _timed('playbooks/report.yml', incident['vars'], env=env, args=['-vvv'])
-            out['runs']['plan'] = _timed('playbooks/remediate.yml', dict(incident['vars'], action='kill_query'),
+            out['runs']['plan'] = _timed('playbooks/remediate.yml', dict(incident['vars'], remediation_action='kill_query'),
                                          env=env, args=['-vvv'])
             out['runs']['resolve'] = _timed('playbooks/resolve.yml', dict(incident['vars'], resolved_by='alice'),
                                             env=env, args=['-vvv'])
@@ -196,7 +196,7 @@ def test_printed_commands_hold_no_outside_text(attack):
     # the console's NEXT lines and the -vvv dump: from the command on (a summary before it quotes the data)
     commands += [line[line.index('ansible-playbook '):] for line in attack['runs']['triage'].stdout.splitlines()
                  if 'ansible-playbook ' in line]
-    assert any('action=kill_query' in c for c in commands), commands  # the foreign sessions got their action
+    assert any('-e remediation_action=kill_query' in c for c in commands), commands  # the foreign sessions got their action
     for command in commands:
         for piece in ('{{', '{%', '$(', '`', 'lookup', 'canary', '<script>'):
             assert piece not in command, (piece, command)

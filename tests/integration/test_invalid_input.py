@@ -23,7 +23,7 @@ ENTRY_PLAYBOOKS = [
     ('playbooks/sev3.yml', {}),
     ('playbooks/sev4.yml', {}),
     ('playbooks/investigate.yml', {}),
-    ('playbooks/remediate.yml', {'action': 'kill_query'}),
+    ('playbooks/remediate.yml', {'remediation_action': 'kill_query'}),
     ('playbooks/communicate.yml', {'status': 'Identified'}),
     ('playbooks/resolve.yml', {}),
 ]

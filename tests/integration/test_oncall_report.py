@@ -45,8 +45,8 @@ def story(lab, tmp_path_factory):
             assert out['open_report'].rc == 0, out['open_report']
             with open(os.path.join(out['path'], 'report.html')) as handle:
                 out['open_html'] = handle.read()
-            out['apply'] = run('playbooks/remediate.yml', dict(base, action='rollback', service='backend', apply=True,
-                                                               approved_by='alice', approval_reason='errors since the 1.1.0 deploy'),
+            out['apply'] = run('playbooks/remediate.yml', dict(base, remediation_action='rollback', service='backend', apply=True,
+                                                                           approved_by='alice', approval_reason='errors since the 1.1.0 deploy'),
                                env=ONCALL, timeout=300)
             assert out['apply'].rc == 0, out['apply']
             out['resolve'] = run('playbooks/resolve.yml', dict(base, resolved_by='alice'), env=ONCALL, timeout=120)
@@ -74,7 +74,7 @@ def test_triage_console_prints_what_the_responder_needs(story):
     changes = out.index(next(x for x in out if x.startswith('== Triage 3-4')))
     assert any(re.match(r'^   CRIT +app-backend/app\.errors: /api/orders: ', x) for x in out[scope:changes]), text
     assert re.search(r'^   DIAGNOSIS 1\. error_spike_after_deploy \(confidence 0\.\d\d\): Bug in the new code', text, re.M)
-    rollback = ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e action=rollback -e incident_id=%s '
+    rollback = ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e remediation_action=rollback -e incident_id=%s '
                 '-e service=backend' % story['id'])
     recap = out.index(next(x for x in out if x.startswith('PLAY RECAP ')))
     assert out[recap - 2] == 'NEXT ' + rollback, text
@@ -96,10 +96,10 @@ def test_remediation_console_shows_plan_approval_and_verification(story):
 
 
 def test_failures_are_shown_in_full(run_playbook, incident):
-    res = run_playbook('playbooks/remediate.yml', dict(incident['vars'], action='reboot_everything'), env=ONCALL)
+    res = run_playbook('playbooks/remediate.yml', dict(incident['vars'], remediation_action='reboot_everything'), env=ONCALL)
     assert res.rc != 0
     assert re.search(r'^TASK \[Check the action\] \*+$', res.stdout, re.M), res
-    assert 'fatal: [app-backend]: FAILED! =>' in res.stdout and '-e action=... is required' in res.stdout
+    assert 'fatal: [app-backend]: FAILED! =>' in res.stdout and '-e remediation_action=... is required' in res.stdout
 
 
 def test_console_under_ansible_runner_as_awx_runs_it(story, tmp_path):

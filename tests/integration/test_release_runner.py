@@ -104,7 +104,7 @@ def test_triage_publishes_set_stats_for_the_workflow(triaged):
     assert artifacts.get('incident_id') == 'INC-AWX-TRIAGE', artifacts
     assert artifacts.get('severity') in ('SEV1', 'SEV2', 'SEV3', 'SEV4'), artifacts
     # the workflow's plan/apply nodes read action and service (the top hypothesis' remediation; empty when healthy)
-    for key in ('top_pattern', 'first_action', 'action', 'service'):
+    for key in ('top_pattern', 'first_action', 'remediation_action', 'service'):
         assert key in artifacts, 'triage does not publish %s for the workflow: %s' % (key, artifacts)
     with open(os.path.join(triaged['awx'], 'incident.json')) as handle:
         assert json.load(handle)['severity'] == artifacts['severity']
@@ -126,7 +126,7 @@ def test_remediation_plan_under_runner_matches_the_cli(triaged, lab_env):
                              capture_output=True, text=True, check=True).stdout.strip()
     artifacts = _stats(triaged['result'])
     before = len(_timeline(triaged['awx']))
-    extravars = dict(artifacts, incident_dir=triaged['awx_root'], action='restart', service='backend')
+    extravars = dict(artifacts, incident_dir=triaged['awx_root'], remediation_action='restart', service='backend')
     result, stdout = _runner(triaged['tmp'], 'playbooks/awx_remediate.yml', extravars, cmdline='--check', name='plan')
     assert result.rc == 0 and result.status == 'successful', stdout[-4000:]
     assert 'PLAN restart on backend' in stdout
@@ -136,7 +136,7 @@ def test_remediation_plan_under_runner_matches_the_cli(triaged, lab_env):
     # the CLI plan of the same action on the CLI incident records the same kinds
     cli_before = len(_timeline(triaged['cli']))
     cli = cli_run('playbooks/remediate.yml', {'incident_id': 'INC-CLI-TRIAGE', 'incident_dir': os.path.dirname(triaged['cli']),
-                                              'action': 'restart', 'service': 'backend'}, check=True)
+                                              'remediation_action': 'restart', 'service': 'backend'}, check=True)
     assert cli.rc == 0, cli
     cli_kinds = [e['kind'] for e in _timeline(triaged['cli'])[cli_before:]]
     assert sorted(set(k for k in kinds if k != 'play' and k != 'task')) == sorted(set(k for k in cli_kinds if k != 'play' and k != 'task'))
@@ -146,7 +146,7 @@ def test_remediation_plan_under_runner_matches_the_cli(triaged, lab_env):
 
 def test_apply_node_refuses_outside_a_workflow(triaged):
     artifacts = _stats(triaged['result'])
-    extravars = dict(artifacts, incident_dir=triaged['awx_root'], action='restart', service='backend', apply=True,
+    extravars = dict(artifacts, incident_dir=triaged['awx_root'], remediation_action='restart', service='backend', apply=True,
                      approved_by='someone-else')
     result, stdout = _runner(triaged['tmp'], 'playbooks/awx_remediate.yml', extravars, name='apply')
     assert result.rc != 0 and result.status == 'failed'
@@ -204,7 +204,7 @@ class _FakeController(object):
 
 
 def _apply_node(tmp_path, incident, controller, extra=None, name='apply-node'):
-    extravars = dict(incident['vars'], action='restart', service='backend', apply=True,
+    extravars = dict(incident['vars'], remediation_action='restart', service='backend', apply=True,
                      awx_workflow_job_id=77, awx_job_id=78, awx_user_name='alice', remediation_budget={'restart': 5})
     extravars.update(extra or {})
     private = tmp_path / name

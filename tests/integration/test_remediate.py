@@ -42,7 +42,7 @@ def recap_changed(res, host):
 
 
 def remediate(run_playbook, incident, action, extra=None, approve=False, check=False):
-    ev = dict(incident['vars'], action=action)
+    ev = dict(incident['vars'], remediation_action=action)
     if approve:
         ev.update(APPROVAL)
     ev.update(extra or {})

@@ -124,7 +124,7 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
                 assert playbook.endswith('investigate.yml') and top['action'] is None, top
                 RESULTS[name] = 'investigation: %s' % top['likely_cause']
                 return
-            assert ev.get('action') == expected_action, top
+            assert ev.get('remediation_action') == expected_action, top
             ev.update(incident['vars'], apply=True, approved_by=_approver(),
                       approval_reason='resolution test: apply the printed first action')
             if expected_action == 'apply_cert':

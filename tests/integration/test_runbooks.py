@@ -52,10 +52,10 @@ def test_render_is_idempotent_and_matches_the_shipped_runbooks(tmp_path):
         for secret in ('lab-pg-S3cret-4f9a', 'lab-redis-S3cret-9d3e'):
             assert secret not in text
     backend = (dest / 'backend-runbook.md').read_text()
-    assert '-e action=rollback -e service=backend -e apply=true -e approved_by=<name>' in backend
+    assert '-e remediation_action=rollback -e service=backend -e apply=true -e approved_by=<name>' in backend
     assert 'http://127.0.0.1:18000/health/ready' in backend
     redis = (dest / 'redis-runbook.md').read_text()
-    assert '-e action=flush_keys -e service=redis' in redis and 'protected (never removed) `session:*`' in redis
+    assert '-e remediation_action=flush_keys -e service=redis' in redis and 'protected (never removed) `session:*`' in redis
 
 
 def test_check_mode_reports_without_writing(tmp_path):

@@ -143,7 +143,7 @@ def test_concurrent_slices_record_one_incident_then_diagnose_communicates_once(f
     assert 'app-backend/deploy.recent' in top['evidence'], top
     published = stats(res)
     assert published['incident_id'] == incident['id'] and published['top_pattern'] == 'error_spike_after_deploy'
-    assert published['action'] == 'rollback', published
+    assert published['remediation_action'] == 'rollback', published
 
     # each message rendered once ...
     assert message_kinds(path) == ['declared.md', 'statuspage-investigating.md']

@@ -122,7 +122,7 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
     assert published['top_pattern'] == top['pattern'] and published['first_action'] == top['first_action']
     assert published['severity'] == severity
     if fault_name == 'bad_deploy':
-        assert top['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e action=rollback '
+        assert top['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e remediation_action=rollback '
                                        '-e incident_id=%s -e service=backend' % incident['id'])
         assert 'roll back immediately' in out['res'].stdout
     assert_no_secrets(incident, out['res'])

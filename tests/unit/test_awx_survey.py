@@ -135,7 +135,7 @@ def test_configure_covers_every_entry_playbook():
     playbooks = set(t['playbook'] for t in conf['awx_configure_templates'])
     for name in ('triage', 'sev1', 'sev2', 'sev3', 'sev4', 'investigate', 'communicate', 'resolve', 'runbooks', 'remediate'):
         assert 'playbooks/%s.yml' % name in playbooks, name
-    actions = set(t.get('extra_vars', {}).get('action') for t in conf['awx_configure_templates'])
+    actions = set(t.get('extra_vars', {}).get('remediation_action') for t in conf['awx_configure_templates'])
     remediate = os.path.join(ROOT, 'playbooks', 'remediate.yml')
     with open(remediate) as handle:
         known = list(yaml.safe_load(handle)[0]['vars']['_remediate_roles'])

@@ -127,10 +127,10 @@ def test_statuspage_payload_maps_status():
 def test_content_from_diagnosis():
     diagnosis = {'affected_services': ['backend'], 'hypotheses': [
         {'pattern': 'error_spike_after_deploy', 'likely_cause': 'Bug in the new code', 'confidence': 0.95,
-         'evidence': ['app-backend/deploy.recent'], 'first_action': 'ansible-playbook playbooks/remediate.yml -e action=rollback'}]}
+         'evidence': ['app-backend/deploy.recent'], 'first_action': 'ansible-playbook playbooks/remediate.yml -e remediation_action=rollback'}]}
     assert comms.summarize_findings(diagnosis).startswith('Affected: backend. Top hypotheses: 1) Bug in the new code')
     assert comms.summarize_actions([], diagnosis, 'Investigating') == \
-        'Recommended first action: ansible-playbook playbooks/remediate.yml -e action=rollback'
+        'Recommended first action: ansible-playbook playbooks/remediate.yml -e remediation_action=rollback'
     events = [{'kind': 'plan', 'summary': 'rollback planned'}, {'kind': 'action', 'summary': 'rolled back to 1.0.0'}]
     assert comms.summarize_actions(events, diagnosis, 'Mitigating') == 'rollback planned; rolled back to 1.0.0'
     assert comms.user_impact({'impact': 'Under assessment'}, diagnosis) == 'errors since the latest deployment (backend)'

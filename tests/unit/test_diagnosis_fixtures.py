@@ -21,21 +21,21 @@ CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'p
 # fault -> (acceptable first patterns, a substring of the first hypothesis' evidence, first-action fragment, severity floor)
 EXPECTED = {
     'healthy': (None, None, None, None),
-    'bad_deploy': ({'error_spike_after_deploy'}, 'app-backend/deploy.recent', '-e action=rollback', 'SEV2'),
-    'backend_down': ({'backend_down'}, 'app-backend/health.', '-e action=restart', 'SEV1'),
-    'db_lock': ({'slow_responses', 'gradual_degradation'}, 'app-db/pg.', '-e action=kill_query', None),
-    'pool_exhaustion': ({'slow_responses', 'gradual_degradation'}, 'app-db/pg.connections', '-e action=restart', None),
+    'bad_deploy': ({'error_spike_after_deploy'}, 'app-backend/deploy.recent', '-e remediation_action=rollback', 'SEV2'),
+    'backend_down': ({'backend_down'}, 'app-backend/health.', '-e remediation_action=restart', 'SEV1'),
+    'db_lock': ({'slow_responses', 'gradual_degradation'}, 'app-db/pg.', '-e remediation_action=kill_query', None),
+    'pool_exhaustion': ({'slow_responses', 'gradual_degradation'}, 'app-db/pg.connections', '-e remediation_action=restart', None),
     'dependency_down': ({'partial_failures'}, 'dependency.reachability', None, 'SEV3'),
     'partial_failure': ({'partial_failures'}, 'app-backend/app.errors', None, None),
-    'memory_growth': ({'memory_growth'}, 'container.resources', '-e action=restart', None),
-    'redis_full': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e action=flush_keys', None),
+    'memory_growth': ({'memory_growth'}, 'container.resources', '-e remediation_action=restart', None),
+    'redis_full': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e remediation_action=flush_keys', None),
     'redis_slow': ({'slow_responses'}, 'app-redis/redis.slowlog', None, None),
-    'disk_full': ({'gradual_degradation'}, 'host.disk', '-e action=clean_disk', None),
-    'tls_expired': ({'gradual_degradation'}, 'net.tls_expiry', '-e action=apply_cert', None),
+    'disk_full': ({'gradual_degradation'}, 'host.disk', '-e remediation_action=clean_disk', None),
+    'tls_expired': ({'gradual_degradation'}, 'net.tls_expiry', '-e remediation_action=apply_cert', None),
     'dns_failure': ({'partial_failures'}, 'net.dns', None, None),
     # issue 10: the first action must fix what the diagnosis names
-    'disk_deleted_open': ({'gradual_degradation'}, 'app-backend/host.disk', '-e action=clean_disk', None),
-    'redis_full_unmarked': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e action=raise_maxmemory', None),
+    'disk_deleted_open': ({'gradual_degradation'}, 'app-backend/host.disk', '-e remediation_action=clean_disk', None),
+    'redis_full_unmarked': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e remediation_action=raise_maxmemory', None),
     'pool_foreign': ({'gradual_degradation'}, 'app-db/pg.connections', '-e pg_terminate_application_names=batch-exporter', None),
 }
 AVAILABLE = sorted(name for name in EXPECTED if os.path.exists(os.path.join(FIXTURES, name + '.json')))

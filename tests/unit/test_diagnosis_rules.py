@@ -88,7 +88,7 @@ def test_bad_deploy_ranks_error_spike_first_with_rollback():
     hyp = top(doc)
     assert hyp['pattern'] == 'error_spike_after_deploy'
     assert hyp['confidence'] >= 0.9
-    assert hyp['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e action=rollback '
+    assert hyp['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e remediation_action=rollback '
                                    '-e incident_id=INC-T-1 -e service=backend')
     assert 'apply=true' in hyp['then'] and 'approved_by=' in hyp['then']
     assert set(hyp['evidence']) == {'app-backend/deploy.recent', 'app-backend/app.errors'}
@@ -125,7 +125,7 @@ def test_restart_in_window_without_image_change_does_not_outrank_the_db_cause():
     doc = dx.diagnose(findings, CTX)
     assert top(doc)['pattern'] == 'gradual_degradation'
     assert 'app-db/pg.connections' in top(doc)['evidence']
-    assert 'action=restart' in top(doc)['first_action'] and 'service=backend' in top(doc)['first_action']
+    assert '-e remediation_action=restart' in top(doc)['first_action'] and 'service=backend' in top(doc)['first_action']
 
 
 def test_backend_down_when_container_is_not_running():
@@ -136,7 +136,7 @@ def test_backend_down_when_container_is_not_running():
     doc = dx.diagnose(findings, CTX)
     hyp = top(doc)
     assert hyp['pattern'] == 'backend_down' and hyp['confidence'] >= 0.9
-    assert 'action=restart' in hyp['first_action']
+    assert '-e remediation_action=restart' in hyp['first_action']
     assert doc['severity_floor'] == 'SEV1'
 
 
@@ -156,7 +156,7 @@ def test_db_lock_or_long_query_is_slow_responses_with_db_evidence(check, summary
     hyp = top(dx.diagnose(findings, CTX))
     assert hyp['pattern'] == 'slow_responses'
     assert 'app-db/%s' % check in hyp['evidence']
-    assert 'action=kill_query' in hyp['first_action'] and 'service=db' in hyp['first_action']
+    assert '-e remediation_action=kill_query' in hyp['first_action'] and 'service=db' in hyp['first_action']
 
 
 def test_pool_exhaustion_is_gradual_degradation_with_db_evidence():
@@ -195,7 +195,7 @@ def test_endpoint_specific_errors_are_partial_failures():
 def test_memory_growth(finding, confidence):
     hyp = top(dx.diagnose(replace(healthy(), finding), CTX))
     assert hyp['pattern'] == 'memory_growth' and hyp['confidence'] == confidence
-    assert 'action=restart' in hyp['first_action']
+    assert '-e remediation_action=restart' in hyp['first_action']
 
 
 @pytest.mark.parametrize('finding,action,service', [
@@ -206,7 +206,7 @@ def test_memory_growth(finding, confidence):
 def test_resource_exhaustion_is_gradual_degradation(finding, action, service):
     hyp = top(dx.diagnose(replace(healthy(), finding), CTX))
     assert hyp['pattern'] == 'gradual_degradation'
-    assert '-e action=%s' % action in hyp['first_action'] and '-e service=%s' % service in hyp['first_action']
+    assert '-e remediation_action=%s' % action in hyp['first_action'] and '-e service=%s' % service in hyp['first_action']
 
 
 def test_redis_slowlog_is_slow_responses():
@@ -234,7 +234,7 @@ def test_every_hypothesis_cites_a_non_ok_finding():
 
 def test_commands_quote_and_omit_missing_parts():
     cmd = dx.Commands(incident_id=None, inventory='inv dir/prod', playbook_dir='pb')
-    assert cmd.remediate('restart', 'back end') == "ansible-playbook pb/remediate.yml -i 'inv dir/prod' -e action=restart -e service='back end'"
+    assert cmd.remediate('restart', 'back end') == "ansible-playbook pb/remediate.yml -i 'inv dir/prod' -e remediation_action=restart -e service='back end'"
     assert cmd.investigate('db') == "ansible-playbook pb/investigate.yml -i 'inv dir/prod' -e area=db"
 
 

@@ -95,7 +95,7 @@ def test_redis_full_of_unmarked_keys_recommends_raise_maxmemory_and_names_the_pr
     rows = [{'prefix': 'report:snapshot:*', 'est_bytes': 65703720, 'marked': 'unmarked'},
             {'prefix': 'cache:product:*', 'est_bytes': 2802, 'marked': 'evictable'}]
     top = dx.diagnose([redis_memory(rows, 2802)], CTX)['hypotheses'][0]
-    assert top['action'] == 'raise_maxmemory' and '-e action=raise_maxmemory' in top['first_action']
+    assert top['action'] == 'raise_maxmemory' and '-e remediation_action=raise_maxmemory' in top['first_action']
     assert 'report:snapshot:* 62.7 MiB (unmarked)' in top['likely_cause']
     assert top['symptom_checks'] == ['app-redis/redis.memory']
     cache = [{'prefix': 'cache:blob:*', 'est_bytes': 66000000, 'marked': 'evictable'}]

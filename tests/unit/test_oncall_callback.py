@@ -91,7 +91,7 @@ def test_diagnosis_and_the_exact_next_command(lines):
     assert diag[0].startswith('   DIAGNOSIS 1. error_spike_after_deploy (confidence 0.')
     assert any(x.strip() == 'evidence: app-backend/deploy.recent, app-backend/app.errors' for x in lines)
     nexts = [x for x in lines if x.startswith('NEXT ') or x.startswith('   NEXT ')]
-    assert nexts and all(re.search(r'ansible-playbook playbooks/remediate\.yml -i inventory/lab -e action=rollback '
+    assert nexts and all(re.search(r'ansible-playbook playbooks/remediate\.yml -i inventory/lab -e remediation_action=rollback '
                                    r'-e incident_id=INC-\S+ -e service=backend$', x) for x in nexts)
     assert lines[-1].startswith('NEXT ansible-playbook playbooks/remediate.yml')
     # the rollback recommendation of the triage (a debug task meant for the responder) is shown

@@ -86,7 +86,7 @@ def sample_record():
     ]
     diagnosis = {'hypotheses': [{'pattern': 'error_spike_after_deploy', 'likely_cause': 'Bug in the new code',
                                  'confidence': 0.9, 'evidence': ['app-backend/app.errors', 'app-backend/deploy.recent'],
-                                 'first_action': 'ansible-playbook playbooks/remediate.yml -e action=rollback'}]}
+                                 'first_action': 'ansible-playbook playbooks/remediate.yml -e remediation_action=rollback'}]}
     return IncidentRecord(incident, list(reversed(events)), findings, diagnosis)
 
 

@@ -180,7 +180,7 @@ def test_summary_lists_findings_not_ok_only_when_no_pattern_matched():
     assert 'Not probed, unreachable by Ansible (host.reachability): web-2' in triage.summary('INC-1', INCIDENT, DEPLOY, findings=gone)
     assert triage.stats('INC-1', INCIDENT, DEPLOY) == {
         'incident_id': 'INC-1', 'severity': 'SEV2', 'healthy': False, 'top_pattern': 'error_spike_after_deploy',
-        'first_action': 'roll back', 'action': 'rollback', 'service': 'backend'}
+        'first_action': 'roll back', 'remediation_action': 'rollback', 'service': 'backend'}
     assert triage.stats('INC-1', INCIDENT, {})['top_pattern'] == ''
 
 

@@ -56,7 +56,7 @@ def incident(tmp_path):
     (path / 'evidence' / 'app-db' / 'pg.locks.txt').write_text('blocked pid 42 by 41\npassword=%s\n' % SECRET)
     (path / 'diagnosis.json').write_text(json.dumps({'hypotheses': [
         {'rank': 1, 'pattern': 'error_spike_after_deploy', 'confidence': 0.9, 'likely_cause': 'Bug in the new code',
-         'first_action': 'ansible-playbook playbooks/remediate.yml -e action=rollback', 'evidence': ['app-backend/app.errors']}]}))
+         'first_action': 'ansible-playbook playbooks/remediate.yml -e remediation_action=rollback', 'evidence': ['app-backend/app.errors']}]}))
     (path / 'postmortem-2026-11-27.md').write_text('# Post-mortem: Orders failing\n\n## Root cause\n\nrelease 1.1.0\n')
     return str(path)
 

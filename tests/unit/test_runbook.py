@@ -50,7 +50,7 @@ def test_overview_dependencies_and_commands():
     assert 'payments (external, `http://127.0.0.1:18081/health`, non-critical)' in backend
     assert '**Critical paths:** `/api/orders`' in backend
     assert 'ansible-playbook playbooks/investigate.yml -i inventory/prod -e incident_id=<INCIDENT_ID> -e area=changes' in backend
-    assert ('ansible-playbook playbooks/remediate.yml -i inventory/prod -e incident_id=<INCIDENT_ID> -e action=rollback '
+    assert ('ansible-playbook playbooks/remediate.yml -i inventory/prod -e incident_id=<INCIDENT_ID> -e remediation_action=rollback '
             '-e service=backend -e apply=true -e approved_by=<name>') in backend
     assert '**On-call:** Backend on-call (@backend-oncall)' in backend
     assert 'channel #team-platform' in backend
@@ -58,7 +58,7 @@ def test_overview_dependencies_and_commands():
     assert '**Depended on by:** backend' in db
     assert 'systemd unit `postgresql.service`' in db
     assert 'variable `vault_pg_password`' in db
-    assert '-e action=kill_query -e service=db' in db
+    assert '-e remediation_action=kill_query -e service=db' in db
 
 
 def test_deterministic():

@@ -219,7 +219,7 @@ class Commands(object):
             return self.investigate('all')
 
     def _remediate(self, action, service, apply, extra):
-        parts = self._base('remediate.yml') + ['-e', 'action=%s' % action]
+        parts = self._base('remediate.yml') + ['-e', 'remediation_action=%s' % action]
         if self.incident_id:
             parts += ['-e', 'incident_id=%s' % shell_quote(self.incident_id)]
         if service:

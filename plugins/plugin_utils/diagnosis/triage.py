@@ -97,4 +97,4 @@ def stats(incident_id, incident, diagnosis):
     return {'incident_id': incident_id, 'severity': (incident or {}).get('severity'),
             'healthy': (diagnosis or {}).get('healthy') is True,
             'top_pattern': top.get('pattern') or '', 'first_action': top.get('first_action') or '',
-            'action': top.get('action') or '', 'service': top.get('service') or ''}
+            'remediation_action': top.get('action') or '', 'service': top.get('service') or ''}

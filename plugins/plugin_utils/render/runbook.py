@@ -296,9 +296,9 @@ class RunbookRenderer(object):
                 action = issue['action']
                 steps[2:2] = [
                     'Plan (changes nothing, lists the exact targets): `%s`'
-                    % self._cmd(REMEDIATE, ['action=%s' % action, 'service=%s' % name]),
+                    % self._cmd(REMEDIATE, ['remediation_action=%s' % action, 'service=%s' % name]),
                     'Apply with a recorded approval (four-eyes for destructive actions): `%s`'
-                    % self._cmd(REMEDIATE, ['action=%s' % action, 'service=%s' % name, 'apply=true',
+                    % self._cmd(REMEDIATE, ['remediation_action=%s' % action, 'service=%s' % name, 'apply=true',
                                             'approved_by=<name>', 'approval_reason="<reason or change ref>"']),
                     'Verify: the playbook re-checks health; re-run the diagnosis above and expect the findings `ok`.',
                 ]
