@@ -124,8 +124,8 @@ class ActionModule(ActionBase):
                                          data={'postmortem': os.path.basename(dest),
                                                'draft': os.path.basename(outcome['path']), 'edited': True})
                 files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
-        human = dict((k, timefmt.duration(metrics[k])) for k in ('time_to_acknowledge', 'time_to_mitigate',
-                                                               'time_to_resolve', 'duration') if metrics.get(k) is not None)
+        measures = ('time_to_acknowledge', 'time_to_mitigate', 'time_to_resolve', 'duration')
+        human = dict((k, timefmt.duration(metrics[k])) for k in measures if metrics.get(k) is not None)
         result.update(
             changed=bool(resolved_changed or file_changed),
             path=outcome['path'],

@@ -45,8 +45,9 @@ def story(lab, tmp_path_factory):
             assert out['open_report'].rc == 0, out['open_report']
             with open(os.path.join(out['path'], 'report.html')) as handle:
                 out['open_html'] = handle.read()
-            out['apply'] = run('playbooks/remediate.yml', dict(base, remediation_action='rollback', service='backend', apply=True,
-                                                                           approved_by='alice', approval_reason='errors since the 1.1.0 deploy'),
+            out['apply'] = run('playbooks/remediate.yml',
+                               dict(base, remediation_action='rollback', service='backend', apply=True,
+                                    approved_by='alice', approval_reason='errors since the 1.1.0 deploy'),
                                env=ONCALL, timeout=300)
             assert out['apply'].rc == 0, out['apply']
             out['resolve'] = run('playbooks/resolve.yml', dict(base, resolved_by='alice'), env=ONCALL, timeout=120)

@@ -308,7 +308,6 @@ def test_the_status_order_is_written_once():
     assert not offenders, 'rank statuses with findings.STATUS_RANK / worst / worst_first: %s' % offenders
 
 
-
 def _module_level_names(path):
     with open(path, encoding='utf-8') as handle:
         tree = ast.parse(handle.read(), path)

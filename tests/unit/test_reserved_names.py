@@ -120,8 +120,8 @@ def test_rendered_runbooks_use_no_reserved_name():
 def _documented_commands():
     paths = ['README.md'] + glob.glob(os.path.join(ROOT, 'docs', '**', '*.md'), recursive=True)
     paths += glob.glob(os.path.join(ROOT, 'roles', '*', 'README.md')) + glob.glob(os.path.join(ROOT, 'playbooks', '*.yml'))
-    paths += glob.glob(os.path.join(ROOT, 'scripts', '*.sh')) + glob.glob(os.path.join(ROOT, 'extensions', '**', '*.yml'),
-                                                                         recursive=True)
+    paths += glob.glob(os.path.join(ROOT, 'scripts', '*.sh'))
+    paths += glob.glob(os.path.join(ROOT, 'extensions', '**', '*.yml'), recursive=True)
     for path in paths:
         with open(os.path.join(ROOT, path), encoding='utf-8') as handle:
             lines = handle.read().splitlines()

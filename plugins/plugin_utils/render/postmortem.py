@@ -281,14 +281,14 @@ class PostmortemRenderer(object):
         add('')
         add('- **Incident:** %s' % self._md(record.incident_id or 'unknown'))
         add('- **Date:** %s' % (parse_ts(metrics['started_at']).strftime('%Y-%m-%d') if metrics['started_at']
-                                 else 'unknown'))
+                                else 'unknown'))
         add('- **Severity:** %s' % ('%s (%s) - %s' % (sev, sev_info.get('priority'), sev_info.get('impact'))
-                                     if sev else 'not classified'))
+                                    if sev else 'not classified'))
         if record.incident.get('commander') or inputs.get('commander'):
             add('- **Commander:** %s' % self._md(inputs.get('commander') or record.incident.get('commander')))
         add('- **Start:** %s' % fmt_time(metrics['started_at']))
         add('- **End:** %s' % (fmt_time(metrics['resolved_at']) if metrics['resolved_at']
-                                else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
+                               else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
         add('- **Duration:** %s%s' % (timefmt.duration(metrics['duration']), '' if metrics['resolved'] else ' so far'))
         impact = inputs.get('impact') or record.incident.get('impact') or \
             (sev_info.get('impact') and 'Not stated; the severity implies: %s' % sev_info['impact']) or 'Not stated'
@@ -314,7 +314,7 @@ class PostmortemRenderer(object):
         for event in scoped_events(record.events):
             data = event.get('data') or {}
             if event.get('kind') == 'play' and data.get('phase') == 'end' and (data.get('stats') is not None
-                                                                              or data.get('interrupted')):
+                                                                               or data.get('interrupted')):
                 finished.add(data.get('run'))
         last_run = next(((e.get('data') or {}).get('run') for e in reversed(scoped_events(record.events))
                          if e.get('kind') == 'play'), None)
@@ -443,7 +443,7 @@ class PostmortemRenderer(object):
             key = '%s/%s' % (finding.get('host'), finding.get('check'))
             if finding.get('status') in ('warn', 'crit') and key not in top_evidence:
                 items.append(self._md('%s (%s, %s): %s' % (finding.get('check'), finding.get('host'),
-                                                          finding.get('status'), finding.get('summary')), 300))
+                                                           finding.get('status'), finding.get('summary')), 300))
         for finding in record.findings:
             if finding.get('check') == 'deploy.recent' and finding.get('status') in ('warn', 'crit'):
                 items.append('A deployment fell inside the incident window.')
@@ -510,7 +510,7 @@ class PostmortemRenderer(object):
                 owner = '@' + owner
             given = str(item.get('due') or '')
             items.append('%s - Owner: %s - Due: %s' % (self._md(item.get('measure'), 300), self._md(owner, 60),
-                                                      self._md(given, 40) if given else due))
+                                                       self._md(given, 40) if given else due))
         covered = ' '.join(str(i.get('measure', i) if isinstance(i, dict) else i)
                            for i in (inputs.get('action_items') or []))
         for finding in record.crit_findings():
