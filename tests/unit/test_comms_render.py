@@ -5,6 +5,7 @@ import os
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils import incident_store as store_mod
 
 NOW = datetime.datetime(2026, 11, 27, 3, 20, 5, tzinfo=datetime.timezone.utc)
 
@@ -106,12 +107,12 @@ def test_ticket_for_sev4():
 
 
 def test_message_files_are_named_by_time_and_kind_and_never_overwritten(tmp_path):
-    first = comms.write_message(str(tmp_path), 'update', 'a', NOW, 'Identified')
-    second = comms.write_message(str(tmp_path), 'update', 'b', NOW, 'Identified')
+    first = store_mod.write_message(str(tmp_path), 'update', 'a', NOW, 'Identified')
+    second = store_mod.write_message(str(tmp_path), 'update', 'b', NOW, 'Identified')
     assert os.path.basename(first) == '20261127T032005Z-update-identified.md'
     assert os.path.basename(second) == '20261127T032005Z-update-identified-2.md'
     assert open(first).read() == 'a' and open(second).read() == 'b'
-    assert os.path.basename(comms.write_message(str(tmp_path), 'declared', 'c', NOW)) == '20261127T032005Z-declared.md'
+    assert os.path.basename(store_mod.write_message(str(tmp_path), 'declared', 'c', NOW)) == '20261127T032005Z-declared.md'
 
 
 def test_pagerduty_payloads_use_the_incident_id_as_dedup_key():
