@@ -211,6 +211,14 @@ class ActionModule(ActionBase):
     def _plan_jobs(self, run, args):
         """The deliveries due: (target, message, url, payload, headers, method) per configured target, the page
         (trigger or resolve) when the severity pages; targets a claim already sent are left out."""
+        jobs = self._message_jobs(run) + self._page_jobs(run, args)
+        if run.claiming:
+            jobs = [job for job in jobs
+                    if (run.claims[job[1]['key']][1].get('targets') or {}).get(job[0]) != 'sent']
+        run.jobs = jobs
+
+    def _message_jobs(self, run):
+        """Slack, the webhook and the status page, per message."""
         incident, now = run.incident, run.now
         jobs = []
         for msg in run.messages:
@@ -231,6 +239,13 @@ class ActionModule(ActionBase):
                     jobs.append(('statuspage', msg, '%s/%s' % (base, state['statuspage_incident_id']), payload, auth, 'PATCH'))
                 else:
                     jobs.append(('statuspage', msg, base, payload, auth, 'POST'))
+        return jobs
+
+    def _page_jobs(self, run, args):
+        """PagerDuty: trigger when the severity pages (or page: always), resolve with the Resolved update; when
+        paging is due and nobody can be paged, run.unpaged says so."""
+        incident = run.incident
+        jobs = []
         run.page_action = None
         run.unpaged = None
         kinds = [m['kind'] for m in run.messages]
@@ -258,10 +273,7 @@ class ActionModule(ActionBase):
                 jobs.append(('pagerduty:%s' % role, anchor, pd_url,
                              comms.pagerduty_payload(key, incident, run.page_action, summary,
                                                      details=run.redactor.data(details)), {}, 'POST'))
-        if run.claiming:
-            jobs = [job for job in jobs
-                    if (run.claims[job[1]['key']][1].get('targets') or {}).get(job[0]) != 'sent']
-        run.jobs = jobs
+        return jobs
 
     def _deliver(self, run, args):
         """Send the jobs concurrently; in check mode (or with deliver: false) nothing leaves the controller."""
