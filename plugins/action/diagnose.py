@@ -102,13 +102,12 @@ class ActionModule(ActionBase):
                           msg='no incident_id known (run the incident role first, or give incident_id): nothing to diagnose')
             return result
         args['incident_id'] = store.incident_id
-        path = store.path
         findings = store.findings()
         context = build_context(args, task_vars, os.getcwd())
         doc = logic.diagnose(findings, context)
         doc['generated_at'] = files.isoformat()
         doc['context'] = dict((k, context[k]) for k in ('backends', 'inventory', 'playbook_dir'))
-        target = store.file(files.DIAGNOSIS)
+        target = store.diagnosis_path
         doc = store.write_diagnosis(doc)  # redacted with the task's secrets
         top = doc['hypotheses'][0] if doc['hypotheses'] else None
         if args['record']:
@@ -124,12 +123,12 @@ class ActionModule(ActionBase):
             store.append(event)
         facts = {'diagnosis': doc}
         raised = None
-        if args['raise_severity'] and (doc['severity_floor'] or doc.get('title')) and store.exists(files.INCIDENT):
+        if args['raise_severity'] and (doc['severity_floor'] or doc.get('title')) and store.has_incident():
             # The findings may raise the severity (never lower it): incident.json and a `severity` event;
             # a generated title becomes the diagnosis' title.
             try:
                 outcome = incident_logic.declare_or_load(
-                    incident_id=args['incident_id'], incident_dir=os.path.dirname(path), must_exist=True,
+                    store=store, must_exist=True,
                     severity_floor=doc['severity_floor'] or '', severity_floor_reasons=doc['severity_reasons'],
                     auto_title=doc.get('title') or '', host=task_vars.get('inventory_hostname'))
             except ValueError as exc:

@@ -14,13 +14,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
-    FINDINGS,
     isoformat,
     make_event,
     normalize_finding,
@@ -157,7 +155,7 @@ class ActionModule(ActionBase):
         worst = [f for f in findings if f['status'] != 'ok']
         result.update(
             findings=findings, recorded=True, incident_id=incident_id, incident_path=path,
-            findings_file=os.path.join(path, FINDINGS), evidence_written=written,
+            findings_file=store.findings_path, evidence_written=written,
             msg='%d findings recorded in %s (%s)%s' % (
                 len(findings), incident_id, ', '.join('%d %s' % (v, k) for k, v in result['counts'].items() if v),
                 ''.join('\n%s/%s %s: %s' % (f['host'], f['check'], f['status'].upper(), f['summary']) for f in worst)))

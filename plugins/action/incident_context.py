@@ -11,7 +11,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as logic
-from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
 class ActionModule(ActionBase):
@@ -22,7 +22,7 @@ class ActionModule(ActionBase):
 
     ARGSPEC = dict(
         incident_id=dict(type='str', default=''),
-        incident_dir=dict(type='path', default='incidents'),
+        incident_dir=dict(type='path'),
         title=dict(type='str', default=''),
         commander=dict(type='str', default=''),
         started_at=dict(type='str', default=''),
@@ -48,10 +48,16 @@ class ActionModule(ActionBase):
         redactor = task_redactor(task_vars or {}, self._templar)
         for key in ('title', 'commander', 'impact', 'severity_floor_reasons'):
             args[key] = redactor.data(args[key])
+        # an incident named without its directory is where the store resolves it (the incident role's facts,
+        # then `incident_dir`); a new one goes under incident_dir (default `incidents`)
+        store = None
+        if args['incident_id'] and not args['incident_dir']:
+            store = IncidentStore.resolve({'incident_id': args['incident_id']}, task_vars or {})
         try:
             outcome = logic.declare_or_load(
+                store=store,
                 incident_id=args['incident_id'],
-                incident_dir=args['incident_dir'],
+                incident_dir=args['incident_dir'] or 'incidents',
                 title=args['title'],
                 commander=args['commander'],
                 started_at=args['started_at'],

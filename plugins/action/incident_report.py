@@ -46,7 +46,7 @@ class ActionModule(ActionBase):
         incident_id, path = (store.incident_id, store.path) if store else (None, None)
         if not incident_id:
             raise AnsibleActionFail('no incident_id known: run with -e incident_id=INC-... (the id triage declared)')
-        if not os.path.isdir(path):
+        if not store.exists():
             raise AnsibleActionFail('incident %s not found: %s is not a directory (give -e incident_dir=... when the '
                                     'incidents live elsewhere)' % (incident_id, path))
         try:
@@ -57,7 +57,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, incident_id=incident_id, incident_path=os.path.abspath(path), report=model)
         if args['file']:
             try:
-                written = report_mod.write_html(os.path.join(result['incident_path'], args['file']),
+                written = report_mod.write_html(store.file(args['file']),
                                                 report_mod.render_html(model), check_mode=self._task.check_mode)
             except OSError as exc:
                 raise AnsibleActionFail('cannot write %s of incident %s: %s' % (args['file'], incident_id, exc))

@@ -23,8 +23,9 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postm
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
-def mark_resolved(path, record, resolved_at, resolved_by, root_cause, redactor, check_mode=False):
-    """Append the `resolved` event and set incident.json status once; returns True when it changed something."""
+def mark_resolved(store, record, resolved_at, resolved_by, root_cause, redactor, check_mode=False):
+    """Append the `resolved` event and set incident.json status once (under its lock); returns True when it changed
+    something."""
     if any(e.get('kind') == 'resolved' for e in record.events) and \
             str(record.incident.get('status', '')).lower() == 'resolved':
         return False
@@ -35,19 +36,22 @@ def mark_resolved(path, record, resolved_at, resolved_by, root_cause, redactor, 
         summary = 'Incident resolved%s' % ((' by %s' % resolved_by) if resolved_by else '')
         if root_cause:
             summary += '; root cause: %s' % root_cause
-        event = files.make_event(record.incident_id, 'resolved', summary, host=None,
-                                 data={'resolved_by': resolved_by or None, 'root_cause': root_cause or None}, ts=stamp)
-        files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
-        record.events.append(redactor.data(event))
-    incident = dict(files.read_json(os.path.join(path, files.INCIDENT), default={}) or {})
-    incident.setdefault('id', record.incident_id)
-    incident['status'] = 'Resolved'
-    incident['resolved_at'] = next((e['ts'] for e in record.events if e.get('kind') == 'resolved'), stamp)
-    if resolved_by:
-        incident['resolved_by'] = resolved_by
-    incident['updated_at'] = files.isoformat()
-    files.write_json_atomic(os.path.join(path, files.INCIDENT), redactor.data(incident))
-    record.incident = incident
+        event = redactor.data(files.make_event(record.incident_id, 'resolved', summary, host=None,
+                                               data={'resolved_by': resolved_by or None,
+                                                     'root_cause': root_cause or None}, ts=stamp))
+        store.append(event, redactor)
+        record.events.append(event)
+
+    def resolve(incident):
+        incident.setdefault('id', record.incident_id)
+        incident['status'] = 'Resolved'
+        incident['resolved_at'] = next((e['ts'] for e in record.events if e.get('kind') == 'resolved'), stamp)
+        if resolved_by:
+            incident['resolved_by'] = resolved_by
+        incident['updated_at'] = files.isoformat()
+        return incident
+
+    record.incident = store.update_incident(resolve, redactor)
     return True
 
 
@@ -87,8 +91,7 @@ class ActionModule(ActionBase):
         if not incident_id:
             result.update(changed=False, skipped=True, msg='no incident_id known: nothing to render')
             return result
-        if not os.path.exists(os.path.join(path, files.TIMELINE)) and \
-                not os.path.exists(os.path.join(path, files.INCIDENT)):
+        if not store.has_timeline() and not store.has_incident():
             raise AnsibleActionFail('incident %s: no timeline.jsonl or incident.json in %s (wrong incident_id or '
                                     'incident_dir?)' % (incident_id, path))
         if args['resolved_at']:
@@ -99,31 +102,30 @@ class ActionModule(ActionBase):
                                         % args['resolved_at'])
         redactor = task_redactor(task_vars, self._templar, args['redact_patterns'])
         check = bool(self._task.check_mode)
-        record = IncidentRecord.load(path, incident_id=incident_id)
+        record = IncidentRecord.from_store(store, incident_id=incident_id)
         final = args['state'] == 'final'
         resolved_changed = False
         if final:
-            resolved_changed = mark_resolved(path, record, args['resolved_at'], args['resolved_by'],
+            resolved_changed = mark_resolved(store, record, args['resolved_at'], args['resolved_by'],
                                              args['root_cause'], redactor, check_mode=check)
         inputs = dict((k, args[k]) for k in ('title', 'impact', 'summary', 'root_cause', 'five_whys',
                                              'contributing_factors', 'went_well', 'could_be_improved',
                                              'action_items', 'default_owner'))
         text = PostmortemRenderer(redactor=redactor).render(record, inputs=inputs, final=final)
         metrics = compute_metrics(record)
-        dest = os.path.join(path, postmortem_filename(metrics['started_at']) if metrics['started_at']
-                            else 'postmortem-undated.md')
+        name = postmortem_filename(metrics['started_at']) if metrics['started_at'] else 'postmortem-undated.md'
         # A person may have edited the document since it was rendered: never overwrite it, write beside it.
-        outcome = files.write_rendered(dest, text, check_mode=check)
+        outcome = store.write_rendered(name, text, check_mode=check)
+        dest = store.file(name)
         file_changed = outcome['changed']
         edited_note = None
         if outcome['status'] == 'edited':
             edited_note = ('%s was edited since it was rendered: left as it is; the new %s is %s - merge by hand'
                            % (os.path.basename(dest), 'final' if final else 'draft', os.path.basename(outcome['path'])))
             if file_changed and not check:
-                event = files.make_event(record.incident_id, 'note', edited_note, host=None,
-                                         data={'postmortem': os.path.basename(dest),
-                                               'draft': os.path.basename(outcome['path']), 'edited': True})
-                files.append_jsonl(os.path.join(path, files.TIMELINE), redactor.data(event))
+                store.append(files.make_event(record.incident_id, 'note', edited_note, host=None,
+                                              data={'postmortem': name, 'draft': os.path.basename(outcome['path']),
+                                                    'edited': True}), redactor)
         measures = ('time_to_acknowledge', 'time_to_mitigate', 'time_to_resolve', 'duration')
         human = dict((k, timefmt.duration(metrics[k])) for k in measures if metrics.get(k) is not None)
         result.update(

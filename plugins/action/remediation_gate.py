@@ -15,8 +15,8 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import load_extra_vars
 
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident_approval
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils import remediation_lock as locking
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
@@ -109,7 +109,9 @@ class ActionModule(ActionBase):
             decision = self._decide_under_lock(store, decide, args, host, task_vars)
         else:
             decision = decide(store.timeline())
-        result.update(changed=False, gate=decision, msg=decision['msg'])
+        # the symptom checks of the hypothesis the action came from: verification re-runs them (roles/remediation)
+        evidence = diagnosis.evidence_of(store.diagnosis() or {}, args['action'], args['service']) if store else []
+        result.update(changed=False, gate=decision, evidence=evidence, msg=decision['msg'])
         return result
 
     def _decide_under_lock(self, store, decide, args, host, task_vars):
@@ -127,7 +129,7 @@ class ActionModule(ActionBase):
                             % (host, where, locking.describe_intent(entry), entry['intent_id'], timeout))
 
         try:
-            return locking.decide_under_lock(store.path, lambda: files.read_jsonl(store.file(files.TIMELINE)),
+            return locking.decide_under_lock(store.path, lambda: store.timeline(fresh=True),
                                              decide, record, me, timeout=timeout, on_wait=on_wait)
         except locking.StillActing as exc:
             msg = ('REFUSED: %s was not applied, nothing changed: %s in incident %s. Re-run when it has finished (its '

@@ -7,12 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import EVENT_KINDS, TIMELINE
+from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import EVENT_KINDS
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 
@@ -50,8 +48,8 @@ class ActionModule(ActionBase):
         try:
             store.append(event, redactor)
         except OSError as exc:
-            raise AnsibleActionFail('could not append to %s: %s' % (os.path.join(path, TIMELINE), exc))
+            raise AnsibleActionFail('could not append to %s: %s' % (store.timeline_path, exc))
         result.update(recorded=True, event=event, incident_id=incident_id, incident_path=path,
-                      timeline=os.path.join(path, TIMELINE),
+                      timeline=store.timeline_path,
                       msg='%s event recorded in %s' % (args['kind'], incident_id))
         return result

@@ -40,9 +40,12 @@ options:
     type: str
     default: ''
   incident_dir:
-    description: Root of the incident directories (relative to the working directory).
+    description:
+      - Root of the incident directories (relative to the working directory); a new incident goes under C(incidents)
+        without it.
+      - Without it, an existing O(incident_id) is found where the incident store resolves it (the incident role's
+        C(incident_path) fact, then the variable C(incident_dir), then C(incidents)).
     type: path
-    default: incidents
   title:
     description: Short title (kept from incident.json when empty on a later run).
     type: str

@@ -159,4 +159,12 @@ gate:
       description: Limit and used count (changed or failed attempts, and intents never settled).
       type: dict
       sample: {limit: 3, used: 1}
+evidence:
+  description:
+    - The symptom checks of the hypothesis this action came from (the incident's C(diagnosis.json)), as the
+      verification re-runs them; empty without an incident or a hypothesis naming this action.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{host: db1, check: pg.connections}]
 '''

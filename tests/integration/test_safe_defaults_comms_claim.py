@@ -3,7 +3,7 @@
 Exactly once (test_comms_exactly_once.py): each message is claimed in the incident store before it is sent, and a
 run that finds it claimed by another run, or already sent, sends nothing. That run used to print
 `Channel #incidents; deliveries: none configured (files only)` - false, with Slack, the webhook and PagerDuty
-configured. Here the other run's claim is put in the real store (comms.claim_deliveries, as a concurrent run
+configured. Here the other run's claim is put in the real store (IncidentStore.claim_deliveries, as a concurrent run
 does), then the real playbook runs with the real receiver; its output is read through the default callback and
 through the on-call console (the collection's stdout callback, which shows only the `Channel` line).
 """
@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from test_comms_delivery import comms_vars, declare
 
@@ -44,7 +44,7 @@ def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, re
     extra = comms_vars(incident, receiver)
 
     # another run holds the claim of INCIDENT DECLARED (it is sending it right now)
-    claimed = comms.claim_deliveries(incident['path'], ['declared'], 'the-other-run', files.utcnow())
+    claimed = IncidentStore.of_path(incident['path']).claim_deliveries(['declared'], 'the-other-run', files.utcnow())
     assert claimed['declared'][0] == 'claimed'
     busy = run_playbook(str(playbook), extra, timeout=120, env=CONSOLES[console])
     assert busy.rc == 0, busy
@@ -56,7 +56,7 @@ def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, re
                in line and 'which sends it' in line for line in lines), lines
 
     # the other run has sent it: a later run says so
-    comms.settle_deliveries(incident['path'], {'declared': {'slack': True, 'webhook': True}}, 'the-other-run',
+    IncidentStore.of_path(incident['path']).settle_deliveries({'declared': {'slack': True, 'webhook': True}}, 'the-other-run',
                             files.utcnow())
     sent = run_playbook(str(playbook), extra, timeout=120, env=CONSOLES[console])
     assert sent.rc == 0, sent
@@ -72,7 +72,7 @@ def test_a_run_that_loses_one_claim_reports_both_what_it_sent_and_what_it_left(
     declare(incident, 'SEV1')
     playbook = tmp_path / 'announce.yml'
     playbook.write_text(ANNOUNCE.replace('comms_kinds: [declared]', 'comms_kinds: [declared, ticket]'))
-    comms.claim_deliveries(incident['path'], ['declared'], 'the-other-run', files.utcnow())
+    IncidentStore.of_path(incident['path']).claim_deliveries(['declared'], 'the-other-run', files.utcnow())
     res = run_playbook(str(playbook), comms_vars(incident, receiver), timeout=120)
     assert res.rc == 0, res
     assert [r['json']['event'] for r in receiver.by_path('/hook/')] == ['incident.ticket']

@@ -1,27 +1,29 @@
-"""Exactly-once delivery claims in the incident store (plugins/plugin_utils/comms/comms.py)."""
+"""Exactly-once delivery claims in the incident store (plugins/plugin_utils/incident_store.py)."""
 import datetime
 import multiprocessing
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
+from ansible_collections.sre.incident_response.plugins.plugin_utils import incident_store as store_mod
 
 NOW = datetime.datetime(2026, 12, 1, 14, 0, tzinfo=datetime.timezone.utc)
 
 
 def test_sent_is_never_resent_and_failed_is_retried_target_by_target(tmp_path):
     path = str(tmp_path)
-    assert comms.claim_deliveries(path, ['declared'], 'run-a', NOW)['declared'][0] == 'claimed'
-    assert comms.claim_deliveries(path, ['declared'], 'run-b', NOW)['declared'][0] == 'busy'
-    comms.settle_deliveries(path, {'declared': {'slack': True, 'webhook': False}}, 'run-a', NOW)
-    decision, rec = comms.claim_deliveries(path, ['declared'], 'run-b', NOW)['declared']
+    assert IncidentStore.of_path(path).claim_deliveries(['declared'], 'run-a', NOW)['declared'][0] == 'claimed'
+    assert IncidentStore.of_path(path).claim_deliveries(['declared'], 'run-b', NOW)['declared'][0] == 'busy'
+    IncidentStore.of_path(path).settle_deliveries({'declared': {'slack': True, 'webhook': False}}, 'run-a', NOW)
+    decision, rec = IncidentStore.of_path(path).claim_deliveries(['declared'], 'run-b', NOW)['declared']
     assert decision == 'claimed' and rec['targets'] == {'slack': 'sent', 'webhook': 'failed'}
-    comms.settle_deliveries(path, {'declared': {'webhook': True}}, 'run-b', NOW)
-    assert comms.claim_deliveries(path, ['declared'], 'run-c', NOW)['declared'][0] == 'sent'
+    IncidentStore.of_path(path).settle_deliveries({'declared': {'webhook': True}}, 'run-b', NOW)
+    assert IncidentStore.of_path(path).claim_deliveries(['declared'], 'run-c', NOW)['declared'][0] == 'sent'
 
 
 def test_a_stale_claim_is_taken_over(tmp_path):
-    comms.claim_deliveries(str(tmp_path), ['ticket'], 'dead-run', NOW)
-    later = NOW + datetime.timedelta(seconds=comms.CLAIM_STALE_SECONDS + 1)
-    assert comms.claim_deliveries(str(tmp_path), ['ticket'], 'run-b', later)['ticket'][0] == 'claimed'
+    IncidentStore.of_path(str(tmp_path)).claim_deliveries(['ticket'], 'dead-run', NOW)
+    later = NOW + datetime.timedelta(seconds=store_mod.CLAIM_STALE_SECONDS + 1)
+    assert IncidentStore.of_path(str(tmp_path)).claim_deliveries(['ticket'], 'run-b', later)['ticket'][0] == 'claimed'
 
 
 def test_keys_update_per_cadence_interval():
@@ -34,7 +36,7 @@ def test_keys_update_per_cadence_interval():
 
 def _claim(args):
     path, run = args
-    return comms.claim_deliveries(path, ['declared', 'statuspage|Investigating'], run, NOW)['declared'][0]
+    return IncidentStore.of_path(path).claim_deliveries(['declared', 'statuspage|Investigating'], run, NOW)['declared'][0]
 
 
 def test_concurrent_processes_claim_once(tmp_path):

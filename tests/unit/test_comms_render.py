@@ -5,6 +5,8 @@ import os
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
+from ansible_collections.sre.incident_response.plugins.plugin_utils import incident_store as store_mod
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import INCIDENT_STATUSES
 
 NOW = datetime.datetime(2026, 11, 27, 3, 20, 5, tzinfo=datetime.timezone.utc)
 
@@ -100,12 +102,12 @@ def test_ticket_for_sev4():
 
 
 def test_message_files_are_named_by_time_and_kind_and_never_overwritten(tmp_path):
-    first = comms.write_message(str(tmp_path), 'update', 'a', NOW, 'Identified')
-    second = comms.write_message(str(tmp_path), 'update', 'b', NOW, 'Identified')
+    first = store_mod.write_message(str(tmp_path), 'update', 'a', NOW, 'Identified')
+    second = store_mod.write_message(str(tmp_path), 'update', 'b', NOW, 'Identified')
     assert os.path.basename(first) == '20261127T032005Z-update-identified.md'
     assert os.path.basename(second) == '20261127T032005Z-update-identified-2.md'
     assert open(first).read() == 'a' and open(second).read() == 'b'
-    assert os.path.basename(comms.write_message(str(tmp_path), 'declared', 'c', NOW)) == '20261127T032005Z-declared.md'
+    assert os.path.basename(store_mod.write_message(str(tmp_path), 'declared', 'c', NOW)) == '20261127T032005Z-declared.md'
 
 
 def test_pagerduty_payloads_use_the_incident_id_as_dedup_key():
@@ -153,7 +155,7 @@ def all_messages():
     out = {'declared': comms.render_declared(inc, NOW, impact=BAD),
            'update': comms.render_update(inc, 'Identified', BAD, BAD, NOW),
            'ticket': comms.render_ticket(inc, BAD, BAD, NOW)}
-    for status in comms.INCIDENT_STATUSES:
+    for status in INCIDENT_STATUSES:
         out['statuspage-%s' % status] = comms.render_statuspage(inc, status, NOW, issue=BAD, impact=BAD, eta=BAD,
                                                                 service=BAD, root_cause=BAD)
     return out

@@ -18,6 +18,7 @@ import pytest
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils import incident_store as store_mod
 
 FINDING = {'check': 'host.disk', 'host': 'app-backend', 'status': 'crit', 'summary': 'log volume 100 % used'}
 
@@ -175,12 +176,11 @@ def test_a_really_full_file_system(tmp_path):
 @pytest.mark.parametrize('failure', ['fsync_full', 'dev_full'])
 def test_a_message_on_a_full_disk_leaves_no_empty_or_half_file(tmp_path, request, failure):
     """messages/ is never overwritten (a link, not a rename) and a full disk leaves neither the message nor a .tmp."""
-    from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
     directory = tmp_path / 'messages'
-    first = comms.write_message(str(directory), 'update', 'first\n', datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
+    first = store_mod.write_message(str(directory), 'update', 'first\n', datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
     request.getfixturevalue(failure)
     with pytest.raises(OSError) as info:
-        comms.write_message(str(directory), 'update', 'second\n' * 1000, datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
+        store_mod.write_message(str(directory), 'update', 'second\n' * 1000, datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
     assert_clear(info.value, directory / '20261201T030000Z-update-identified.md')
     assert sorted(os.listdir(str(directory))) == [os.path.basename(first)]
     assert open(first).read() == 'first\n'

@@ -16,13 +16,13 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.tim
     TimelineWriter,
     compact_task_event,
     play_event,
-    resolve_incident,
     secret_literals,
     summarize_result,
     task_event,
     task_results,
     task_status,
 )
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import resolve_incident
 
 
 @pytest.mark.parametrize('hook,result,expected', [

@@ -35,6 +35,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import incid
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 REGISTRY = '.alert-groups.json'
 ALERT_STATUSES = ('firing', 'resolved')
@@ -326,7 +327,7 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
         entry = groups.get(group_key)
         incident = None
         if entry:
-            existing = files.read_json(os.path.join(files.incident_path(root, entry['incident_id']), files.INCIDENT))
+            existing = IncidentStore.at(root, entry['incident_id']).incident()
             if existing and existing.get('status') != 'Resolved':
                 incident = existing
         if incident is None and not fired:
@@ -357,7 +358,7 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
                 since, throttle_minutes)
         if triage:
             entry['last_triage_at'] = files.isoformat(now)
-        path = files.incident_path(root, incident['id'])
+        store = IncidentStore.at(root, incident['id'], redactor=redactor)
         notes = []
         for alert in alerts:
             alert_labels = alert.get('labels') or {}
@@ -387,8 +388,8 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
                            'until a person resolves it'
             records.append(redactor.data(files.make_event(incident['id'], 'note', summary, host=host, data=data,
                                                           ts=files.isoformat(now))))
-        files.append_jsonl(os.path.join(path, files.TIMELINE), records)
-    return dict(base, incident_id=incident['id'], incident_path=path, created=created, triage=triage,
+        store.append(records, redactor)
+    return dict(base, incident_id=incident['id'], incident_path=store.path, created=created, triage=triage,
                 triage_reason=reason, draft_resolved=draft_resolved,
                 severity=incident.get('severity') or severity, title=incident.get('title') or title)
 

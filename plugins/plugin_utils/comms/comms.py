@@ -20,7 +20,6 @@ import datetime
 import json
 import os
 import socket
-import tempfile
 from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.urls import open_url
@@ -30,7 +29,6 @@ from ansible_collections.sre.incident_response.plugins.module_utils import incid
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import finding_line, worst_first
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
-from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import INCIDENT_STATUSES
 
 KINDS = ('declared', 'update', 'statuspage', 'ticket')
 
@@ -53,6 +51,9 @@ USER_IMPACT = {
 
 
 def normalize_status(status):
+    # imported here: incident.py -> incident_store -> comms (message names) would otherwise be a cycle
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.incident import (  # pylint: disable=import-outside-toplevel
+        INCIDENT_STATUSES)
     text = str(status or '').strip().lower()
     for known in INCIDENT_STATUSES:
         if known.lower() == text:
@@ -206,54 +207,12 @@ def render_ticket(incident, findings_text, actions_text, now):
     ]) + '\n'
 
 
-# --- message files -----------------------------------------------------------------------------------------
-
-# Messages of one kind written in one second before giving up (a loop over the directory's files always ends).
-MESSAGE_NAME_TRIES = 1000
-
+# --- message files (written by the incident store, plugin_utils/incident_store.py) ---------------------------
 
 def message_name(kind, now, status=None):
     stamp = now.astimezone(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
     suffix = '-%s' % status.lower() if status and kind in ('update', 'statuspage') else ''
     return '%s-%s%s.md' % (stamp, kind, suffix)
-
-
-def write_message(directory, kind, text, now, status=None):
-    """Write messages/<YYYYMMDDTHHMMSSZ>-<kind>[-status].md without overwriting an earlier one; returns the path.
-
-    The text is written whole to a temporary file first and then hard-linked under its name (a link never
-    replaces an existing file), so a full disk leaves neither an empty nor a half message, nor a `.tmp` file.
-    """
-    files.ensure_dir(directory)
-    base = message_name(kind, now, status)
-    path = os.path.join(directory, base)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp', dir=directory)
-    try:
-        try:
-            files._write_all(fd, text.encode('utf-8'))  # pylint: disable=protected-access
-            os.fsync(fd)
-            os.fchmod(fd, 0o640)
-        finally:
-            os.close(fd)
-        for counter in range(2, MESSAGE_NAME_TRIES + 2):
-            try:
-                os.link(tmp, path)
-                break
-            except FileExistsError:
-                path = os.path.join(directory, base[:-3] + '-%d.md' % counter)
-        else:
-            raise OSError('%s: %d messages of this kind in this second already' % (os.path.join(directory, base),
-                                                                                   MESSAGE_NAME_TRIES))
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise files._write_error(path, exc, 'no message written')  # pylint: disable=protected-access
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    return path
 
 
 # --- delivery payloads -------------------------------------------------------------------------------------
@@ -335,12 +294,7 @@ def post_json(url, payload, headers=None, method='POST', timeout=5.0):
     return {'ok': 200 <= status < 300, 'status': status, 'body': body, 'error': None if 200 <= status < 300 else 'HTTP %d' % status}
 
 
-# --- exactly-once delivery: claims in the incident store, under its lock ---------------------------------------
-
-DELIVERIES = 'deliveries.json'
-# A claim whose run never settled it (killed mid-send) may be taken over after this long.
-CLAIM_STALE_SECONDS = 600
-
+# --- exactly-once delivery: what is claimed (the incident store claims it, under its lock) ----------------------
 
 def delivery_key(kind, status, incident, now):
     """What is sent at most once: declared and ticket once per incident; the status page once per status; an update
@@ -362,55 +316,3 @@ def delivery_key(kind, status, incident, now):
     except (TypeError, ValueError):
         slot = 0
     return 'update|%s|%d' % (status, slot)
-
-
-def claim_deliveries(path, keys, run_id, now, stale_seconds=CLAIM_STALE_SECONDS):
-    """Claim each key for this run under the incident store's lock.
-
-    Returns {key: (decision, record)}: 'claimed' (ours: send the targets not yet 'sent' in record['targets']),
-    'sent' (sent before: never again) or 'busy' (another run holds a fresh claim: it sends).
-    A failed or stale claim is taken over.
-    """
-    store = os.path.join(path, DELIVERIES)
-    out = {}
-    with files._Locked(store):  # pylint: disable=protected-access
-        state = files.read_json(store, default={}) or {}
-        for key in keys:
-            rec = state.get(key) or {}
-            if rec.get('state') == 'sent':
-                out[key] = ('sent', rec)
-                continue
-            if rec.get('state') == 'claimed' and rec.get('run') != run_id:
-                try:
-                    age = (now - files.parse_ts(rec.get('at'))).total_seconds()
-                except (TypeError, ValueError):
-                    age = stale_seconds
-                if age < stale_seconds:
-                    out[key] = ('busy', rec)
-                    continue
-            rec = {'state': 'claimed', 'run': run_id, 'at': files.isoformat(now),
-                   'targets': dict(rec.get('targets') or {}), 'first_claimed_at': rec.get('first_claimed_at') or files.isoformat(now)}
-            state[key] = rec
-            out[key] = ('claimed', rec)
-        files.write_json_atomic(store, state)
-    return out
-
-
-def settle_deliveries(path, outcomes, run_id, now):
-    """Record what this run's claimed keys did: outcomes {key: {target: True/False}}. A key is 'sent' when none of
-    its targets failed (targets already sent stay sent), else 'failed' (the next run retries the failed ones)."""
-    store = os.path.join(path, DELIVERIES)
-    with files._Locked(store):  # pylint: disable=protected-access
-        state = files.read_json(store, default={}) or {}
-        for key, targets in outcomes.items():
-            rec = state.get(key) or {}
-            if rec.get('run') not in (None, run_id) and rec.get('state') == 'sent':
-                continue
-            merged = dict(rec.get('targets') or {})
-            for target, ok in targets.items():
-                if merged.get(target) != 'sent':
-                    merged[target] = 'sent' if ok else 'failed'
-            rec.update(targets=merged, run=run_id, at=files.isoformat(now),
-                       state='failed' if any(v == 'failed' for v in merged.values()) else 'sent')
-            state[key] = rec
-        files.write_json_atomic(store, state)

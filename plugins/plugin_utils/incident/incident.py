@@ -18,6 +18,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import incid
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 # The incident's status as communicated (messages, status page), in the order an incident goes through them.
 # Not a finding's status (ok, warn, crit, unknown: module_utils/findings.STATUSES).
@@ -53,8 +54,10 @@ def _commander(given, contacts):
 def declare_or_load(incident_id='', incident_dir='incidents', title='', commander='', started_at='', impact='',
                     severity='', impact_facts=None, thresholds=None, severity_floor='', severity_floor_reasons=None,
                     services=None, contacts=None, must_exist=False, default_severity='SEV4', host=None, now=None,
-                    status='', auto_title=''):
+                    status='', auto_title='', store=None):
     """Create or update <incident_dir>/<id>/incident.json and append the events; returns a dict.
+
+    store: the incident's IncidentStore when the caller has it (then incident_id and incident_dir are its own).
 
     Returns: {incident, path, created, severity_changed, decision, events (kinds appended)}.
     Raises ValueError with a message naming the offending variable.
@@ -84,25 +87,25 @@ def declare_or_load(incident_id='', incident_dir='incidents', title='', commande
 
     if status and status not in INCIDENT_STATUSES:
         raise ValueError('status %r is unknown: use one of %s' % (status, ', '.join(INCIDENT_STATUSES)))
-    incident_id = incident_id or generate_id(now)
-    path = files.incident_path(incident_dir, incident_id)
-    meta_path = os.path.join(path, files.INCIDENT)
-    if must_exist and files.read_json(meta_path) is None:
+    if store is None:
+        store = IncidentStore.at(incident_dir, incident_id or generate_id(now), redactor=Redactor())
+    incident_id = store.incident_id
+    if must_exist and store.incident(fresh=True) is None:
         raise ValueError('incident_id %s: no incident at %s (declare it first with playbooks/triage.yml)'
-                         % (incident_id, path))
-    files.ensure_dir(path)
+                         % (incident_id, store.path))
     # Read, decide and write under the incident's lock: runs racing on one new id (AWX slices, two alerts)
     # declare it once; the others load it and merge their services.
-    with files.lock(meta_path):
+    with store.locked_incident():
         return _declare_or_load_locked(
-            incident_id, path, meta_path, now, title, commander, started, impact, severity, impact_facts, thresholds,
+            store, now, title, commander, started, impact, severity, impact_facts, thresholds,
             severity_floor, severity_floor_reasons, services, contacts, default_severity, host, status, auto_title)
 
 
-def _declare_or_load_locked(incident_id, path, meta_path, now, title, commander, started, impact, severity, impact_facts,
+def _declare_or_load_locked(store, now, title, commander, started, impact, severity, impact_facts,
                             thresholds, severity_floor, severity_floor_reasons, services, contacts, default_severity,
                             host, status, auto_title):
-    existing = files.read_json(meta_path)
+    incident_id = store.incident_id
+    existing = store.incident(fresh=True)
     created = existing is None
     incident = dict(existing or {})
     stamp = files.isoformat(now)
@@ -163,9 +166,7 @@ def _declare_or_load_locked(incident_id, path, meta_path, now, title, commander,
     incident['updated_at'] = stamp
 
     events = []
-    timeline = os.path.join(path, files.TIMELINE)
-    files.ensure_dir(path)
-    files.ensure_dir(os.path.join(path, 'messages'))
+    store.ensure(messages=True)
     if created:
         events.append(files.make_event(
             incident_id, 'declared',
@@ -188,14 +189,13 @@ def _declare_or_load_locked(incident_id, path, meta_path, now, title, commander,
                   'response_minutes': decision['response_minutes'], 'update_minutes': decision['update_minutes'],
                   'escalation': decision['escalation'], 'channel': decision['channel']}, ts=stamp))
     if events:
-        files.append_jsonl(timeline, [redactor.data(e) for e in events])
-    files.write_json_atomic(meta_path, redactor.data(incident))
-    messages = os.path.join(path, 'messages')
-    announced = any(name.endswith('-declared.md') for name in os.listdir(messages)) if os.path.isdir(messages) else False
+        store.append(events, redactor)
+    store.write_incident(incident, redactor)
+    announced = any(name.endswith('-declared.md') for name in store.messages())
     return {
         'incident': incident,
         'announced': announced,
-        'path': path,
+        'path': store.path,
         'created': created,
         'severity_changed': severity_changed,
         'decision': decision,

@@ -29,9 +29,7 @@ import time
 import uuid
 
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
-    TIMELINE,
     append_jsonl,
-    incident_path,
     isoformat,
     make_event,
     valid_incident_id,
@@ -390,31 +388,6 @@ class SecretCollector(object):
         return literals
 
 
-def resolve_incident(args, task_vars):
-    """(incident_id, path) from task arguments, else the incident facts, else the variables; (None, None).
-
-    Raises ValueError for a malformed incident id.
-    """
-    task_vars = task_vars or {}
-    incident_id = args.get('incident_id') or task_vars.get('incident_id')
-    fact_path = task_vars.get('incident_path')
-    if not incident_id and fact_path:
-        # `-e incident_id=` (empty, e.g. an AWX survey) outranks the incident role's fact: the path still knows it
-        incident_id = os.path.basename(os.path.normpath(str(fact_path)))
-        task_vars = dict(task_vars, incident_id=incident_id)
-    if not incident_id:
-        return None, None
-    incident_id = str(incident_id)
-    if not valid_incident_id(incident_id):
-        raise ValueError('incident_id %r is not valid: use letters, digits, ".", "_" or "-" (at most 64)' % incident_id)
-    if args.get('incident_dir'):
-        return incident_id, incident_path(args['incident_dir'], incident_id)
-    if fact_path and incident_id == str(task_vars.get('incident_id')) \
-            and os.path.basename(os.path.normpath(str(fact_path))) == incident_id:
-        return incident_id, os.path.abspath(str(fact_path))
-    return incident_id, incident_path(task_vars.get('incident_dir') or 'incidents', incident_id)
-
-
 def secret_literals(task_vars, resolve=None, patterns=None):
     """Secret values among a task's variables (secret-looking names, `password_var` references).
 
@@ -424,6 +397,17 @@ def secret_literals(task_vars, resolve=None, patterns=None):
         resolve = resolve.template
     visible = dict((k, v) for k, v in (task_vars or {}).items() if k not in ('hostvars', 'vars', 'groups'))
     return SecretCollector(name_patterns=patterns).collect(visible, resolve=resolve)
+
+
+def _store_of(path):
+    # the incident store imports this module (secret_literals): imported when first used
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
+    return IncidentStore.of_path(path)
+
+
+def _store_at(incident_dir, incident_id):
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
+    return IncidentStore.at(incident_dir, incident_id)
 
 
 class TimelineWriter(object):
@@ -447,7 +431,7 @@ class TimelineWriter(object):
 
     @property
     def timeline_path(self):
-        return os.path.join(self.path, TIMELINE) if self.path else None
+        return _store_of(self.path).timeline_path if self.path else None
 
     def add_secrets(self, literals):
         if literals:
@@ -458,7 +442,7 @@ class TimelineWriter(object):
         if not valid_incident_id(incident_id):
             return False
         if not path:
-            path = incident_path(incident_dir or 'incidents', incident_id)
+            path = _store_at(incident_dir or 'incidents', incident_id).path
         path = os.path.abspath(str(path))
         if incident_id == self.incident_id and path == self.path:
             return False
@@ -493,6 +477,6 @@ class TimelineWriter(object):
         return count
 
 
-__all__ = ['resolve_incident', 'secret_literals', 'TASK_STATUSES', 'TaskClock', 'SecretCollector', 'TimelineWriter', 'task_event', 'play_event',
+__all__ = ['secret_literals', 'TASK_STATUSES', 'TaskClock', 'SecretCollector', 'TimelineWriter', 'task_event', 'play_event',
            'summarize_result', 'task_status', 'new_run_id', 'isoformat', 'TaskResults', 'compact_task_event',
            'task_results', 'is_compact_task', 'DETAILED_STATUSES']

@@ -24,13 +24,7 @@ import os
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
 from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
-    DIAGNOSIS,
-    FINDINGS,
-    INCIDENT,
-    TIMELINE,
     parse_ts,
-    read_json,
-    read_jsonl,
     safe_name,
     write_rendered,
 )
@@ -38,6 +32,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils.redact impor
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 SECTIONS = ('Summary', 'Timeline', 'Root cause', 'Five whys', 'Contributing factors', 'What went well',
             'What could be improved', 'Response times', 'Action items', 'Post-mortem requirement')
@@ -122,13 +117,15 @@ class IncidentRecord(object):
 
     @classmethod
     def load(cls, path, incident_id=None):
-        incident = read_json(os.path.join(path, INCIDENT), default={}) or {}
-        events = read_jsonl(os.path.join(path, TIMELINE))
-        findings = read_json(os.path.join(path, FINDINGS), default=[]) or []
-        diagnosis = read_json(os.path.join(path, DIAGNOSIS), default=[]) or []
+        return cls.from_store(IncidentStore.of_path(path), incident_id=incident_id)
+
+    @classmethod
+    def from_store(cls, store, incident_id=None):
+        """The record of an incident read through its store (incident_id: the id when incident.json has none)."""
+        incident = dict(store.incident() or {})
         if incident_id and not incident.get('id'):
             incident['id'] = incident_id
-        return cls(incident, events, findings, diagnosis, path=path)
+        return cls(incident, list(store.timeline()), store.findings(), store.diagnosis() or [], path=store.path)
 
     @property
     def incident_id(self):

@@ -22,7 +22,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import glob
 import hashlib
 import json
 import math
@@ -40,6 +39,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postm
 )
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 CHAIN = ('plan', 'approval', 'action', 'verify')
 WIDTH = 1100
@@ -113,42 +113,23 @@ class Axis(object):
         return out
 
 
-def _evidence_text(path, host, check, finding):
-    """The raw evidence file of a finding (evidence/<host>/<check>.txt|.json), else the finding's evidence dict.
-    Host and check come from the files: a name that leads out of evidence/ (../, a symlink) reads nothing."""
-    top = os.path.realpath(path)
-    root = os.path.join(top, 'evidence')
-    for ext in ('.txt', '.json'):
-        candidate = os.path.realpath(os.path.join(root, str(host), str(check) + ext))
-        if not candidate.startswith(root + os.sep):
-            break
-        if os.path.isfile(candidate):
-            try:
-                with open(candidate, 'r', errors='replace') as handle:
-                    return os.path.relpath(candidate, top), handle.read(EVIDENCE_CHARS + 1)
-            except OSError:
-                break
+def _evidence_text(store, host, check, finding):
+    """The raw evidence file of a finding (evidence/<host>/<check>.txt|.json, read by the incident store), else the
+    finding's evidence dict."""
+    name, text = store.evidence_file(host, check, limit=EVIDENCE_CHARS + 1)
+    if name is not None:
+        return name, text
     evidence = (finding or {}).get('evidence')
     if evidence:
         return None, json.dumps(evidence, indent=1, sort_keys=True, default=str)
     return None, ''
 
 
-def _postmortem(path):
-    found = sorted(glob.glob(os.path.join(path, 'postmortem-*.md')), key=lambda p: (os.path.getmtime(p), p))
-    if not found:
-        return None, ''
-    try:
-        with open(found[-1], 'r', errors='replace') as handle:
-            return os.path.basename(found[-1]), handle.read()
-    except OSError:
-        return None, ''
-
-
 def build(path, redactor=None, now=None):
     """The report model of the incident directory `path` (every string redacted)."""
     redactor = redactor or Redactor()
-    record = IncidentRecord.load(path)
+    store = IncidentStore.of_path(path)
+    record = IncidentRecord.from_store(store)
     if not record.incident and not record.events:
         raise ValueError('%s holds no incident (no incident.json, no timeline.jsonl)' % path)
     metrics = compute_metrics(record, now=now)
@@ -283,7 +264,7 @@ def build(path, redactor=None, now=None):
                 continue
             row['cells'].append({'status': cell['worst'], 'anchor': _anchor(key), 'title': _short(cell['summary'], SVG_TITLE_CHARS)})
             finding = latest.get(key, {})
-            evidence_file, evidence = _evidence_text(path, host, check, finding)
+            evidence_file, evidence = _evidence_text(store, host, check, finding)
             details.append({'key': key, 'anchor': _anchor(key), 'worst': cell['worst'], 'worst_ts': cell['ts'],
                             'worst_summary': cell['summary'], 'events': cell['events'],
                             'latest_status': finding.get('status'), 'latest_summary': finding.get('summary'),
@@ -300,7 +281,7 @@ def build(path, redactor=None, now=None):
                            'likely_cause': hyp.get('likely_cause'), 'first_action': hyp.get('first_action'),
                            'then': hyp.get('then'),
                            'evidence': [{'key': k, 'anchor': _anchor(k), 'known': k in cells} for k in hyp.get('evidence') or []]})
-    pm_file, pm_text = _postmortem(path)
+    pm_file, pm_text = store.latest_postmortem()
     status_counts = dict((s, sum(1 for c in cells.values() if c['worst'] == s)) for s in STATUSES_WORST_FIRST)
     model = {
         'incident': {'id': record.incident_id, 'title': record.title, 'severity': sev,
