@@ -448,7 +448,7 @@ class Bench(object):
 
     # -- the measures of the issue
     def run_triage(self, runs):
-        print('\n== triage.yml vs the practice\'s shell commands (%s), alternately, %d runs each' % (
+        print('\n== triage.yml vs the practice\'s shell commands (%s) and the ping playbook, alternately, %d runs each' % (
             os.path.relpath(SHELL_BASELINE, ROOT), runs), flush=True)
         settings = self.read_lab_settings()
         args, env = shell_invocation(settings)
@@ -472,7 +472,7 @@ class Bench(object):
             self.measures['triage']['walls'], self.measures['shell']['walls']), GOAL_SHELL_RATIO))
 
     def run_investigate(self, runs):
-        print('\n== investigate.yml -e area=all, %d runs' % runs, flush=True)
+        print('\n== investigate.yml -e area=all and the ping playbook, alternately, %d runs each' % runs, flush=True)
         self.measure('investigate', 'investigate.yml area=all', GOAL_FLOOR_RATIO,
                      'investigate/ping <= %.1fx' % GOAL_FLOOR_RATIO)
         self.measure('ping', 'ping playbook (lab, 3 hosts)')
@@ -486,7 +486,7 @@ class Bench(object):
         self.ratios.append(('investigate all / ping (lab)', ratio, GOAL_FLOOR_RATIO))
 
     def run_fleet100(self, runs, hosts):
-        print('\n== triage of %d aliases of the lab\'s hosts (%s, local connection), %d run(s)' % (
+        print('\n== triage of %d aliases of the lab\'s hosts (%s, local connection) and the ping playbook, %d run(s) each' % (
             hosts, os.path.relpath(FLEET_INVENTORY, ROOT), runs), flush=True)
         out = os.path.join(self.tmp, 'fleet%d' % hosts)
         proc = subprocess.run(['bash', FLEET_INVENTORY, str(hosts), out], cwd=ROOT, env=self.env(),
