@@ -4,9 +4,10 @@
 """Action plugin: every probe area of a host in one task (documentation in plugins/modules/probe.py).
 
 On the controller it reads each area's settings (the role's defaults and argument spec,
-overridden by the host's variables, plugin_utils/settings.py), chooses the areas the host
-has services for, and runs the module `probe` once on the host: the areas run there
-concurrently. With `areas: [controller]` (run_once) it runs the checks made from the
+overridden by the host's variables, plugin_utils/settings.py: resolved once per play for
+every host with the same inputs, cached in the run's local temporary directory), chooses
+the areas the host has services for, and runs the module `probe` once on the host: the
+areas run there concurrently. With `areas: [controller]` (run_once) it runs the checks made from the
 controller for every play host - HTTP endpoints, DNS, TLS, dependencies, Prometheus trends -
 concurrently in this process, without a module.
 
@@ -20,7 +21,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
+from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sre.incident_response.plugins.module_utils import (
@@ -30,6 +35,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import (
 )
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils import settings as settings_files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.settings import role_settings
 
 HOST_AREAS = ['health', 'app_logs', 'changes', 'postgres', 'redis', 'network']
@@ -149,6 +155,16 @@ def has_prometheus(play_services):
                for items in play_services.values() for s in items)
 
 
+def settings_cache_dir():
+    """Where the settings resolved in this run are kept for the other hosts: ansible-playbook's local temporary
+    directory (private to this run, removed when it ends)."""
+    return os.path.join(C.DEFAULT_LOCAL_TMP, 'sre_incident_response_settings')
+
+
+# ansible-playbook imports this action in its main process before it forks the process that runs the task for
+# each host: the roles' defaults and argument specs read now are read once per run, not once per host.
+settings_files.preload(DataLoader())
+
 BUILDERS = {'health': health_args, 'app_logs': app_logs_args, 'changes': changes_args, 'network': network_args}
 SERVICE_BUILDERS = {'postgres': postgres_args, 'redis': redis_args}
 
@@ -188,7 +204,7 @@ class ActionModule(ActionBase):
         services = services_of(task_vars, self._templar)
         module_args = {'report_host': host, 'workers': args['workers']}
         for area in areas:
-            settings = role_settings(area, task_vars, self._templar, self._loader)
+            settings = self._settings(area, task_vars)
             if area in BUILDERS:
                 built = BUILDERS[area](settings, services, host)
             else:
@@ -207,6 +223,9 @@ class ActionModule(ActionBase):
         result.setdefault('findings', [])
         return result
 
+    def _settings(self, role, task_vars):
+        return role_settings(role, task_vars, self._templar, self._loader, cache_dir=settings_cache_dir())
+
     def _play_services(self, task_vars):
         hostvars = task_vars.get('hostvars') or {}
         out = {}
@@ -219,9 +238,9 @@ class ActionModule(ActionBase):
         return out
 
     def _controller(self, task_vars, workers, checks):
-        health = role_settings('health', task_vars, self._templar, self._loader)
-        net = role_settings('network', task_vars, self._templar, self._loader)
-        trends = role_settings('trends', task_vars, self._templar, self._loader)
+        health = self._settings('health', task_vars)
+        net = self._settings('network', task_vars)
+        trends = self._settings('trends', task_vars)
         play_services = self._play_services(task_vars)
         jobs = []
         if 'http' in checks and health['health_check_endpoints']:

@@ -253,3 +253,26 @@ def test_problem_note_counts_unreachable_and_failed_hosts():
     problems['x'] = 'failures=2 unreachable=0'
     assert bench.problem_note(4, problems) == 'rc 4: 6 host(s) unreachable, 1 failed (h0, h1, h2, h3, h4, ...)'
     assert bench.problem_note(2, {}) == 'rc 2'
+
+
+def test_per_host_divides_the_median_by_the_hosts():
+    assert bench.per_host([70.0, 90.0, 80.0], 100) == pytest.approx(0.8)
+    assert bench.per_host([], 100) is None and bench.per_host([1.0], 0) is None
+
+
+def test_the_goals_are_ratios_to_the_floor_and_cpu_per_host():
+    assert (bench.GOAL_FLOOR_RATIO, bench.GOAL_CPU_PER_HOST, bench.GOAL_TASKS_PER_HOST) == (1.5, 0.8, 1)
+    assert bench.GOAL_SHELL_RATIO == 1.0  # the shell baseline's ratio stays in the table
+
+
+def test_report_prints_each_ratio_and_cpu_per_host_against_its_goal(capsys):
+    b = bench.Bench.__new__(bench.Bench)
+    b.measures, b.skipped = {}, []
+    b.ratios = [('triage / ping (lab)', 1.4, 1.5), ('investigate all / ping (lab)', 1.7, 1.5),
+                ('triage / shell baseline', 0.9, 1.0)]
+    b.per_host = [('triage 100 hosts (local), CPU-s per host', 0.75, 0.8), ('ping 100 hosts (local), CPU-s per host', 0.3, None)]
+    b.report([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    out = capsys.readouterr().out
+    assert '1.40x   goal <= 1.5x ok' in out and '1.70x   goal <= 1.5x MISS' in out and '0.90x   goal <= 1.0x ok' in out
+    assert '0.75   goal <= 0.8 ok' in out
+    assert 'load average before 1.00 1.00 1.00, after 2.00 2.00 2.00' in out
