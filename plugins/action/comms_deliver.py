@@ -139,8 +139,8 @@ class ActionModule(ActionBase):
         run.routing = []
         for role in run.policy['escalation']:
             contact = (args['contacts'] or {}).get(role) or {}
-            var = (run.pd_cfg.get('routing_key_vars') or {}).get(role) or (contact.get('pagerduty_routing_key_var')
-                                                                             if isinstance(contact, dict) else None)
+            own = contact.get('pagerduty_routing_key_var') if isinstance(contact, dict) else None
+            var = (run.pd_cfg.get('routing_key_vars') or {}).get(role) or own
             key = self._secret(task_vars, var, 'the PagerDuty routing key of %s' % role)
             if key and key not in [k for r, k in run.routing]:
                 run.routing.append((role, key))

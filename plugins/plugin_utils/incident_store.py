@@ -123,8 +123,8 @@ def write_message(directory, kind, text, now, status=None):
             except FileExistsError:
                 path = os.path.join(directory, base[:-3] + '-%d.md' % counter)
         else:
-            raise OSError('%s: %d messages of this kind in this second already' % (os.path.join(directory, base),
-                                                                                  MESSAGE_NAME_TRIES))
+            raise OSError('%s: %d messages of this kind in this second already' % (
+                os.path.join(directory, base), MESSAGE_NAME_TRIES))
     except OSError as exc:
         if exc.errno is None:
             raise

@@ -56,8 +56,8 @@ def test_a_run_that_loses_the_claim_says_who_sends_it(run_playbook, incident, re
                in line and 'which sends it' in line for line in lines), lines
 
     # the other run has sent it: a later run says so
-    IncidentStore.of_path(incident['path']).settle_deliveries({'declared': {'slack': True, 'webhook': True}}, 'the-other-run',
-                            files.utcnow())
+    IncidentStore.of_path(incident['path']).settle_deliveries(
+        {'declared': {'slack': True, 'webhook': True}}, 'the-other-run', files.utcnow())
     sent = run_playbook(str(playbook), extra, timeout=120, env=CONSOLES[console])
     assert sent.rc == 0, sent
     assert receiver.requests == []

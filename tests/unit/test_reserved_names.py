@@ -43,12 +43,10 @@ def commands_in(value):
     """Every string inside value (dicts, lists) that is an ansible-playbook command."""
     if isinstance(value, dict):
         for item in value.values():
-            for command in commands_in(item):
-                yield command
+            yield from commands_in(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            for command in commands_in(item):
-                yield command
+            yield from commands_in(item)
     elif isinstance(value, str) and 'ansible-playbook' in value:
         yield value
 

@@ -48,7 +48,7 @@ def test_hosts_with_the_same_inputs_resolve_the_settings_once(role, tmp_path, re
     uncached = settings.role_settings(role, {'incident_window': '20m'}, Templar(loader=DataLoader()), DataLoader())
     assert first == uncached  # the cache changes nothing in the values, nor their types
     for key, value in first.items():
-        assert type(value) is native(uncached[key]), key  # plain JSON types, as the module receives them
+        assert type(value) is native(uncached[key]), key  # pylint: disable=unidiomatic-typecheck  # plain JSON types, as the module receives them
 
 
 def native(value):

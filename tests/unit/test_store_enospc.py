@@ -180,7 +180,8 @@ def test_a_message_on_a_full_disk_leaves_no_empty_or_half_file(tmp_path, request
     first = store_mod.write_message(str(directory), 'update', 'first\n', datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
     request.getfixturevalue(failure)
     with pytest.raises(OSError) as info:
-        store_mod.write_message(str(directory), 'update', 'second\n' * 1000, datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
+        store_mod.write_message(str(directory), 'update', 'second\n' * 1000,
+                                datetime.datetime(2026, 12, 1, 3, 0, 0, tzinfo=datetime.timezone.utc), 'Identified')
     assert_clear(info.value, directory / '20261201T030000Z-update-identified.md')
     assert sorted(os.listdir(str(directory))) == [os.path.basename(first)]
     assert open(first).read() == 'first\n'

@@ -18,7 +18,6 @@ __metaclass__ = type
 
 import datetime
 import json
-import os
 import socket
 from urllib.error import HTTPError, URLError
 
