@@ -7,7 +7,7 @@
     python scripts/gen-probe-doc.py --check    # exit 1 when the block drifted from the area modules
 
 Each area option of the module probe (health, app_logs, changes, postgres, redis, network) takes exactly the
-options of one module (health_probe, ...): both use the same SPEC of plugins/module_utils/area_*.py, and
+options of one module (health_probe, ...): both use the same SPEC of plugins/module_utils/areas/*.py, and
 validate-modules holds each of those modules' documentation to its SPEC. The block copies those options as
 suboptions, with O() references rewritten to the area's path, so DOCUMENTATION stays a static literal that
 ansible-doc reads. tests/unit/test_probe_doc.py runs the check and compares the result with the SPECs.

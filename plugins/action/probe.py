@@ -28,11 +28,10 @@ from ansible.errors import AnsibleActionFail
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils import (
-    area_health,
-    area_network,
-    probe_runner,
-)
+from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
+    health as area_health,
+    network as area_network)
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import task_redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils import settings as settings_files

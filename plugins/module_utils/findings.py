@@ -69,7 +69,7 @@ _COMBINED_SERVICE = ('status', 'summary', 'evidence')
 COMBINED = ('services', 'others') + tuple('services{}.%s' % k for k in _COMBINED_SERVICE)
 
 EVIDENCE = {
-    # probe_health.endpoint_findings (controller side, one finding per host)
+    # area_health.endpoint_findings (controller side, one finding per host)
     'health.endpoint': ('endpoints', 'endpoints[].service', 'endpoints[].name', 'endpoints[].url', 'endpoints[].status',
                         'endpoints[].http_status', 'endpoints[].latency_ms', 'endpoints[].error',
                         'endpoints[].body'),  # body: the response, JSON or text, as the service sent it
@@ -80,7 +80,7 @@ EVIDENCE = {
                          'health_failing_streak', 'labels', 'memory_limit', 'container', 'unit', 'properties',
                          'properties.ActiveState', 'properties.SubState', 'properties.NRestarts', 'properties.Result',
                          'properties.ExecMainStatus', 'pattern', 'processes'),
-    # probe_logs.analyze + evaluate (app_logs_probe: window alone when the logs could not be read)
+    # area_app_logs.analyze + evaluate (app_logs_probe: window alone when the logs could not be read)
     'app.errors': ('format', 'lines', 'json_lines', 'kv_lines', 'text_lines', 'requests', 'errors', 'other_errors',
                    'error_rate_pct', 'errors_by_status', 'p50_ms', 'p95_ms', 'by_path', 'by_path{}.requests',
                    'by_path{}.errors', 'by_path{}.error_rate_pct', 'by_path{}.statuses', 'by_path{}.p50_ms',
@@ -90,7 +90,7 @@ EVIDENCE = {
     # app_logs_probe.probe_process: processes are `docker top` rows (docker) or pgrep lines (process)
     'app.process': ('deploy', 'container', 'status', 'started_at', 'processes', 'runtime_version', 'runtime_error',
                     'unit', 'properties', 'pattern'),
-    # probe_pg
+    # area_postgres
     'pg.connectivity': _ERROR + ('latency_ms', 'version', 'uptime_s', 'in_recovery'),
     'pg.connections': _ERROR + ('max_connections', 'reserved_connections', 'holders', 'holders[].application_name',
                                 'holders[].role', 'holders[].client_addr', 'holders[].state', 'holders[].count',
@@ -110,7 +110,7 @@ EVIDENCE = {
     'pg.disk': _ERROR + ('databases', 'data_directory', 'filesystem', 'filesystem.filesystem', 'filesystem.total',
                          'filesystem.used', 'filesystem.avail', 'filesystem.mount', 'filesystem.inodes_total',
                          'filesystem.inodes_used', 'filesystem.path', 'filesystem.read_in', 'filesystem_error'),
-    # probe_redis (+ redis_probe.describe_prefixes on a redis.memory that is not ok)
+    # area_redis (+ area_redis.describe_prefixes on a redis.memory that is not ok)
     'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s'),
     'redis.memory': _ERROR + ('used_memory', 'used_memory_human', 'used_memory_peak', 'maxmemory', 'maxmemory_policy',
                               'mem_fragmentation_ratio', 'evicted_keys', 'oom_errors', 'used_memory_rss', 'used_pct',
@@ -135,18 +135,18 @@ EVIDENCE = {
     'dependency.reachability': ('items', 'items[].name', 'items[].url', 'items[].critical', 'items[].used_by',
                                 'items[].http_status', 'items[].latency_ms', 'items[].error', 'items[].status',
                                 'items[].summary'),
-    # probe_net.evaluate_disk (errors: path -> error)
+    # area_network.evaluate_disk (errors: path -> error)
     'host.disk': ('filesystems', 'filesystems[].path', 'filesystems[].total', 'filesystems[].used', 'filesystems[].avail',
                   'filesystems[].used_pct', 'filesystems[].inodes_total', 'filesystems[].inodes_free',
                   'filesystems[].inodes_used_pct', 'errors', 'warn_pct', 'crit_pct'),
-    # probe_net.evaluate_container_resources (docker) / evaluate_unit_resources (systemd)
+    # area_network.evaluate_container_resources (docker) / evaluate_unit_resources (systemd)
     'container.resources': ('container', 'cpu_pct', 'online_cpus', 'cpu_pct_of_capacity', 'memory_used', 'memory_limit',
                             'memory_pct', 'network', 'network.rx_bytes', 'network.tx_bytes', 'pids', 'unit',
                             'memory_source', 'main_pid', 'active_state',
                             'exceeded'),  # the measures past their threshold: memory, cpu
     # roles/health/vars/main.yml: a managed host Ansible cannot reach
     'host.reachability': ('connection', 'error'),
-    # probe_changes.deploy_item (docker) / release_item (a release symlink); errors: container or link -> error
+    # area_changes.deploy_item (docker) / release_item (a release symlink); errors: container or link -> error
     'deploy.recent': ('window', 'deploy_in_window', 'errors', 'deploys', 'deploys[].service', 'deploys[].container',
                       'deploys[].image', 'deploys[].image_id', 'deploys[].digest', 'deploys[].image_version',
                       'deploys[].image_created', 'deploys[].container_created', 'deploys[].started_at',
@@ -154,7 +154,7 @@ EVIDENCE = {
                       'deploys[].restarted_in_window', 'deploys[].previous_image', 'deploys[].previous_image_source',
                       'deploys[].local_tags', 'deploys[].rollback', 'deploys[].release_link', 'deploys[].target',
                       'deploys[].changed_at', 'deploys[].previous_release', 'deploys[].releases'),
-    # probe_changes.evaluate_host_changes
+    # area_changes.evaluate_host_changes
     'host.changes': ('window', 'packages', 'packages[].ts', 'packages[].action', 'packages[].package', 'packages[].from',
                      'packages[].to', 'files', 'files[].path', 'files[].mtime', 'watched_paths'),
 }

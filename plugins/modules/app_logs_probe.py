@@ -152,7 +152,7 @@ stats:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import area_app_logs as area
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import app_logs as area
 
 
 def main():

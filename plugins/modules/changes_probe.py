@@ -90,7 +90,7 @@ findings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import area_changes as area
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import changes as area
 
 
 def main():

@@ -103,7 +103,7 @@ findings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import area_health as area
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area
 
 
 def main():

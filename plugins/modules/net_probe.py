@@ -174,7 +174,7 @@ findings:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import area_network as area
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import network as area
 
 
 def main():

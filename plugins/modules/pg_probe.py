@@ -155,7 +155,7 @@ executed_queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import area_postgres as area
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import postgres as area
 
 
 def main():

@@ -671,15 +671,14 @@ areas:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import (
-    area_app_logs,
-    area_changes,
-    area_health,
-    area_network,
-    area_postgres,
-    area_redis,
-    probe_runner,
-)
+from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
+    app_logs as area_app_logs,
+    changes as area_changes,
+    health as area_health,
+    network as area_network,
+    postgres as area_postgres,
+    redis as area_redis)
 
 AREAS = (
     ('health', area_health),

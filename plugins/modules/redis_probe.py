@@ -155,7 +155,7 @@ executed_commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sre.incident_response.plugins.module_utils import area_redis as area
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import redis as area
 
 
 def main():

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_net
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import network as area_network
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerError
 
 CID = 'dfee946660e50c1eab54a7d76aafebec5bcfa15b466a83a4d744da647fd3553d'
@@ -53,70 +53,70 @@ def v2_tree(tmp_path, cgroup_path='/system.slice/docker-%s.scope' % CID, current
 
 def test_v1_dirs_from_proc_pid_cgroup(tmp_path):
     root, proc = v1_tree(tmp_path)
-    dirs = probe_net.cgroup_dirs(CID, 4242, root, proc)
+    dirs = area_network.cgroup_dirs(CID, 4242, root, proc)
     assert dirs == {'version': 1, 'memory': os.path.join(root, 'memory', 'docker', CID),
                     'pids': os.path.join(root, 'pids', 'docker', CID),
                     'cpu': os.path.join(root, 'cpu,cpuacct', 'docker', CID)}
-    assert probe_net.cgroup_cpu_file(CID, 4242, root, proc).endswith('cpuacct.usage')
+    assert area_network.cgroup_cpu_file(CID, 4242, root, proc).endswith('cpuacct.usage')
 
 
 def test_v1_dirs_of_any_driver_come_from_proc_and_the_known_places_are_a_fallback(tmp_path):
     # a rootless / systemd-driver path that no fixed pattern knows is found through /proc/<pid>/cgroup only
     odd = '/user.slice/user-1000.slice/user@1000.service/docker-%s.scope' % CID
     root, proc = v1_tree(tmp_path, cgroup_path=odd)
-    assert probe_net.cgroup_dirs(CID, 4242, root, proc)['memory'].endswith(odd.lstrip('/'))
-    assert 'memory' not in probe_net.cgroup_dirs(CID, None, root, proc)
+    assert area_network.cgroup_dirs(CID, 4242, root, proc)['memory'].endswith(odd.lstrip('/'))
+    assert 'memory' not in area_network.cgroup_dirs(CID, None, root, proc)
     # the cgroupfs driver's place is found without a PID
     root2, proc2 = v1_tree(tmp_path / 'b')
-    assert probe_net.cgroup_dirs(CID, None, root2, proc2)['memory'] == os.path.join(root2, 'memory', 'docker', CID)
+    assert area_network.cgroup_dirs(CID, None, root2, proc2)['memory'] == os.path.join(root2, 'memory', 'docker', CID)
 
 
 def test_a_pid_of_another_namespace_is_not_taken_for_the_container(tmp_path):
     root, proc = v1_tree(tmp_path, cgroup_path='/user.slice/other')
-    assert 'memory' not in probe_net.cgroup_dirs(CID, 4242, root, proc)
-    assert probe_net.cgroup_dirs('', 4242, root, proc) == {}
+    assert 'memory' not in area_network.cgroup_dirs(CID, 4242, root, proc)
+    assert area_network.cgroup_dirs('', 4242, root, proc) == {}
 
 
 def test_v2_dirs(tmp_path):
     root, proc = v2_tree(tmp_path)
-    dirs = probe_net.cgroup_dirs(CID, 77, root, proc)
+    dirs = area_network.cgroup_dirs(CID, 77, root, proc)
     scope = os.path.join(root, 'system.slice', 'docker-%s.scope' % CID)
     assert dirs == {'version': 2, 'memory': scope, 'cpu': scope, 'pids': scope}
-    assert probe_net.cgroup_dirs(CID, None, root, proc) == dirs, 'the systemd driver place is known without a PID'
-    assert probe_net.cgroup_cpu_file(CID, 77, root, proc).endswith('cpu.stat')
+    assert area_network.cgroup_dirs(CID, None, root, proc) == dirs, 'the systemd driver place is known without a PID'
+    assert area_network.cgroup_cpu_file(CID, 77, root, proc).endswith('cpu.stat')
 
 
 # --- reading it --------------------------------------------------------------------------------
 
 def test_v1_stats_match_what_the_engine_reports(tmp_path):
     root, proc = v1_tree(tmp_path)
-    stats = probe_net.cgroup_stats(probe_net.cgroup_dirs(CID, 4242, root, proc), 4242, 'bridge', proc)
-    assert probe_net.memory_usage(stats) == (220 * MIB, 256 * MIB)
+    stats = area_network.cgroup_stats(area_network.cgroup_dirs(CID, 4242, root, proc), 4242, 'bridge', proc)
+    assert area_network.memory_usage(stats) == (220 * MIB, 256 * MIB)
     assert stats['pids_stats'] == {'current': 6}
     assert stats['networks'] == {'eth0': {'rx_bytes': 1024, 'tx_bytes': 2048}}, 'loopback is not container traffic'
-    host = probe_net.cgroup_stats(probe_net.cgroup_dirs(CID, 4242, root, proc), 4242, 'host', proc)
+    host = area_network.cgroup_stats(area_network.cgroup_dirs(CID, 4242, root, proc), 4242, 'host', proc)
     assert host['networks'] is None, 'on the host network the counters are the host\'s'
 
 
 def test_v2_stats_without_a_limit(tmp_path):
     root, proc = v2_tree(tmp_path)
-    stats = probe_net.cgroup_stats(probe_net.cgroup_dirs(CID, 77, root, proc), 77, 'host', proc)
-    assert probe_net.memory_usage(stats) == (96 * MIB, None)
+    stats = area_network.cgroup_stats(area_network.cgroup_dirs(CID, 77, root, proc), 77, 'host', proc)
+    assert area_network.memory_usage(stats) == (96 * MIB, None)
     assert stats['pids_stats'] == {'current': 3}
 
 
 def test_no_memory_dir_means_not_local():
-    assert probe_net.cgroup_stats({'version': 1}) is None
+    assert area_network.cgroup_stats({'version': 1}) is None
 
 
 def test_one_shot_stats_give_no_cpu_rather_than_a_wrong_one():
     one_shot = {'cpu_stats': {'cpu_usage': {'total_usage': 5 * 10 ** 9}, 'system_cpu_usage': 10 ** 12, 'online_cpus': 2},
                 'precpu_stats': {'cpu_usage': {'total_usage': 0}, 'throttling_data': {}},
                 'memory_stats': {'usage': 100 * MIB, 'limit': 256 * MIB, 'stats': {}}}
-    assert probe_net.cpu_percent(one_shot) == (None, None)
+    assert area_network.cpu_percent(one_shot) == (None, None)
     zeroed = dict(one_shot, precpu_stats={'cpu_usage': {'total_usage': 0}, 'system_cpu_usage': 0})
-    assert probe_net.cpu_percent(zeroed) == (None, None)
-    status, text, ev = probe_net.evaluate_container_resources('app-backend', one_shot, 256 * MIB, T, cpu_note='why')
+    assert area_network.cpu_percent(zeroed) == (None, None)
+    status, text, ev = area_network.evaluate_container_resources('app-backend', one_shot, 256 * MIB, T, cpu_note='why')
     assert status == 'ok' and ev['cpu_pct'] is None and ev['cpu_pct_of_capacity'] is None and ev['cpu_note'] == 'why'
     assert text.startswith('app-backend CPU not sampled, memory 100.0 MiB of 256.0 MiB limit (39.1%)')
     assert ev['memory_pct'] == 39.1 and ev['source'] == 'engine stats'
@@ -148,34 +148,34 @@ def inspect(running=True, pid=4242, memory=256 * MIB, mode='host'):
 def test_sample_reads_the_cgroup_and_never_asks_the_engine(tmp_path):
     root, proc = v1_tree(tmp_path)
     client = FakeClient({'app-backend': inspect()})
-    stats, info = probe_net.sample_container(client, 'app-backend', 0.01, root, proc)
+    stats, info = area_network.sample_container(client, 'app-backend', 0.01, root, proc)
     assert client.stats_calls == [] and stats['source'] == 'cgroup'
     assert stats['cpu_pct'] == 0.0 and stats['cpu_note'] is None, 'the fake counter does not move: 0%'
-    stats, info = probe_net.sample_container(client, 'app-backend', 0, root, proc)
-    assert stats['cpu_pct'] is None and stats['cpu_note'] == probe_net.CPU_NOT_SAMPLED
+    stats, info = area_network.sample_container(client, 'app-backend', 0, root, proc)
+    assert stats['cpu_pct'] is None and stats['cpu_note'] == area_network.CPU_NOT_SAMPLED
 
 
 def test_sample_falls_back_to_one_one_shot_engine_sample(tmp_path):
     client = FakeClient({'app-backend': inspect()}, stats={'memory_stats': {'usage': 10 * MIB, 'limit': 256 * MIB}})
-    stats, info = probe_net.sample_container(client, 'app-backend', 0.3, str(tmp_path / 'none'), str(tmp_path / 'none'))
+    stats, info = area_network.sample_container(client, 'app-backend', 0.3, str(tmp_path / 'none'), str(tmp_path / 'none'))
     assert client.stats_calls == [('app-backend', True)]
-    assert stats['cpu_pct'] is None and stats['cpu_note'] == probe_net.CPU_NOT_LOCAL
-    assert probe_net.sample_container(FakeClient({'x': inspect(running=False)}), 'x', 0.3)[0] is None
+    assert stats['cpu_pct'] is None and stats['cpu_note'] == area_network.CPU_NOT_LOCAL
+    assert area_network.sample_container(FakeClient({'x': inspect(running=False)}), 'x', 0.3)[0] is None
 
 
 def test_findings_of_a_host(tmp_path, monkeypatch):
     root, proc = v1_tree(tmp_path, usage=250 * MIB)
-    monkeypatch.setattr(probe_net, 'sample_container',
-                        lambda c, name, secs, root=root, proc=proc, _real=probe_net.sample_container: _real(c, name, secs, root, proc))
+    monkeypatch.setattr(area_network, 'sample_container',
+                        lambda c, name, secs, root=root, proc=proc, _real=area_network.sample_container: _real(c, name, secs, root, proc))
     client = FakeClient({'app-backend': inspect(), 'app-proxy': inspect(running=False),
                          'app-db': DockerError('engine busy', status=500)})
     services = [{'name': n, 'deploy': {'type': 'docker', 'container': 'app-' + n}} for n in ('backend', 'proxy', 'db', 'gone')]
-    got = dict((f['service'], f) for f in probe_net.container_resource_findings(client, 'h1', services, T, 0))
+    got = dict((f['service'], f) for f in area_network.container_resource_findings(client, 'h1', services, T, 0))
     backend = got['backend']
     assert backend['check'] == 'container.resources' and backend['host'] == 'h1'
     assert backend['status'] == 'crit' and backend['evidence']['memory_pct'] == 93.8
     assert backend['evidence']['memory_used'] == 240 * MIB and backend['evidence']['memory_limit'] == 256 * MIB
-    assert 'memory' in backend['summary'] and backend['evidence']['cpu_note'] == probe_net.CPU_NOT_SAMPLED
+    assert 'memory' in backend['summary'] and backend['evidence']['cpu_note'] == area_network.CPU_NOT_SAMPLED
     assert got['proxy']['status'] == 'unknown' and 'not running' in got['proxy']['summary']
     assert got['db']['status'] == 'unknown' and 'engine busy' in got['db']['summary']
     assert got['gone']['status'] == 'crit' and 'No such container' in got['gone']['summary']
@@ -185,4 +185,4 @@ def test_findings_of_a_host(tmp_path, monkeypatch):
 def test_sample_cpu_needs_an_interval(tmp_path, seconds):
     counter = tmp_path / 'cpuacct.usage'
     counter.write_text('1\n')
-    assert probe_net.sample_cpu(str(counter), seconds) is None
+    assert area_network.sample_cpu(str(counter), seconds) is None

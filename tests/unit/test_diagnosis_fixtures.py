@@ -121,7 +121,7 @@ def test_down_strength_reads_the_state_of_a_systemd_unit():
 
 
 def resources_finding(exceeded, cpu=12.0, memory_pct=40.0):
-    """container.resources as probe_net.evaluate_container_resources writes it."""
+    """container.resources as area_network.evaluate_container_resources writes it."""
     return {'check': 'container.resources', 'host': 'app-backend', 'service': 'backend', 'status': 'warn',
             'summary': 'app-backend CPU %s%%, memory 100.0 MiB of 256.0 MiB limit (%s%%), net n/a (host network)'
                        % (cpu, memory_pct),

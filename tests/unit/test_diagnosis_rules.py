@@ -97,7 +97,7 @@ def test_bad_deploy_ranks_error_spike_first_with_rollback():
 
 
 def test_release_symlink_switch_is_a_code_change_like_a_new_image():
-    """A fleet host deploys by switching /opt/app/current to a new release directory (probe_changes.release_item)."""
+    """A fleet host deploys by switching /opt/app/current to a new release directory (area_changes.release_item)."""
     deploy = {'release_link': '/opt/app/current', 'target': '/opt/app/releases/1.1.0', 'deployed_in_window': True,
               'previous_release': '1.0.0', 'releases': ['1.1.0', '1.0.0'], 'service': 'backend'}
     findings = replace(healthy(),

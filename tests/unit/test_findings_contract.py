@@ -20,8 +20,15 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.render impor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as F
 from ansible_collections.sre.incident_response.plugins.module_utils import incident_files
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes, probe_common, probe_health
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_logs, probe_net, probe_pg, probe_redis
+from ansible_collections.sre.incident_response.plugins.module_utils import probe_common
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
+    changes as area_changes,
+    health as area_health)
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
+    app_logs as area_app_logs,
+    network as area_network,
+    postgres as area_postgres,
+    redis as area_redis)
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import prom_trend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -218,13 +225,13 @@ def test_every_probe_builds_its_findings_through_make_finding():
     logs = {'error_rate_warn_pct': 5, 'error_rate_crit_pct': 25, 'min_errors': 3, 'error_lines_warn': 10,
             'error_lines_crit': 100, 'latency_p95_warn_ms': 1000, 'latency_p95_crit_ms': 5000}
     with F.recording() as built:
-        probe_pg.evaluate_connectivity('db1', 'db', None, None, error='refused')
-        probe_redis.evaluate_connectivity('r1', 'redis', {}, error='refused')
-        probe_health.endpoint_findings([{'host': 'h', 'service': 's', 'url': 'http://x/health'}],
-                                       [{'status': 200, 'latency_ms': 3.0}])
-        probe_net.evaluate_disk('h', None, [], [], 90, 95)
-        probe_changes.evaluate_host_changes('h', [], [], '15m', ['/etc'])
-        probe_logs.evaluate(probe_logs.analyze([]), 'h', 'backend', '15m', logs, 'test')
+        area_postgres.evaluate_connectivity('db1', 'db', None, None, error='refused')
+        area_redis.evaluate_connectivity('r1', 'redis', {}, error='refused')
+        area_health.endpoint_findings([{'host': 'h', 'service': 's', 'url': 'http://x/health'}],
+                                      [{'status': 200, 'latency_ms': 3.0}])
+        area_network.evaluate_disk('h', None, [], [], 90, 95)
+        area_changes.evaluate_host_changes('h', [], [], '15m', ['/etc'])
+        area_app_logs.evaluate(area_app_logs.analyze([]), 'h', 'backend', '15m', logs, 'test')
         prom_trend.probe_service('h', {'name': 'backend', 'kind': 'backend', 'prometheus': {'url': 'http://p:9090'}},
                                  query_fn=lambda *a, **k: ([(0, 1.0), (60, 1.0)], {'step': '60s'}))
     assert [f['check'] for f in built] == ['pg.connectivity', 'redis.connectivity', 'health.endpoint', 'host.disk',

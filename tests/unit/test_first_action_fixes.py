@@ -13,7 +13,10 @@ import os
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_changes, probe_pg, probe_redis
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
+    changes as area_changes,
+    postgres as area_postgres,
+    redis as area_redis)
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation_disk as disk
 
@@ -77,11 +80,11 @@ def test_raise_maxmemory_plan_fits_the_host_and_never_lowers():
 
 def test_top_prefixes_are_marked_by_the_patterns():
     sizes = {'report:snapshot:*': [960, 39390720], 'cache:product:*': [14, 1680], 'session:*': [25, 3400]}
-    rows, evictable = probe_redis.top_prefixes(sizes, 1000, 1665, ['cache:*'], ['session:*'])
+    rows, evictable = area_redis.top_prefixes(sizes, 1000, 1665, ['cache:*'], ['session:*'])
     assert [r['prefix'] for r in rows] == ['report:snapshot:*', 'session:*', 'cache:product:*']
     assert [r['marked'] for r in rows] == ['unmarked', 'protected', 'evictable']
     assert rows[0]['est_bytes'] > rows[0]['sampled_bytes'] and evictable == rows[2]['est_bytes']
-    assert probe_redis._prefix(b'report:snapshot:17') == 'report:snapshot:*' and probe_redis._prefix('k') == '(no prefix)'
+    assert area_redis._prefix(b'report:snapshot:17') == 'report:snapshot:*' and area_redis._prefix('k') == '(no prefix)'
 
 
 def redis_memory(prefixes, evictable):
@@ -111,7 +114,7 @@ def session(pid, app, state='idle in transaction', user='app', age=120.0, addr='
 
 def foreign_connections():
     activity = [session(i, 'batch-exporter') for i in range(30)] + [session(100 + i, 'app-backend', 'idle', age=5) for i in range(3)]
-    f = probe_pg.evaluate_connections('app-db', 'db', SERVER, activity, T)
+    f = area_postgres.evaluate_connections('app-db', 'db', SERVER, activity, T)
     holders = f['evidence']['holders']
     assert holders[0] == {'application_name': 'batch-exporter', 'role': 'app', 'client_addr': '127.0.0.1',
                           'state': 'idle in transaction', 'count': 30, 'oldest_s': 120, 'past_threshold': 30,
@@ -133,7 +136,7 @@ def test_foreign_sessions_get_kill_query_and_backend_sessions_get_restart():
     assert '-e pg_terminate_application_names=batch-exporter' in top['first_action']
     assert '-e pg_terminate_min_age=30' in top['first_action'] and 'not the backend' in top['likely_cause']
     assert dx.evidence_of(dx.diagnose([foreign], CTX), 'kill_query', 'db') == [{'host': 'app-db', 'check': 'pg.connections'}]
-    own = probe_pg.evaluate_connections('app-db', 'db', SERVER, [session(i, 'app-backend') for i in range(5)], T)
+    own = area_postgres.evaluate_connections('app-db', 'db', SERVER, [session(i, 'app-backend') for i in range(5)], T)
     top = dx.diagnose([own], CTX)['hypotheses'][0]
     assert top['action'] == 'restart' and top['service'] == 'backend'
     assert dx.evidence_of(dx.diagnose([own], CTX), 'restart', 'backend') == [{'host': 'app-db', 'check': 'pg.connections'}]
@@ -158,30 +161,30 @@ SAME_SECOND = [{'Id': 'sha256:new', 'RepoTags': ['app-backend:1.1.0'], 'Created'
 
 
 def test_previous_image_of_images_created_in_the_same_second():
-    prev, how, dummy = probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, SAME_SECOND, 1764592481)
+    prev, how, dummy = area_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, SAME_SECOND, 1764592481)
     assert prev == 'app-backend:1.0.0' and how == 'version order of the local tags of app-backend (built in the same second)'
 
 
 def test_previous_image_sources_in_order():
     history = [(3, 'app-backend:1.1.0'), (2, 'app-backend:0.9.0'), (1, 'app-backend:1.0.0')]
-    assert probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, SAME_SECOND, None, history)[:2] == (
+    assert area_changes.previous_image('app-backend:1.1.0', 'sha256:new', {}, SAME_SECOND, None, history)[:2] == (
         'app-backend:0.9.0', 'engine events (the image the container ran before)')
     rolled = {'sre.incident_response.rolled_back_from': 'app-backend:1.2.0'}
-    assert probe_changes.previous_image('app-backend:1.1.0', 'sha256:new', rolled, SAME_SECOND, None, history)[0] == 'app-backend:1.2.0'
+    assert area_changes.previous_image('app-backend:1.1.0', 'sha256:new', rolled, SAME_SECOND, None, history)[0] == 'app-backend:1.2.0'
     # tags without versions: the creation time at full precision decides
     images = [{'Id': 'sha256:b', 'RepoTags': ['app:blue'], 'Created': 100}, {'Id': 'sha256:g', 'RepoTags': ['app:green'], 'Created': 100}]
     at = {'sha256:b': datetime.datetime(2026, 12, 1, 12, 34, 41, 30000), 'sha256:g': datetime.datetime(2026, 12, 1, 12, 34, 41, 960000)}
-    prev, how, dummy = probe_changes.previous_image('app:green', 'sha256:g', {}, images, 100, None, at.get)
+    prev, how, dummy = area_changes.previous_image('app:green', 'sha256:g', {}, images, 100, None, at.get)
     assert prev == 'app:blue' and how.startswith('creation time (full precision)')
-    assert probe_changes.previous_image('app:blue', 'sha256:b', {}, images, 100, None, at.get)[0] is None
+    assert area_changes.previous_image('app:blue', 'sha256:b', {}, images, 100, None, at.get)[0] is None
 
 
 def test_deploy_finding_says_which_source_found_the_previous_image():
     info = {'Config': {'Image': 'app-backend:1.1.0', 'Labels': {}}, 'Image': 'sha256:new', 'Created': '2026-12-01T12:40:00Z',
             'State': {'StartedAt': '2026-12-01T12:40:01Z'}}
     now = datetime.datetime(2026, 12, 1, 12, 42, tzinfo=datetime.timezone.utc)
-    item = probe_changes.deploy_item('app-backend', info, {'Created': '2026-12-01T12:34:41.96Z'}, SAME_SECOND, now, 900)
-    f = probe_changes.evaluate_deploys('app-backend', [('backend', item)], '15m')
+    item = area_changes.deploy_item('app-backend', info, {'Created': '2026-12-01T12:34:41.96Z'}, SAME_SECOND, now, 900)
+    f = area_changes.evaluate_deploys('app-backend', [('backend', item)], '15m')
     assert 'previous app-backend:1.0.0 (from version order of the local tags of app-backend' in f['summary']
 
 
@@ -194,7 +197,7 @@ def test_a_client_named_application_never_reaches_the_printed_command(name):
     """A person pastes NEXT into a shell and ansible-playbook templates every -e value: shell quoting does not stop
     {{ lookup('pipe', ...) }}. Names that are not plain tokens are never printed; the sessions are still selected."""
     activity = [session(i, name) for i in range(30)] + [session(100 + i, 'app-backend', 'idle', age=5) for i in range(3)]
-    f = probe_pg.evaluate_connections('app-db', 'db', SERVER, activity, T)
+    f = area_postgres.evaluate_connections('app-db', 'db', SERVER, activity, T)
     top = dx.diagnose([f], CTX)['hypotheses'][0]
     assert top['action'] == 'kill_query', top
     for piece in ('{{', '{%', '$(', '`', 'lookup', '<script>', 'a,b', 'batch*', "x'"):

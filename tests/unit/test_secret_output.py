@@ -19,7 +19,9 @@ from ansible.template import Templar
 
 import ansible_collections.sre.incident_response.plugins.modules as modules_pkg
 from ansible_collections.sre.incident_response.plugins.action import probe as probe_action
-from ansible_collections.sre.incident_response.plugins.module_utils import area_postgres, area_redis, probe_pg
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
+    postgres as area_postgres,
+    redis as area_redis)
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import REDACTED
 from test_oncall_callback import FakePlay, FakeResult, make
 from test_oncall_callback import FakeTask as ConsoleTask
@@ -143,7 +145,7 @@ class AreaModule(object):
 def test_pg_area_scrubs_its_login_password_from_keys_of_its_own_result():
     """pg_probe alone (remediation evidence) knows only its login password: AnsibleModule scrubs values, the area keys."""
     activity = [{'pid': 1, 'usename': 'app', 'application_name': '%s x' % PG, 'state': 'idle', 'backend_type': 'client backend'}]
-    finding = probe_pg.evaluate_connections('app-db', 'db', {'max_connections': 100}, activity, {
+    finding = area_postgres.evaluate_connections('app-db', 'db', {'max_connections': 100}, activity, {
         'connections_warn_pct': 80, 'connections_crit_pct': 95, 'idle_in_transaction_warn_seconds': 30,
         'idle_in_transaction_crit_count': 5})
     assert 'app/%s x' % PG in finding['evidence']['by_user_application']  # the probe itself keys by application
@@ -317,7 +319,7 @@ def test_a_redacted_application_name_never_selects_sessions_to_terminate():
     from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
     activity = [session(i, '%s %s' % (PG, REDIS)) for i in range(30)] + [session(100 + i, 'app-backend', 'idle', age=5)
                                                                          for i in range(3)]
-    finding = Redactor(literals=SECRETS).data(probe_pg.evaluate_connections('app-db', 'db', SERVER, activity, T))
+    finding = Redactor(literals=SECRETS).data(area_postgres.evaluate_connections('app-db', 'db', SERVER, activity, T))
     top = dx.diagnose([finding], CTX)['hypotheses'][0]
     assert top['action'] == 'kill_query'
     assert 'pg_terminate_application_names' not in top['first_action'], top['first_action']

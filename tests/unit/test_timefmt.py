@@ -8,7 +8,7 @@ import os
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
-from ansible_collections.sre.incident_response.plugins.module_utils import probe_health
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area_health
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import console
 
@@ -41,7 +41,7 @@ def test_a_probe_summary_and_a_message_write_one_duration_alike(seconds):
     assert comms.duration(inc, NOW) == timefmt.duration(seconds)
     container = {'Name': '/app-backend', 'RestartCount': 0,
                  'State': {'Running': True, 'Status': 'running', 'StartedAt': started.strftime('%Y-%m-%dT%H:%M:%SZ')}}
-    dummy, summary = probe_health.evaluate_container(container, now=NOW)
+    dummy, summary = area_health.evaluate_container(container, now=NOW)
     assert 'up %s' % timefmt.duration(seconds) in summary, summary
 
 

@@ -286,7 +286,7 @@ def _deploys_in_window(findings):
 
 def _image_changed(finding):
     """The deploy replaced an image or a release: a deploy of the window whose previous image (or release) is
-    known and differs from the current one (probe_changes.deploy_item / release_item)."""
+    known and differs from the current one (area_changes.deploy_item / release_item)."""
     deploys = _ev(finding).get('deploys')
     for item in deploys if isinstance(deploys, list) else []:
         if not isinstance(item, dict) or item.get('deployed_in_window') is False:
