@@ -39,7 +39,7 @@ def _import_path():
 
 _import_path()
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files  # noqa: E402
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files  # noqa: E402
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod  # noqa: E402
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (  # noqa: E402
     IncidentRecord,

@@ -12,7 +12,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore

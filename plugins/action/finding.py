@@ -18,7 +18,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import (
     isoformat,
     make_event,
     normalize_finding,

@@ -57,8 +57,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, incident_id=incident_id, incident_path=os.path.abspath(path), report=model)
         if args['file']:
             try:
-                written = report_mod.write_html(store.file(args['file']),
-                                                report_mod.render_html(model), check_mode=self._task.check_mode)
+                written = store.write_page(args['file'], report_mod.render_html(model), check_mode=self._task.check_mode)
             except OSError as exc:
                 raise AnsibleActionFail('cannot write %s of incident %s: %s' % (args['file'], incident_id, exc))
             result.update(changed=written['changed'], path=written['path'])

@@ -129,7 +129,7 @@ class ActionModule(ActionBase):
                             % (host, where, locking.describe_intent(entry), entry['intent_id'], timeout))
 
         try:
-            return locking.decide_under_lock(store.path, lambda: store.timeline(fresh=True),
+            return locking.decide_under_lock(store.remediation_lock_path, lambda: store.timeline(fresh=True),
                                              decide, record, me, timeout=timeout, on_wait=on_wait)
         except locking.StillActing as exc:
             msg = ('REFUSED: %s was not applied, nothing changed: %s in incident %s. Re-run when it has finished (its '

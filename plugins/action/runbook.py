@@ -12,7 +12,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import write_rendered
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import write_rendered
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render.runbook import RunbookRenderer
 

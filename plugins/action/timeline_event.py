@@ -10,7 +10,7 @@ __metaclass__ = type
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import EVENT_KINDS
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import EVENT_KINDS
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 

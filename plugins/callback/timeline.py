@@ -140,16 +140,15 @@ options:
 '''
 
 import atexit
-import os
 
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
-    incident_path,
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import (
     isoformat,
     valid_incident_id,
 )
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import (
     IncidentRecord,
     render_to_dir,
@@ -227,7 +226,7 @@ class CallbackModule(CallbackBase):
             return
         incident_dir = extra_vars.get('incident_dir') or self._opts['incident_dir']
         try:
-            exists = os.path.isdir(incident_path(str(incident_dir), str(incident_id)))
+            exists = IncidentStore.at(str(incident_dir), str(incident_id)).exists()
         except ValueError:
             return
         if not exists and self._opts['incident_id_source'] != 'vars':
@@ -244,15 +243,13 @@ class CallbackModule(CallbackBase):
         incident_id = facts.get('incident_id')
         path = facts.get('incident_path')
         if not incident_id and path:
-            incident_id = os.path.basename(os.path.normpath(str(path)))
+            incident_id = IncidentStore.of_path(str(path)).incident_id
         if not incident_id or not valid_incident_id(str(incident_id)):
             return
-        if not path and facts.get('incident_dir'):
-            path = os.path.join(str(facts['incident_dir']), str(incident_id))
-        if not path and self.writer.incident_id != str(incident_id):
-            path = os.path.join(self._opts['incident_dir'], str(incident_id))
         if path:
             self._bind(str(incident_id), path=str(path))
+        elif facts.get('incident_dir') or self.writer.incident_id != str(incident_id):
+            self._bind(str(incident_id), incident_dir=str(facts.get('incident_dir') or self._opts['incident_dir']))
 
     def _bind(self, incident_id, path=None, incident_dir=None):
         try:
@@ -267,7 +264,7 @@ class CallbackModule(CallbackBase):
         if not self._pending or self.writer.known:
             return
         incident_id, incident_dir = self._pending
-        if exists_only and not os.path.isdir(incident_path(incident_dir, incident_id)):
+        if exists_only and not IncidentStore.at(incident_dir, incident_id).exists():
             return
         self._pending = None
         self._bind(incident_id, incident_dir=incident_dir)

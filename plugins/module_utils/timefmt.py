@@ -10,7 +10,7 @@ report and the console all use these, so one incident reads the same everywhere.
 - elapsed(seconds): the run time of a phase: 4.2 s, 1 min 05 s
 - utc_minute(dt): 2026-11-27 03:12 UTC;  hhmm(dt): 03:12 (UTC)
 
-Machine-readable times (ISO 8601 in the incident's files) are incident_files.isoformat / parse_ts.
+- utcnow(), isoformat(dt): the machine-readable time of the incident's files (UTC ISO 8601, ms, Z); parse_ts(text)
 Pure Python (standard library only): probes on managed hosts and the controller import it.
 """
 
@@ -82,3 +82,29 @@ def utc_minute(dt):
 def hhmm(dt):
     """03:12 (UTC)"""
     return _utc(dt).strftime('%H:%M')
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def isoformat(dt=None):
+    """UTC ISO 8601 with a Z suffix and millisecond precision."""
+    dt = dt or utcnow()
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    dt = dt.astimezone(datetime.timezone.utc)
+    return dt.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (dt.microsecond // 1000)
+
+
+def parse_ts(value):
+    """Parse an ISO 8601 timestamp (Z or offset, with or without fraction) to an aware UTC datetime."""
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    text = str(value).strip()
+    if text.endswith('Z') or text.endswith('z'):
+        text = text[:-1] + '+00:00'
+    dt = datetime.datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt.astimezone(datetime.timezone.utc)

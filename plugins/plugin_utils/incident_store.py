@@ -16,7 +16,7 @@ Nothing else on the controller opens, writes or path-joins a file of an incident
   is redacted (keys and values), with the redactor given, else the store's own.
 
 Reads are cached once per store (a store lives for one task). The file primitives (locking, atomic writes,
-torn-line repair) are in module_utils/incident_files.py.
+torn-line repair) are in plugin_utils/incident/files.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,7 +31,7 @@ import tempfile
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import comms
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import secret_literals
@@ -46,11 +46,17 @@ COMMS_STATE = 'comms_state.json'
 MESSAGES = 'messages'
 EVIDENCE = 'evidence'
 POSTMORTEM_GLOB = 'postmortem-*.md'
+# Held by the remediation gate while it checks the budget and records an intent (plugin_utils/remediation_lock.py).
+REMEDIATION_LOCK = 'remediation.lock'
 
 # A delivery claim whose run never settled it (killed mid-send) may be taken over after this long.
 CLAIM_STALE_SECONDS = 600
 # At most this many messages of one kind in one second get a name of their own (-2, -3, ...).
 MESSAGE_NAME_TRIES = 1000
+
+
+# The one file of the incidents' root directory (not of an incident): which alert group opened which incident.
+ALERT_GROUPS = '.alert-groups.json'
 
 
 def incident_path(incident_dir, incident_id):
@@ -216,6 +222,10 @@ class IncidentStore(object):
     @property
     def diagnosis_path(self):
         return self.file(DIAGNOSIS)
+
+    @property
+    def remediation_lock_path(self):
+        return self.file(REMEDIATION_LOCK)
 
     @property
     def messages_dir(self):
@@ -386,6 +396,21 @@ class IncidentStore(object):
         the incident directory (never over their edits: the new text goes beside it)."""
         return files.write_rendered(self.file(name), text, check_mode=check_mode)
 
+    def write_page(self, name, text, check_mode=False, mode=0o644):
+        """A page the collection owns whole and rebuilds from the files (report.html): <name> in the incident directory,
+        replaced atomically (a reader never sees half a page) unless it already holds exactly `text`.
+        Returns {'path', 'changed'}; in check mode nothing is written."""
+        target = self.file(name)
+        try:
+            with open(target, 'r', encoding='utf-8', errors='replace') as handle:
+                if handle.read() == text:
+                    return {'path': target, 'changed': False}
+        except OSError:
+            pass
+        if not check_mode:
+            files.write_text_atomic(target, text, mode=mode)
+        return {'path': target, 'changed': True}
+
     # --- deliveries: exactly once ---------------------------------------------------------------------
 
     def claim_deliveries(self, keys, run_id, now, stale_seconds=CLAIM_STALE_SECONDS):
@@ -438,3 +463,28 @@ class IncidentStore(object):
                            state='failed' if any(v == 'failed' for v in merged.values()) else 'sent')
                 state[key] = rec
             files.write_json_atomic(target, state)
+
+
+class IncidentRoot(object):
+    """The directory that holds the incidents (-e incident_dir) and its one shared file, the alert-group registry
+    (.alert-groups.json: {'groups': {group_key: {'incident_id', ...}}}), read and written under its lock."""
+
+    def __init__(self, incident_dir):
+        self.path = os.path.abspath(os.path.expanduser(str(incident_dir)))
+
+    def store(self, incident_id, redactor=None):
+        """The store of one incident under this root."""
+        return IncidentStore.at(self.path, incident_id, redactor=redactor)
+
+    def alert_groups(self):
+        """The registry as it is now (no lock: for tests and the docs' one-liner)."""
+        return files.read_json(os.path.join(self.path, ALERT_GROUPS), default={}) or {}
+
+    @contextlib.contextmanager
+    def locked_alert_groups(self):
+        """Hold the registry's lock for a read-decide-write; yields (registry, write) where write(registry) replaces
+        it atomically. Concurrent alert batches of one group therefore open one incident."""
+        files.ensure_dir(self.path)
+        target = os.path.join(self.path, ALERT_GROUPS)
+        with files.lock(target):
+            yield files.read_json(target, default={}) or {}, lambda registry: files.write_json_atomic(target, registry)

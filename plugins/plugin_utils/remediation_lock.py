@@ -22,10 +22,9 @@ import os
 import socket
 import time
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import parse_ts
+from ansible_collections.sre.incident_response.plugins.module_utils.timefmt import parse_ts
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import ledger
 
-LOCK_NAME = 'remediation.lock'
 DEFAULT_LOCK_TIMEOUT = 300
 DEFAULT_INTENT_LEASE = 1800
 
@@ -172,9 +171,11 @@ class StillActing(Exception):
                                           'waiting' % (describe_intent(entry), entry['intent_id'], waited))
 
 
-def decide_under_lock(incident_path, read_events, decide, record, me, timeout=DEFAULT_LOCK_TIMEOUT, on_wait=None,
+def decide_under_lock(lock_path, read_events, decide, record, me, timeout=DEFAULT_LOCK_TIMEOUT, on_wait=None,
                       poll=0.5, lease=DEFAULT_INTENT_LEASE):
     """Check, then record, under the incident's remediation lock, after the other runs' open intents are settled.
+
+    lock_path: the incident's lock file (IncidentStore.remediation_lock_path: the store names the incident's files).
 
     read_events(): the timeline; decide(events) -> decision; record(decision): append the approval and the intent
     (called under the lock, so the next gate sees the intent); me: run_owner() of this run; on_wait(entry): told
@@ -183,7 +184,7 @@ def decide_under_lock(incident_path, read_events, decide, record, me, timeout=DE
     deadline = time.time() + max(timeout, 0)
     told = set()
     while True:
-        with IncidentLock(os.path.join(incident_path, LOCK_NAME), max(deadline - time.time(), 0)):
+        with IncidentLock(lock_path, max(deadline - time.time(), 0)):
             events = read_events()
             blocking = blocking_intents(events, me, lease=lease)
             if not blocking:

@@ -145,7 +145,7 @@ def main():
     from ansible.plugins.callback import CallbackBase
     CallbackBase.set_options = lambda self, *a, **k: setattr(self, '_plugin_options', dict(OPTIONS))
     from ansible_collections.sre.incident_response.plugins.callback import timeline as timeline_cb
-    from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
     hosts = [Host('node-%03d' % i) for i in range(args.hosts)]
     scratch = os.path.join(ROOT, '.cache')

@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 SLACK_PATH = '/services/T0TEST00/B0TEST00/sl4ckS3cretT0kenXYZ'
 HOOK_TOKEN = 'hook-T0ken-5ecret-abc123'

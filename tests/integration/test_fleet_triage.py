@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 from fleet_lab import FleetEnv, fleet_run, heal, ssh
 

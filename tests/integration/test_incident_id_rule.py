@@ -1,6 +1,6 @@
 """One rule for an incident id, wherever it is checked (issue 19).
 
-The store (module_utils/incident_files.valid_incident_id), the entry playbooks' preflight (incident_input) and the
+The store (plugin_utils/incident/files.valid_incident_id), the entry playbooks' preflight (incident_input) and the
 roles' preflights (test `sre.incident_response.incident_id`) accept the same ids. The report role used to carry a
 copy of the pattern of its own ({2,80}): it refused a short id the store had declared, and let through a long one
 the store refuses.
@@ -9,7 +9,7 @@ Needs no lab service: report.yml reads the incident's files only.
 """
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as incident_files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident, incident_input
 
 REPORT_REFUSED = "report_incident_id (incident_id) is required: 1 to 64 letters, digits, '.', '_' or '-'"

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 from conftest import ROOT, heal, inject, lab_lock, run  # noqa: E402
 

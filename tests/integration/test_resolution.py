@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 from conftest import ROOT, heal, inject, lab_lock  # noqa: E402
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils.timefmt import duration as fmt_duration
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render.postmortem import SECTIONS
 

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from test_comms_delivery import comms_vars, declare
 
 ANNOUNCE = '''---

@@ -12,7 +12,7 @@ import os
 import subprocess
 import threading
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 from conftest import ROOT, VENV_BIN, _env  # noqa: E402
 from test_comms_delivery import PD_MANAGER, PD_ONCALL, comms_vars  # noqa: E402

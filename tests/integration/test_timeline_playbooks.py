@@ -10,7 +10,7 @@ import subprocess
 import textwrap
 import uuid
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

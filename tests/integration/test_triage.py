@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 from conftest import heal  # noqa: E402
 from test_comms_delivery import PD_MANAGER, PD_ONCALL, Receiver, assert_no_secrets, comms_vars  # noqa: E402

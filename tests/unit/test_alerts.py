@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import alerts as a
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as f
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as f
 
 NOW = datetime.datetime(2026, 12, 1, 3, 12, tzinfo=datetime.timezone.utc)
 HOSTS = {

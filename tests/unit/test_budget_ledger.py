@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import REMEDIATION_LOCK
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as rem
 from ansible_collections.sre.incident_response.plugins.plugin_utils import remediation_lock as locking
 
@@ -101,7 +102,7 @@ def test_an_intent_of_another_machine_blocks_until_its_lease_ends():
 
 
 def test_the_lock_wait_is_bounded_and_a_dead_holder_releases_it(tmp_path):
-    path = str(tmp_path / locking.LOCK_NAME)
+    path = str(tmp_path / REMEDIATION_LOCK)
     holder = subprocess.Popen([sys.executable, '-c', (
         'import fcntl, os, sys, time\n'
         'fd = os.open(%r, os.O_RDWR | os.O_CREAT)\n'
@@ -142,7 +143,7 @@ def _apply(incident_path, name, budget, log, hold):
             decision['intent_id'] = name
             files.append_jsonl(timeline, [dict(intent(name, owner=me), ts=files.isoformat())])
 
-    decision = locking.decide_under_lock(incident_path, lambda: files.read_jsonl(timeline), decide, record, me,
+    decision = locking.decide_under_lock(os.path.join(incident_path, REMEDIATION_LOCK), lambda: files.read_jsonl(timeline), decide, record, me,
                                          timeout=60, poll=0.02)
     if not decision['apply']:
         return
@@ -203,7 +204,7 @@ def test_a_live_run_that_keeps_acting_is_waited_for_boundedly_and_nothing_is_rec
         waited, recorded = [], []
         started = time.time()
         with pytest.raises(locking.StillActing) as err:
-            locking.decide_under_lock(incident_path, lambda: files.read_jsonl(timeline), lambda events: {},
+            locking.decide_under_lock(os.path.join(incident_path, REMEDIATION_LOCK), lambda: files.read_jsonl(timeline), lambda events: {},
                                       recorded.append, locking.run_owner(os.getpid()), timeout=1, on_wait=waited.append,
                                       poll=0.1)
         assert 0.9 < time.time() - started < 10

@@ -19,7 +19,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis im
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import console as console_mod
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as F
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as incident_files
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_common
 from ansible_collections.sre.incident_response.plugins.module_utils.areas import (
     changes as area_changes,

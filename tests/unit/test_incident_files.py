@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as f
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as f
 from ansible_collections.sre.incident_response.plugins.module_utils import redact as r
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as s
 

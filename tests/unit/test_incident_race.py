@@ -3,7 +3,7 @@ import multiprocessing
 import os
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as logic
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 

@@ -3,7 +3,7 @@ incident store goes through the redactor (plugin_utils/incident_store.py)."""
 import json
 import os
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import REDACTED, Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import TimelineWriter, compact_task_event
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore

@@ -14,6 +14,7 @@ import jinja2
 import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import report
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -182,15 +183,17 @@ def test_the_template_needs_the_escaping_renderer(incident):
     assert not re.search(r'\|\s*safe\b|autoescape\s+false|style=', source)
 
 
-def test_write_html_is_atomic_idempotent_and_honest_in_check_mode(tmp_path):
+def test_the_page_is_written_by_the_store_atomically_idempotently_and_honestly_in_check_mode(tmp_path):
+    store = IncidentStore.of_path(str(tmp_path), 'INC-1')
     dest = str(tmp_path / 'report.html')
-    assert report.write_html(dest, '<p>a</p>', check_mode=True) == {'path': dest, 'changed': True}
+    assert store.write_page('report.html', '<p>a</p>', check_mode=True) == {'path': dest, 'changed': True}
     assert not os.path.exists(dest)
-    assert report.write_html(dest, '<p>a</p>')['changed'] is True
-    assert report.write_html(dest, '<p>a</p>')['changed'] is False
-    assert report.write_html(dest, '<p>b</p>', check_mode=True)['changed'] is True
+    assert store.write_page('report.html', '<p>a</p>')['changed'] is True
+    assert store.write_page('report.html', '<p>a</p>')['changed'] is False
+    assert store.write_page('report.html', '<p>b</p>', check_mode=True)['changed'] is True
     assert open(dest).read() == '<p>a</p>' and oct(os.stat(dest).st_mode & 0o777) == '0o644'
     assert os.listdir(str(tmp_path)) == ['report.html']
+    assert not hasattr(report, 'write_html'), 'report.html goes through the store (IncidentStore.write_page)'
 
 
 def test_not_an_incident_directory(tmp_path):

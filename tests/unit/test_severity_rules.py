@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 
 
 def f(host, check, status, summary='x', service=None, **evidence):

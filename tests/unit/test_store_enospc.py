@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils import incident_store as store_mod

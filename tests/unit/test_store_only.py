@@ -1,8 +1,9 @@
 """The incident store is the only way to the incident files (docs/architecture.md, docs/reference/contracts.md).
 
 - No controller code but the store (plugins/plugin_utils/incident_store.py) and its file primitives
-  (plugins/module_utils/incident_files.py) opens, reads, writes, locks or path-joins a file of an incident
+  (plugins/plugin_utils/incident/files.py) opens, reads, writes, locks or path-joins a file of an incident
   directory, by its name ('timeline.jsonl') or by the constant that holds it (files.TIMELINE).
+- No controller code but the store resolves an incident's path (incident_path(), or a join of an incident_dir).
 - No role or playbook reads an incident file in Jinja (a lookup of diagnosis.json, ...): what a role needs of
   the incident comes from an action's result or the incident role's facts.
 """
@@ -13,13 +14,15 @@ import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALLOWED = {os.path.join('plugins', 'plugin_utils', 'incident_store.py'),
-           os.path.join('plugins', 'module_utils', 'incident_files.py')}
+           os.path.join('plugins', 'plugin_utils', 'incident', 'files.py')}
 
 # The files and folders of one incident directory, and the names of the constants that hold them.
-FILES = ('incident.json', 'timeline.jsonl', 'findings.json', 'diagnosis.json', 'deliveries.json', 'comms_state.json')
+FILES = ('incident.json', 'timeline.jsonl', 'findings.json', 'diagnosis.json', 'deliveries.json', 'comms_state.json',
+         'remediation.lock', '.alert-groups.json')
 FOLDERS = ('messages', 'evidence')
 PATTERNS = ('postmortem-*.md',)
-CONSTANTS = ('INCIDENT', 'TIMELINE', 'FINDINGS', 'DIAGNOSIS', 'DELIVERIES', 'COMMS_STATE', 'MESSAGES', 'EVIDENCE')
+CONSTANTS = ('INCIDENT', 'TIMELINE', 'FINDINGS', 'DIAGNOSIS', 'DELIVERIES', 'COMMS_STATE', 'MESSAGES', 'EVIDENCE',
+             'REMEDIATION_LOCK', 'LOCK_NAME', 'ALERT_GROUPS', 'REGISTRY')
 # What opens, reads, writes, locks or joins a path: os.path.join, open and the primitives of incident_files.
 IO_CALLS = ('join', 'open', 'glob', 'listdir', 'exists', 'isdir', 'isfile', 'read_json', 'read_jsonl',
             'write_json_atomic', 'write_text_atomic', 'append_jsonl', 'update_findings', 'lock', '_Locked',
@@ -61,7 +64,7 @@ def python_offenders():
             continue
         tree = ast.parse(open(path, encoding='utf-8').read(), path)
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.endswith('incident_files'):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.endswith(('incident_files', 'incident.files')):
                 names = [a.name for a in node.names if a.name in CONSTANTS]
                 if names:
                     bad.append('%s:%d imports %s' % (rel, node.lineno, ', '.join(names)))
@@ -70,7 +73,19 @@ def python_offenders():
                 names = [n for arg in args for n in _incident_names(arg)]
                 if names:
                     bad.append('%s:%d %s(... %s ...)' % (rel, node.lineno, _name_of(node.func), ', '.join(names)))
+            if isinstance(node, ast.Call) and _resolves_an_incident_path(node):
+                bad.append('%s:%d resolves an incident path: %s' % (rel, node.lineno, ast.unparse(node)[:80]))
     return bad
+
+
+def _resolves_an_incident_path(call):
+    """incident_path(dir, id) (the store's resolver) or os.path.join(<an incident_dir>, ...): only the store does it."""
+    name = _name_of(call.func)
+    if name == 'incident_path':
+        return True
+    if name == 'join' and call.args:
+        return 'incident_dir' in ast.unparse(call.args[0])
+    return False
 
 
 JINJA_READ = re.compile(r"""(lookup|query|q)\(\s*['"][\w.]*(file|first_found|fileglob|lines|pipe)['"][^)]*"""
@@ -109,3 +124,5 @@ def test_the_checks_see_what_they_look_for(tmp_path):
                      "glob.glob(os.path.join(p, 'postmortem-*.md'))\n")
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _name_of(n.func) in IO_CALLS]
     assert {'TIMELINE', 'findings.json', 'postmortem-*.md'} <= {n for c in calls for n in _incident_names(c)}
+    tree = ast.parse("files.incident_path(d, i)\nos.path.join(args['incident_dir'], incident_id)\n', '.join(x)\n")
+    assert [_resolves_an_incident_path(n) for n in ast.walk(tree) if isinstance(n, ast.Call)] == [True, True, False]

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import REDACTED, Redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import (
     SecretCollector,
@@ -191,7 +191,7 @@ def test_append_is_whole_lines_even_when_the_writer_is_killed(tmp_path):
     code = textwrap.dedent('''
         import sys
         sys.path.insert(0, %r)
-        from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as f
+        from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as f
         i = 0
         while True:
             f.append_jsonl(%r, f.make_event('INC-K', 'note', 'event %%d' %% i, data={'pad': 'x' * 3000}))
@@ -206,7 +206,7 @@ def test_append_is_whole_lines_even_when_the_writer_is_killed(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as f
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as f
     events = f.read_jsonl(str(path))  # a line torn by the kill (at most the last) is skipped
     assert len(events) > 10
     assert len(path.read_text().splitlines()) - len(events) <= 1

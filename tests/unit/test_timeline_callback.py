@@ -8,7 +8,7 @@ import pytest
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.sre.incident_response.plugins.callback import timeline as timeline_cb
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.timeline import task_results
 
 OPTIONS = {'incident_dir': 'incidents', 'incident_id': None, 'incident_id_source': 'auto', 'redact_patterns': [],

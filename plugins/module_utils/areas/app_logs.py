@@ -381,7 +381,7 @@ def _read_file_tail(path, max_bytes=16 * 1024 * 1024):
 
 def _in_window(lines, since_epoch):
     """Keep lines whose time stamp (JSON ts, leading ISO time, ts=) is inside the window; lines without one are kept."""
-    from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import parse_ts
+    from ansible_collections.sre.incident_response.plugins.module_utils.timefmt import parse_ts
     kept = []
     for line in lines:
         ts = line_ts(line)

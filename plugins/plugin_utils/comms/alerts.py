@@ -31,13 +31,12 @@ import json
 import os
 import re
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import incident as incident_logic
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
-from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentRoot, IncidentStore
 
-REGISTRY = '.alert-groups.json'
 ALERT_STATUSES = ('firing', 'resolved')
 # The event of extensions/eda/plugins/event_source/alertmanager.py (EVENT_FORMAT there; a unit test keeps them equal).
 EVENT_FORMAT = 'sre.incident_response.alertmanager/2'
@@ -316,13 +315,11 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
                 alerts=len(alerts), alertnames=alertnames[:50],
                 resolved_actions='All alerts of the group resolved (%s); confirm, then run playbooks/resolve.yml'
                                  % shown)
-    root = os.path.abspath(os.path.expanduser(str(incident_dir)))
-    files.ensure_dir(root)
-    registry_path = os.path.join(root, REGISTRY)
+    incidents = IncidentRoot(incident_dir)
+    root = incidents.path
     redactor = redactor or Redactor()  # the task's: the collection's patterns and the inventory's secret values
 
-    with files.lock(registry_path):
-        registry = files.read_json(registry_path, default={}) or {}
+    with incidents.locked_alert_groups() as (registry, write_registry):
         groups = registry.setdefault('groups', {})
         entry = groups.get(group_key)
         incident = None
@@ -379,7 +376,7 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
             notes.append((summary, data))
         all_resolved = all(a.get('status') == 'resolved' for a in entry['alerts'].values())
         draft_resolved = all_resolved and len(firing) < len(alerts)
-        files.write_json_atomic(registry_path, redactor.data(registry))
+        write_registry(redactor.data(registry))
         records = []
         for summary, data in notes:
             data['draft_resolved'] = draft_resolved
@@ -396,5 +393,5 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
 
 def group_incidents(incident_dir):
     """{group_key: incident_id} of the registry (for tests and the docs' one-liner)."""
-    registry = files.read_json(os.path.join(os.path.abspath(str(incident_dir)), REGISTRY), default={}) or {}
+    registry = IncidentRoot(incident_dir).alert_groups()
     return dict((key, value.get('incident_id')) for key, value in (registry.get('groups') or {}).items())

@@ -24,7 +24,7 @@ from urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils import timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import finding_line, worst_first
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as sevtable

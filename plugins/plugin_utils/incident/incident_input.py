@@ -16,7 +16,7 @@ __metaclass__ = type
 import json
 import re
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import INCIDENT_ID_RE, valid_incident_id
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import INCIDENT_ID_RE, valid_incident_id
 
 KINDS = ('backend', 'postgres', 'redis', 'proxy', 'external')
 DEPLOY_TYPES = ('docker', 'systemd', 'process')

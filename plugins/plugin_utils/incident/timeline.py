@@ -28,7 +28,7 @@ import re
 import time
 import uuid
 
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import (
     append_jsonl,
     isoformat,
     make_event,

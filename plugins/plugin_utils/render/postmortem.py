@@ -23,7 +23,7 @@ import datetime
 import os
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.render import escape
-from ansible_collections.sre.incident_response.plugins.module_utils.incident_files import (
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident.files import (
     parse_ts,
     safe_name,
     write_rendered,

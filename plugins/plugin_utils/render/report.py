@@ -26,10 +26,9 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 
-from ansible_collections.sre.incident_response.plugins.module_utils import incident_files as files
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUSES, STATUSES_WORST_FIRST
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import rank as status_rank
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import severity as severity_mod
@@ -324,26 +323,3 @@ def render_html(model, template=TEMPLATE):
                                         undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
     env.filters['csp_hash'] = csp_hash
     return env.get_template(os.path.basename(template)).render(report_model=model)
-
-
-def write_html(dest, html, check_mode=False, mode=0o644):
-    """Write `html` to `dest` (atomically: a reader never sees half a page) unless it is already there.
-    Returns {'path', 'changed'}; in check mode nothing is written."""
-    try:
-        with open(dest, 'r', encoding='utf-8', errors='replace') as handle:
-            if handle.read() == html:
-                return {'path': dest, 'changed': False}
-    except OSError:
-        pass
-    if not check_mode:
-        fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(dest), dir=os.path.dirname(dest) or '.')
-        try:
-            with os.fdopen(fd, 'w', encoding='utf-8') as handle:
-                handle.write(html)
-            os.chmod(tmp, mode)
-            os.replace(tmp, dest)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    return {'path': dest, 'changed': True}

@@ -21,7 +21,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import errno
 import fcntl
 import hashlib
@@ -32,6 +31,8 @@ import tempfile
 
 # Finding statuses, their order and the form of a check name are the findings contract.
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import CHECK_RE, STATUSES, worst_first
+# Machine-readable times: one home (module_utils/timefmt.py, which probes on hosts use too).
+from ansible_collections.sre.incident_response.plugins.module_utils.timefmt import isoformat, parse_ts, utcnow  # noqa: F401 pylint: disable=unused-import
 
 TIMELINE = 'timeline.jsonl'
 FINDINGS = 'findings.json'
@@ -45,32 +46,6 @@ EVENT_KINDS = (
 # The one rule of an incident id (the incident directory's name); roles check it with the test
 # sre.incident_response.incident_id, incident_input and incident.py with valid_incident_id.
 INCIDENT_ID_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
-def isoformat(dt=None):
-    """UTC ISO 8601 with a Z suffix and millisecond precision."""
-    dt = dt or utcnow()
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.timezone.utc)
-    dt = dt.astimezone(datetime.timezone.utc)
-    return dt.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (dt.microsecond // 1000)
-
-
-def parse_ts(value):
-    """Parse an ISO 8601 timestamp (Z or offset, with or without fraction) to an aware UTC datetime."""
-    if isinstance(value, datetime.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-    text = str(value).strip()
-    if text.endswith('Z') or text.endswith('z'):
-        text = text[:-1] + '+00:00'
-    dt = datetime.datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=datetime.timezone.utc)
-    return dt.astimezone(datetime.timezone.utc)
 
 
 def valid_incident_id(incident_id):
