@@ -260,44 +260,57 @@ class PostmortemRenderer(object):
         return md_text(text, limit, self.redactor)
 
     def render(self, record, inputs=None, final=False, now=None):
+        """The post-mortem's Markdown, section by section (each section a method below), redacted."""
         inputs = dict(inputs or {})
         metrics = compute_metrics(record, now=now)
         sev = metrics['severity']
         sev_info = severity_mod.SEVERITY_TABLE.get(sev, {}) if sev else {}
         end_date = parse_ts(metrics['end']).date() if metrics['end'] else datetime.date.today()
-        lines = []
-        add = lines.append
-
-        add('# Post-mortem: %s' % self._md(inputs.get('title') or record.title, 160))
-        add('')
+        well, improve = self._assessment(record, inputs, metrics)
         state = 'Final' if final else 'Draft (regenerated after every run; finalized by playbooks/resolve.yml)'
-        add('Status: %s. This review is blameless: it is about systems and decisions, not people.' % state)
-        add('')
+        sections = [
+            ('# Post-mortem: %s' % self._md(inputs.get('title') or record.title, 160), None),
+            ('Status: %s. This review is blameless: it is about systems and decisions, not people.' % state, None),
+            ('## Summary', self._summary_lines(record, inputs, metrics, sev, sev_info)),
+            ('## Timeline', self._timeline_lines(record, metrics)),
+            ('## Root cause', [self._root_cause(record, inputs)]),
+            ('## Five whys', self._why_lines(record, inputs)),
+            ('## Contributing factors', ['- ' + item for item in self._contributing(record, inputs, metrics)]),
+            ('## What went well', ['- ' + item for item in well]),
+            ('## What could be improved', ['- ' + item for item in improve]),
+            ('## Response times', self._response_lines(metrics, sev)),
+            ('## Action items', ['- ' + item for item in self._action_items(record, inputs, sev, end_date)]),
+            ('## Post-mortem requirement', [self._requirement(sev, metrics)]),
+        ]
+        lines = []
+        for heading, body in sections:
+            lines.extend([heading, ''])
+            if body is not None:
+                lines.extend(body + [''])
+        text = '\n'.join(lines).rstrip('\n') + '\n'
+        return self.redactor.text(text)
 
-        add('## Summary')
-        add('')
-        add('- **Incident:** %s' % self._md(record.incident_id or 'unknown'))
-        add('- **Date:** %s' % (parse_ts(metrics['started_at']).strftime('%Y-%m-%d') if metrics['started_at']
-                                else 'unknown'))
-        add('- **Severity:** %s' % ('%s (%s) - %s' % (sev, sev_info.get('priority'), sev_info.get('impact'))
-                                    if sev else 'not classified'))
+    def _summary_lines(self, record, inputs, metrics, sev, sev_info):
+        lines = ['- **Incident:** %s' % self._md(record.incident_id or 'unknown'),
+                 '- **Date:** %s' % (parse_ts(metrics['started_at']).strftime('%Y-%m-%d') if metrics['started_at']
+                                     else 'unknown'),
+                 '- **Severity:** %s' % ('%s (%s) - %s' % (sev, sev_info.get('priority'), sev_info.get('impact'))
+                                         if sev else 'not classified')]
         if record.incident.get('commander') or inputs.get('commander'):
-            add('- **Commander:** %s' % self._md(inputs.get('commander') or record.incident.get('commander')))
-        add('- **Start:** %s' % fmt_time(metrics['started_at']))
-        add('- **End:** %s' % (fmt_time(metrics['resolved_at']) if metrics['resolved_at']
-                               else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
-        add('- **Duration:** %s%s' % (timefmt.duration(metrics['duration']), '' if metrics['resolved'] else ' so far'))
+            lines.append('- **Commander:** %s' % self._md(inputs.get('commander') or record.incident.get('commander')))
+        lines.append('- **Start:** %s' % fmt_time(metrics['started_at']))
+        lines.append('- **End:** %s' % (fmt_time(metrics['resolved_at']) if metrics['resolved_at']
+                                        else 'ongoing (last event %s)' % fmt_time(metrics['end'])))
+        lines.append('- **Duration:** %s%s' % (timefmt.duration(metrics['duration']), '' if metrics['resolved'] else ' so far'))
         impact = inputs.get('impact') or record.incident.get('impact') or \
             (sev_info.get('impact') and 'Not stated; the severity implies: %s' % sev_info['impact']) or 'Not stated'
-        add('- **Impact:** %s' % self._md(impact, 400))
+        lines.append('- **Impact:** %s' % self._md(impact, 400))
         what = inputs.get('summary') or self._what_happened(record)
-        add('- **What happened:** %s' % self._md(what, 400))
-        add('')
+        lines.append('- **What happened:** %s' % self._md(what, 400))
+        return lines
 
-        add('## Timeline')
-        add('')
-        add('All times UTC.')
-        add('')
+    def _timeline_lines(self, record, metrics):
+        lines = ['All times UTC.', '']
         significant = [e for e in scoped_events(record.events) if is_significant(e)]
         if len(significant) > MAX_TIMELINE_ENTRIES:
             keep = significant[:MAX_TIMELINE_ENTRIES - 1] + [significant[-1]]
@@ -306,7 +319,7 @@ class PostmortemRenderer(object):
         else:
             omitted = 0
         if metrics['started_at'] and not any(e.get('kind') == 'declared' for e in significant):
-            add('- %s - %s' % (hhmm(metrics['started_at']), self._md('Incident started: %s' % record.title)))
+            lines.append('- %s - %s' % (hhmm(metrics['started_at']), self._md('Incident started: %s' % record.title)))
         finished = set()
         for event in scoped_events(record.events):
             data = event.get('data') or {}
@@ -319,83 +332,42 @@ class PostmortemRenderer(object):
             data = event.get('data') or {}
             unfinished = event.get('kind') == 'play' and data.get('phase') == 'start' and bool(data.get('run')) \
                 and data['run'] not in finished and data['run'] != last_run
-            add('- ' + _event_line(event, unfinished=unfinished, md=self._md))
+            lines.append('- ' + _event_line(event, unfinished=unfinished, md=self._md))
         if omitted:
-            add('- %d more events in timeline.jsonl' % omitted)
+            lines.append('- %d more events in timeline.jsonl' % omitted)
         if metrics['resolved_at'] and not any(e.get('kind') == 'resolved' for e in significant):
-            add('- %s - Resolved' % hhmm(metrics['resolved_at']))
-        add('')
+            lines.append('- %s - Resolved' % hhmm(metrics['resolved_at']))
+        return lines
 
-        add('## Root cause')
-        add('')
-        add(self._root_cause(record, inputs))
-        add('')
-
-        add('## Five whys')
-        add('')
+    def _why_lines(self, record, inputs):
         whys = [w for w in (inputs.get('five_whys') or []) if w]
         if whys:
-            for index, why in enumerate(whys, 1):
-                add('%d. %s' % (index, self._md(why, 400)))
-        else:
-            first = self._md(inputs.get('impact') or record.incident.get('impact') or record.title, 200)
-            add('1. Why did users see the impact (%s)? _to fill_' % first)
-            add('2. Why did that happen? _to fill_')
-            add('3. Why was that possible? _to fill_')
-            add('4. Why was it not prevented or caught earlier? _to fill_')
-            add('5. Why does that gap exist? _to fill: this answer is usually the root cause_')
-        add('')
+            return ['%d. %s' % (index, self._md(why, 400)) for index, why in enumerate(whys, 1)]
+        first = self._md(inputs.get('impact') or record.incident.get('impact') or record.title, 200)
+        return ['1. Why did users see the impact (%s)? _to fill_' % first,
+                '2. Why did that happen? _to fill_',
+                '3. Why was that possible? _to fill_',
+                '4. Why was it not prevented or caught earlier? _to fill_',
+                '5. Why does that gap exist? _to fill: this answer is usually the root cause_']
 
-        add('## Contributing factors')
-        add('')
-        for item in self._contributing(record, inputs, metrics):
-            add('- ' + item)
-        add('')
-
-        well, improve = self._assessment(record, inputs, metrics)
-        add('## What went well')
-        add('')
-        for item in well:
-            add('- ' + item)
-        add('')
-        add('## What could be improved')
-        add('')
-        for item in improve:
-            add('- ' + item)
-        add('')
-
-        add('## Response times')
-        add('')
+    @staticmethod
+    def _response_lines(metrics, sev):
         target = metrics['response_target_minutes']
         target_text = ('target for %s: < %s' % (sev, timefmt.target(target))) if target is not None else 'no target'
         ack = metrics['time_to_acknowledge']
-        add('- Time to acknowledge: %s (%s)%s' % (
+        lines = ['- Time to acknowledge: %s (%s)%s' % (
             timefmt.duration(ack), target_text,
-            '' if ack is None or target is None else (' - met' if ack <= target * 60 else ' - missed')))
-        add('- Time to mitigate: %s' % (timefmt.duration(metrics['time_to_mitigate'])
-                                        if metrics['mitigated_at'] else 'no verified mitigation recorded'))
-        add('- Time to resolve: %s' % (timefmt.duration(metrics['time_to_resolve'])
-                                       if metrics['resolved_at'] else 'not resolved yet'))
+            '' if ack is None or target is None else (' - met' if ack <= target * 60 else ' - missed')),
+            '- Time to mitigate: %s' % (timefmt.duration(metrics['time_to_mitigate'])
+                                        if metrics['mitigated_at'] else 'no verified mitigation recorded'),
+            '- Time to resolve: %s' % (timefmt.duration(metrics['time_to_resolve'])
+                                       if metrics['resolved_at'] else 'not resolved yet')]
         if metrics['update_target_minutes'] is not None:
             gap = metrics['max_update_gap']
-            add('- Updates: %d sent, longest gap %s (cadence for %s: every %s)' % (
+            lines.append('- Updates: %d sent, longest gap %s (cadence for %s: every %s)' % (
                 metrics['comms_count'], timefmt.duration(gap) if gap is not None else 'n/a', sev,
                 timefmt.target(metrics['update_target_minutes'])))
-        add('')
-
-        add('## Action items')
-        add('')
-        for item in self._action_items(record, inputs, sev, end_date):
-            add('- ' + item)
-        add('')
-
-        add('## Post-mortem requirement')
-        add('')
-        add(self._requirement(sev, metrics))
-        add('')
-
-        text = '\n'.join(lines).rstrip('\n') + '\n'
-        return self.redactor.text(text)
+        return lines
 
     # --- sections -----------------------------------------------------------------------------
 

@@ -125,7 +125,8 @@ def _evidence_text(store, host, check, finding):
 
 
 def build(path, redactor=None, now=None):
-    """The report model of the incident directory `path` (every string redacted)."""
+    """The report model of the incident directory `path` (every string redacted), in named stages: the time axis,
+    the host lanes, the incident rows, the targets on the axis, the bars, the grid with its details, the diagnosis."""
     redactor = redactor or Redactor()
     store = IncidentStore.of_path(path)
     record = IncidentRecord.from_store(store)
@@ -133,22 +134,52 @@ def build(path, redactor=None, now=None):
         raise ValueError('%s holds no incident (no incident.json, no timeline.jsonl)' % path)
     metrics = compute_metrics(record, now=now)
     events = record.events
-    # the picture spans what happened to the incident, not later runs that only read it (task/play events)
+    started, axis = _axis(events, metrics)
+    sev = record.severity or 'SEV4'
+    policy = severity_mod.SEVERITY_TABLE.get(sev, {})
+    finding_events = [e for e in events if e.get('kind') == 'finding']
+    hosts = sorted({str(e.get('host')) for e in finding_events} | {str(f.get('host')) for f in record.findings if f.get('host')})
+    lanes = _lanes(hosts, finding_events, axis)
+    rows_top = TOP + ROW * (len(lanes) + 1)
+    rows = {'severity': TOP, 'messages': rows_top, 'response': rows_top + ROW}
+    height = rows['response'] + ROW + 58  # room below the axis for targets after its end
+    cells = _cells(finding_events, record.findings)
+    checks = sorted({k.split('/', 1)[1] for k in cells})
+    grid_rows, details = _grid(store, hosts, checks, cells, record.findings)
+    pm_file, pm_text = store.latest_postmortem()
+    model = {
+        'incident': {'id': record.incident_id, 'title': record.title, 'severity': sev,
+                     'priority': policy.get('priority'), 'commander': record.incident.get('commander'),
+                     'status': record.incident.get('status') or ('Resolved' if metrics.get('resolved') else 'Open'),
+                     'impact': record.incident.get('impact'), 'started_at': metrics.get('started_at'),
+                     'resolved_at': metrics.get('resolved_at'), 'duration': timefmt.duration(metrics.get('duration'))},
+        'timeline': dict(_incident_rows(events, metrics, axis), width=WIDTH, height=height, left=LEFT, right=WIDTH - RIGHT,
+                         row=ROW, axis_y=height - 52, ticks=axis.ticks(), lanes=lanes, rows=rows,
+                         targets=_axis_targets(events, policy, started, axis), finding_events=len(finding_events)),
+        'targets': _bars(metrics, policy),
+        'grid': {'checks': checks, 'rows': grid_rows,
+                 'counts': dict((s, sum(1 for c in cells.values() if c['worst'] == s)) for s in STATUSES_WORST_FIRST)},
+        'details': details,
+        'hypotheses': _hypotheses(record.diagnosis, cells),
+        'postmortem': {'file': pm_file, 'text': pm_text},
+        'files': {'timeline': 'timeline.jsonl', 'findings': 'findings.json', 'diagnosis': 'diagnosis.json'},
+    }
+    return redactor.data(model)
+
+
+def _axis(events, metrics):
+    """(started, Axis): the picture spans what happened to the incident, not later runs that only read it."""
     stamps = [t for t in (_ts(e.get('ts')) for e in events if e.get('kind') not in ('task', 'play')) if t is not None]
     started = _ts(metrics.get('started_at')) or (min(stamps) if stamps else 0.0)
     end = max(stamps + [started, _ts(metrics.get('resolved_at')) or started])
-    axis = Axis(min([started] + stamps), end + max((end - started) * 0.03, 2.0))
-    sev = record.severity or 'SEV4'
-    policy = severity_mod.SEVERITY_TABLE.get(sev, {})
+    return started, Axis(min([started] + stamps), end + max((end - started) * 0.03, 2.0))
 
-    # --- lanes: one per host that reported findings, one mark per finding event ---------------------------------
-    finding_events = [e for e in events if e.get('kind') == 'finding']
-    hosts = sorted({str(e.get('host')) for e in finding_events} | {str(f.get('host')) for f in record.findings if f.get('host')})
-    lanes = []
-    stack = {}
-    for index, host in enumerate(hosts):
-        lanes.append({'host': host, 'y': TOP + ROW * (index + 1), 'marks': []})
+
+def _lanes(hosts, finding_events, axis):
+    """One lane per host that reported findings, one mark per finding event (close marks stacked, three high)."""
+    lanes = [{'host': host, 'y': TOP + ROW * (index + 1), 'marks': []} for index, host in enumerate(hosts)]
     by_host = dict((lane['host'], lane) for lane in lanes)
+    stack = {}
     for event in finding_events:
         data = event.get('data') or {}
         host = str(event.get('host'))
@@ -164,12 +195,11 @@ def build(path, redactor=None, now=None):
             'x': round(x + (n // 3) * 7, 1), 'y': lane['y'] - 8 + (n % 3) * 8, 'status': status, 'check': check,
             'key': '%s/%s' % (host, check), 'anchor': _anchor('%s/%s' % (host, check)),
             'title': _short('%s %s %s/%s: %s' % (_hms(epoch), status.upper(), host, check, event.get('summary')), SVG_TITLE_CHARS)})
+    return lanes
 
-    rows_top = TOP + ROW * (len(lanes) + 1)
-    rows = {'severity': TOP, 'messages': rows_top, 'response': rows_top + ROW}
-    height = rows['response'] + ROW + 58  # room below the axis for targets after its end
 
-    # --- incident rows ---------------------------------------------------------------------------------------------
+def _incident_rows(events, metrics, axis):
+    """The rows about the incident itself: severity bands, messages, the remediation chain, the milestones."""
     severities = []
     for event in events:
         if event.get('kind') == 'severity':
@@ -203,39 +233,46 @@ def build(path, redactor=None, now=None):
         epoch = _ts(when)
         if epoch is not None:
             markers.append({'name': name, 'x': axis.x(epoch), 'label': '%s %s' % (name, _hms(epoch))})
+    return {'severities': severities, 'messages': messages, 'chain': chain, 'markers': markers}
 
-    # --- response-time targets drawn on the axis ---------------------------------------------------------------------
-    targets_on_axis = []
+
+def _axis_targets(events, policy, started, axis):
+    """The response-time targets drawn on the axis: acknowledge due, next update due."""
+    targets = []
     response_min = policy.get('response_minutes')
     update_min = policy.get('update_minutes')
     if response_min:
         due = started + response_min * 60
-        targets_on_axis.append({'name': 'acknowledge due', 'inside': axis.inside(due), 'x': axis.x(due),
-                                'label': 'acknowledge due %s (+%d min)' % (_hms(due), response_min)})
+        targets.append({'name': 'acknowledge due', 'inside': axis.inside(due), 'x': axis.x(due),
+                        'label': 'acknowledge due %s (+%d min)' % (_hms(due), response_min)})
     if update_min:
         last_msg = max([_ts(e['ts']) for e in events if e.get('kind') == 'comms'] or [started])
         due = last_msg + update_min * 60
-        targets_on_axis.append({'name': 'next update due', 'inside': axis.inside(due), 'x': axis.x(due),
-                                'label': 'next update due %s (+%d min)' % (_hms(due), update_min)})
+        targets.append({'name': 'next update due', 'inside': axis.inside(due), 'x': axis.x(due),
+                        'label': 'next update due %s (+%d min)' % (_hms(due), update_min)})
+    return targets
 
-    # --- bars: what happened against the targets -----------------------------------------------------------------------
-    bars = []
 
-    def add_bar(label, actual, target_min, note=''):
-        target = target_min * 60 if target_min else None
-        frac = (actual / target) if (actual is not None and target) else None
-        bars.append({'label': label, 'actual': timefmt.duration(actual) if actual is not None else 'not yet',
-                     'target': ('%d min' % target_min) if target_min else 'no target',
-                     'met': None if frac is None else frac <= 1.0, 'width': max(round(min(frac, 1.5) * 400, 1), 3) if frac is not None else 0,
-                     'note': note})
-    add_bar('Acknowledge', metrics.get('time_to_acknowledge'), response_min)
-    add_bar('Longest gap between updates', metrics.get('max_update_gap'), update_min,
-            '%d message(s)' % metrics.get('comms_count', 0))
-    add_bar('Mitigate', metrics.get('time_to_mitigate'), None)
-    add_bar('Resolve', metrics.get('time_to_resolve'), None)
+def _bar(label, actual, target_min, note=''):
+    target = target_min * 60 if target_min else None
+    frac = (actual / target) if (actual is not None and target) else None
+    return {'label': label, 'actual': timefmt.duration(actual) if actual is not None else 'not yet',
+            'target': ('%d min' % target_min) if target_min else 'no target',
+            'met': None if frac is None else frac <= 1.0, 'width': max(round(min(frac, 1.5) * 400, 1), 3) if frac is not None else 0,
+            'note': note}
 
-    # --- grid: hosts x checks, worst status, latest evidence ------------------------------------------------------------
-    latest = dict(('%s/%s' % (f.get('host'), f.get('check')), f) for f in record.findings)
+
+def _bars(metrics, policy):
+    """What happened against the severity's targets."""
+    return [_bar('Acknowledge', metrics.get('time_to_acknowledge'), policy.get('response_minutes')),
+            _bar('Longest gap between updates', metrics.get('max_update_gap'), policy.get('update_minutes'),
+                 '%d message(s)' % metrics.get('comms_count', 0)),
+            _bar('Mitigate', metrics.get('time_to_mitigate'), None),
+            _bar('Resolve', metrics.get('time_to_resolve'), None)]
+
+
+def _cells(finding_events, findings):
+    """{host/check: {worst, summary, ts, events}}: the worst status a check ever had, from events and the latest."""
     cells = {}
     for event in finding_events:
         data = event.get('data') or {}
@@ -245,12 +282,17 @@ def build(path, redactor=None, now=None):
         cell['events'] += 1
         if status_rank(status) > status_rank(cell['worst']):
             cell.update(worst=status, summary=event.get('summary'), ts=event.get('ts'))
-    for key, finding in latest.items():
+    for key, finding in dict(('%s/%s' % (f.get('host'), f.get('check')), f) for f in findings).items():
         status = finding.get('status') if finding.get('status') in STATUSES else 'unknown'
         cell = cells.setdefault(key, {'worst': status, 'summary': finding.get('summary'), 'ts': finding.get('ts'), 'events': 0})
         if status_rank(status) > status_rank(cell['worst']):
             cell.update(worst=status, summary=finding.get('summary'), ts=finding.get('ts'))
-    checks = sorted({k.split('/', 1)[1] for k in cells})
+    return cells
+
+
+def _grid(store, hosts, checks, cells, findings):
+    """(rows, details): hosts x checks with the worst status, and per cell the latest finding and its evidence."""
+    latest = dict(('%s/%s' % (f.get('host'), f.get('check')), f) for f in findings)
     grid_rows = []
     details = []
     for host in hosts:
@@ -270,36 +312,20 @@ def build(path, redactor=None, now=None):
                             'latest_ts': finding.get('ts'), 'evidence_file': evidence_file,
                             'evidence': evidence[:EVIDENCE_CHARS] + ('\n...' if len(evidence) > EVIDENCE_CHARS else '')})
         grid_rows.append(row)
+    return grid_rows, details
 
-    # --- diagnosis ---------------------------------------------------------------------------------------------------
+
+def _hypotheses(diagnosis, cells):
+    """The ranked hypotheses, their evidence linked to the grid's cells."""
     hypotheses = []
-    for rank, hyp in enumerate(record.diagnosis or [], 1):
+    for rank, hyp in enumerate(diagnosis or [], 1):
         if not isinstance(hyp, dict):
             continue
         hypotheses.append({'rank': hyp.get('rank', rank), 'pattern': hyp.get('pattern'), 'confidence': hyp.get('confidence'),
                            'likely_cause': hyp.get('likely_cause'), 'first_action': hyp.get('first_action'),
                            'then': hyp.get('then'),
                            'evidence': [{'key': k, 'anchor': _anchor(k), 'known': k in cells} for k in hyp.get('evidence') or []]})
-    pm_file, pm_text = store.latest_postmortem()
-    status_counts = dict((s, sum(1 for c in cells.values() if c['worst'] == s)) for s in STATUSES_WORST_FIRST)
-    model = {
-        'incident': {'id': record.incident_id, 'title': record.title, 'severity': sev,
-                     'priority': policy.get('priority'), 'commander': record.incident.get('commander'),
-                     'status': record.incident.get('status') or ('Resolved' if metrics.get('resolved') else 'Open'),
-                     'impact': record.incident.get('impact'), 'started_at': metrics.get('started_at'),
-                     'resolved_at': metrics.get('resolved_at'), 'duration': timefmt.duration(metrics.get('duration'))},
-        'timeline': {'width': WIDTH, 'height': height, 'left': LEFT, 'right': WIDTH - RIGHT, 'row': ROW,
-                     'axis_y': height - 52, 'ticks': axis.ticks(), 'lanes': lanes, 'rows': rows,
-                     'severities': severities, 'messages': messages, 'chain': chain, 'markers': markers,
-                     'targets': targets_on_axis, 'finding_events': len(finding_events)},
-        'targets': bars,
-        'grid': {'checks': checks, 'rows': grid_rows, 'counts': status_counts},
-        'details': details,
-        'hypotheses': hypotheses,
-        'postmortem': {'file': pm_file, 'text': pm_text},
-        'files': {'timeline': 'timeline.jsonl', 'findings': 'findings.json', 'diagnosis': 'diagnosis.json'},
-    }
-    return redactor.data(model)
+    return hypotheses
 
 
 # --- report.html ---------------------------------------------------------------------------------------------------
