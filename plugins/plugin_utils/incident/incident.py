@@ -104,42 +104,16 @@ def declare_or_load(incident_id='', incident_dir='incidents', title='', commande
 def _declare_or_load_locked(store, now, title, commander, started, impact, severity, impact_facts,
                             thresholds, severity_floor, severity_floor_reasons, services, contacts, default_severity,
                             host, status, auto_title):
+    """Under incident.json's lock: read, merge the input, classify, record the events, write."""
     incident_id = store.incident_id
     existing = store.incident(fresh=True)
     created = existing is None
-    incident = dict(existing or {})
     stamp = files.isoformat(now)
     redactor = Redactor()
-
     if created:
-        incident.update({
-            'id': incident_id,
-            'title': title or 'Incident %s' % incident_id,
-            'title_auto': not title,
-            'commander': _commander(commander, contacts),
-            'started_at': started or stamp,
-            'declared_at': stamp,
-            'impact': impact or 'Under assessment',
-            'status': 'Investigating',
-            'services': sorted(set(services or [])),
-            'severity': None,
-        })
+        incident = _new_incident(incident_id, stamp, title, commander, started, impact, services, contacts)
     else:
-        for key, value in (('title', title), ('impact', impact)):
-            if value:
-                incident[key] = value
-        if title:
-            incident['title_auto'] = False
-        elif auto_title and incident.get('title_auto'):
-            # A generated title is replaced once by the diagnosis' (before the first message goes out).
-            incident['title'] = auto_title
-            incident['title_auto'] = False
-        if commander:
-            incident['commander'] = commander
-        if started:
-            incident['started_at'] = started
-        if services:
-            incident['services'] = sorted(set(incident.get('services') or []) | set(services))
+        incident = _merged_incident(existing, title, commander, started, impact, services, auto_title)
     if status:
         incident['status'] = status
     if impact_facts:
@@ -168,26 +142,9 @@ def _declare_or_load_locked(store, now, title, commander, started, impact, sever
     events = []
     store.ensure(messages=True)
     if created:
-        events.append(files.make_event(
-            incident_id, 'declared',
-            'Incident declared: %s (commander %s, started %s)' % (incident['title'], incident['commander'],
-                                                                  incident['started_at']),
-            host=host,
-            data={'title': incident['title'], 'commander': incident['commander'],
-                  'started_at': incident['started_at'], 'impact': incident['impact'],
-                  'services': incident['services'], 'acknowledged_at': stamp}, ts=stamp))
+        events.append(_declared_event(incident, host, stamp))
     if severity_changed:
-        if previous:
-            verb = 'raised' if sevtable.more_severe(previous, decision['severity']) == decision['severity'] else 'changed'
-            summary = 'Severity %s from %s to %s: %s' % (verb, previous, decision['severity'], '; '.join(decision['reasons']))
-        else:
-            summary = 'Severity %s: %s' % (decision['severity'], '; '.join(decision['reasons']))
-        events.append(files.make_event(
-            incident_id, 'severity', summary, host=host,
-            data={'severity': decision['severity'], 'previous': previous, 'source': decision['source'],
-                  'reasons': decision['reasons'], 'impact_facts': impact_facts,
-                  'response_minutes': decision['response_minutes'], 'update_minutes': decision['update_minutes'],
-                  'escalation': decision['escalation'], 'channel': decision['channel']}, ts=stamp))
+        events.append(_severity_event(incident_id, decision, previous, impact_facts, host, stamp))
     if events:
         store.append(events, redactor)
     store.write_incident(incident, redactor)
@@ -201,3 +158,64 @@ def _declare_or_load_locked(store, now, title, commander, started, impact, sever
         'decision': decision,
         'events': [e['kind'] for e in events],
     }
+
+
+def _new_incident(incident_id, stamp, title, commander, started, impact, services, contacts):
+    return {
+        'id': incident_id,
+        'title': title or 'Incident %s' % incident_id,
+        'title_auto': not title,
+        'commander': _commander(commander, contacts),
+        'started_at': started or stamp,
+        'declared_at': stamp,
+        'impact': impact or 'Under assessment',
+        'status': 'Investigating',
+        'services': sorted(set(services or [])),
+        'severity': None,
+    }
+
+
+def _merged_incident(existing, title, commander, started, impact, services, auto_title):
+    """An existing incident with what this run gives (a person's title, impact, commander win over generated ones)."""
+    incident = dict(existing)
+    for key, value in (('title', title), ('impact', impact)):
+        if value:
+            incident[key] = value
+    if title:
+        incident['title_auto'] = False
+    elif auto_title and incident.get('title_auto'):
+        # A generated title is replaced once by the diagnosis' (before the first message goes out).
+        incident['title'] = auto_title
+        incident['title_auto'] = False
+    if commander:
+        incident['commander'] = commander
+    if started:
+        incident['started_at'] = started
+    if services:
+        incident['services'] = sorted(set(incident.get('services') or []) | set(services))
+    return incident
+
+
+def _declared_event(incident, host, stamp):
+    return files.make_event(
+        incident['id'], 'declared',
+        'Incident declared: %s (commander %s, started %s)' % (incident['title'], incident['commander'],
+                                                              incident['started_at']),
+        host=host,
+        data={'title': incident['title'], 'commander': incident['commander'],
+              'started_at': incident['started_at'], 'impact': incident['impact'],
+              'services': incident['services'], 'acknowledged_at': stamp}, ts=stamp)
+
+
+def _severity_event(incident_id, decision, previous, impact_facts, host, stamp):
+    if previous:
+        verb = 'raised' if sevtable.more_severe(previous, decision['severity']) == decision['severity'] else 'changed'
+        summary = 'Severity %s from %s to %s: %s' % (verb, previous, decision['severity'], '; '.join(decision['reasons']))
+    else:
+        summary = 'Severity %s: %s' % (decision['severity'], '; '.join(decision['reasons']))
+    return files.make_event(
+        incident_id, 'severity', summary, host=host,
+        data={'severity': decision['severity'], 'previous': previous, 'source': decision['source'],
+              'reasons': decision['reasons'], 'impact_facts': impact_facts,
+              'response_minutes': decision['response_minutes'], 'update_minutes': decision['update_minutes'],
+              'escalation': decision['escalation'], 'channel': decision['channel']}, ts=stamp)
