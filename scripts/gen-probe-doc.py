@@ -6,7 +6,7 @@
     python scripts/gen-probe-doc.py            # (re)write the generated block of probe.py
     python scripts/gen-probe-doc.py --check    # exit 1 when the block drifted from the area modules
 
-Each area option of the module probe (health, app_logs, changes, postgres, redis, network) takes exactly the
+Each area option of the module probe (health, app_logs, changes, postgres, redis, network, host) takes exactly the
 options of one module (health_probe, ...): both use the same SPEC of plugins/module_utils/areas/*.py, and
 validate-modules holds each of those modules' documentation to its SPEC. The block copies those options as
 suboptions, with O() references rewritten to the area's path, so DOCUMENTATION stays a static literal that
@@ -38,6 +38,7 @@ AREAS = (
     ('postgres', 'pg_probe', True, 'One item per PostgreSQL service of this host.'),
     ('redis', 'redis_probe', True, 'One item per Redis service of this host.'),
     ('network', 'net_probe', False, 'Disk and container resources of this host.'),
+    ('host', 'host_probe', False, 'The kernel\'s and the init system\'s view of this host (OOM kills, units, open files).'),
 )
 
 

@@ -37,7 +37,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_sto
 from ansible_collections.sre.incident_response.plugins.plugin_utils import settings as settings_files
 from ansible_collections.sre.incident_response.plugins.plugin_utils.settings import role_settings
 
-HOST_AREAS = ['health', 'app_logs', 'changes', 'postgres', 'redis', 'network']
+HOST_AREAS = ['health', 'app_logs', 'changes', 'postgres', 'redis', 'network', 'host']
 AREA_ROLES = {'controller': ['health', 'network', 'trends']}
 
 
@@ -149,6 +149,15 @@ def network_args(s, services, host):
                         'docker_host': s['network_docker_host']})
 
 
+def host_args(s, services, host):
+    if not s['host_checks']:
+        return None
+    return _omit_empty({'report_host': host, 'services': services, 'checks': s['host_checks'], 'window': s['host_window'],
+                        'timeout': s['host_timeout'], 'docker_host': s['host_docker_host'],
+                        'thresholds': dict((k, s['host_' + k]) for k in (
+                            'fds_warn_pct', 'fds_crit_pct', 'unit_restarts_warn', 'top'))})
+
+
 def has_prometheus(play_services):
     return any(isinstance(s, dict) and isinstance(s.get('prometheus'), dict) and s['prometheus'].get('url')
                for items in play_services.values() for s in items)
@@ -164,7 +173,8 @@ def settings_cache_dir():
 # each host: the roles' defaults and argument specs read now are read once per run, not once per host.
 settings_files.preload(DataLoader())
 
-BUILDERS = {'health': health_args, 'app_logs': app_logs_args, 'changes': changes_args, 'network': network_args}
+BUILDERS = {'health': health_args, 'app_logs': app_logs_args, 'changes': changes_args, 'network': network_args,
+            'host': host_args}
 SERVICE_BUILDERS = {'postgres': postgres_args, 'redis': redis_args}
 
 

@@ -144,6 +144,27 @@ EVIDENCE = {
                             'memory_pct', 'network', 'network.rx_bytes', 'network.tx_bytes', 'pids', 'unit',
                             'memory_source', 'main_pid', 'active_state',
                             'exceeded'),  # the measures past their threshold: memory, cpu
+    # area_host.evaluate_oom: kernel OOM kills (kernel log of the window, the services' cgroup counters)
+    'host.oom': ('kills', 'kills[].ts', 'kills[].pid', 'kills[].process', 'kills[].cgroup', 'kills[].constraint',
+                 'kills[].anon_rss_kb', 'kills[].service', 'kills_in_window', 'cgroups', 'cgroups[].service',
+                 'cgroups[].container', 'cgroups[].container_id', 'cgroups[].unit', 'cgroups[].path',
+                 'cgroups[].oom_kill', 'cgroups[].oom', 'cgroups[].started_at', 'cgroups[].error',
+                 'sources',  # source (journalctl -k, dmesg) -> 'read' or why it could not be read
+                 'services', 'window_s'),
+    # area_host.evaluate_units (error: systemctl could not run)
+    'host.units': _ERROR + ('failed', 'failed[].unit', 'failed[].load', 'failed[].active', 'failed[].sub',
+                            'failed[].description', 'services', 'services[].service', 'services[].unit',
+                            'services[].ActiveState', 'services[].SubState', 'services[].Result',
+                            'services[].NRestarts', 'services[].started_in_window', 'services[].error',
+                            'implicated', 'restarts_warn', 'note'),
+    # area_host.evaluate_fds: open descriptors and TCP connections by process
+    'host.fds': ('top_fds', 'top_fds[].pid', 'top_fds[].process', 'top_fds[].service', 'top_fds[].fds',
+                 'top_fds[].fd_limit', 'top_fds[].fd_pct', 'top_fds[].tcp', 'top_fds[].tcp_total',
+                 'top_tcp', 'top_tcp[].pid', 'top_tcp[].process', 'top_tcp[].service', 'top_tcp[].fds',
+                 'top_tcp[].fd_limit', 'top_tcp[].fd_pct', 'top_tcp[].tcp', 'top_tcp[].tcp_total',
+                 'services', 'services[].pid', 'services[].process', 'services[].service', 'services[].fds',
+                 'services[].fd_limit', 'services[].fd_pct', 'services[].tcp', 'services[].tcp_total',
+                 'tcp_states', 'processes', 'unreadable', 'truncated', 'warn_pct', 'crit_pct'),
     # roles/health/vars/main.yml: a managed host Ansible cannot reach
     'host.reachability': ('connection', 'error'),
     # area_changes.deploy_item (docker) / release_item (a release symlink); errors: container or link -> error

@@ -29,6 +29,7 @@ AREA_CHECKS = {
     'postgres': 'pg.connectivity',
     'redis': 'redis.connectivity',
     'network': 'host.disk',
+    'host': 'host.oom',
     'controller_network': 'net.dns',
     'trends': 'trend.query',
 }

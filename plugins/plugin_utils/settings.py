@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The settings of a probe role, read on the controller from outside the role.
 
-The roles (health, app_logs, changes, postgres, redis, network, trends) are the
+The roles (health, app_logs, changes, postgres, redis, network, host, trends) are the
 documented entry points, and their defaults/main.yml and meta/argument_specs.yml
 are where every setting is defined. The probe action runs every area in one task,
 outside those roles, so it reads the same files: the role's defaults, overridden by
@@ -36,7 +36,7 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from jinja2 import Environment, TemplateSyntaxError, meta, nodes
 
-ROLES = ('health', 'app_logs', 'changes', 'postgres', 'redis', 'network', 'trends')
+ROLES = ('health', 'app_logs', 'changes', 'postgres', 'redis', 'network', 'host', 'trends')
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'roles')
 DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$')
 SPEC_KEYS = ('type', 'elements', 'default', 'choices', 'options', 'required', 'no_log')
@@ -54,10 +54,11 @@ ORDERED = {
     'redis': [('redis_memory_warn_pct', 'redis_memory_crit_pct'), ('redis_clients_warn_pct', 'redis_clients_crit_pct')],
     'network': [('network_disk_warn_pct', 'network_disk_crit_pct'), ('network_memory_warn_pct', 'network_memory_crit_pct'),
                 ('network_tls_crit_days', 'network_tls_warn_days')],
+    'host': [('host_fds_warn_pct', 'host_fds_crit_pct')],
     'trends': [('trends_warn_growth_pct', 'trends_crit_growth_pct')],
 }
 DURATIONS = {'health': ['health_window'], 'app_logs': ['app_logs_window'], 'changes': ['changes_window'],
-             'redis': ['redis_window']}
+             'redis': ['redis_window'], 'host': ['host_window']}
 REQUIRED_KEYS = {'network': [('network_dns_names', 'name', 'DNS entry without a name: '),
                              ('network_tls_endpoints', 'port', 'TLS endpoint without a port: '),
                              ('network_dependencies', 'url', 'dependency without a url: ')]}

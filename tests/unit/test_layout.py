@@ -68,7 +68,7 @@ def test_controller_code_is_grouped_in_folders_that_say_what_is_inside():
     assert {'incident', 'diagnosis', 'comms', 'render', 'awx'} <= set(groups), groups
 
 
-AREAS = ('health', 'app_logs', 'changes', 'network', 'postgres', 'redis')
+AREAS = ('health', 'app_logs', 'changes', 'network', 'host', 'postgres', 'redis')
 
 
 def test_each_probe_area_is_one_file_named_after_it():

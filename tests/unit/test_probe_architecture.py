@@ -16,7 +16,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis im
 from ansible_collections.sre.incident_response.plugins.plugin_utils import settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-AREAS = ['health', 'app_logs', 'changes', 'postgres', 'redis', 'network', 'trends']
+AREAS = ['health', 'app_logs', 'changes', 'postgres', 'redis', 'network', 'host', 'trends']
 
 
 def _settings(role, **host_vars):
