@@ -150,20 +150,21 @@ EVIDENCE = {
                  'cgroups[].container', 'cgroups[].container_id', 'cgroups[].unit', 'cgroups[].path',
                  'cgroups[].oom_kill', 'cgroups[].oom', 'cgroups[].started_at', 'cgroups[].error',
                  'sources',  # source (journalctl -k, dmesg) -> 'read' or why it could not be read
-                 'services', 'window_s'),
+                 'implicated', 'window_s'),
     # area_host.evaluate_units (error: systemctl could not run)
     'host.units': _ERROR + ('failed', 'failed[].unit', 'failed[].load', 'failed[].active', 'failed[].sub',
-                            'failed[].description', 'services', 'services[].service', 'services[].unit',
-                            'services[].ActiveState', 'services[].SubState', 'services[].Result',
-                            'services[].NRestarts', 'services[].started_in_window', 'services[].error',
+                            'failed[].description', 'units', 'units[].service', 'units[].unit',
+                            'units[].ActiveState', 'units[].SubState', 'units[].Result',
+                            'units[].NRestarts', 'units[].started_in_window', 'units[].error',
                             'implicated', 'restarts_warn', 'note'),
     # area_host.evaluate_fds: open descriptors and TCP connections by process
     'host.fds': ('top_fds', 'top_fds[].pid', 'top_fds[].process', 'top_fds[].service', 'top_fds[].fds',
                  'top_fds[].fd_limit', 'top_fds[].fd_pct', 'top_fds[].tcp', 'top_fds[].tcp_total',
                  'top_tcp', 'top_tcp[].pid', 'top_tcp[].process', 'top_tcp[].service', 'top_tcp[].fds',
                  'top_tcp[].fd_limit', 'top_tcp[].fd_pct', 'top_tcp[].tcp', 'top_tcp[].tcp_total',
-                 'services', 'services[].pid', 'services[].process', 'services[].service', 'services[].fds',
-                 'services[].fd_limit', 'services[].fd_pct', 'services[].tcp', 'services[].tcp_total',
+                 'service_processes', 'service_processes[].pid', 'service_processes[].process',
+                 'service_processes[].service', 'service_processes[].fds', 'service_processes[].fd_limit',
+                 'service_processes[].fd_pct', 'service_processes[].tcp', 'service_processes[].tcp_total',
                  'tcp_states', 'processes', 'unreadable', 'truncated', 'warn_pct', 'crit_pct'),
     # roles/health/vars/main.yml: a managed host Ansible cannot reach
     'host.reachability': ('connection', 'error'),

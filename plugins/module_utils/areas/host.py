@@ -214,7 +214,7 @@ def evaluate_oom(host, cgroups, kills, sources, window_s, now=None):
     if not log_read and unread:
         text += '; kernel log not read (%s)' % ', '.join('%s: %s' % (k, one_line(sources[k], 80)) for k in unread)
     evidence = {'kills': kills[-20:], 'kills_in_window': len(kills), 'cgroups': cgroups, 'sources': sources,
-                'services': sorted(set(implicated)), 'window_s': window_s}
+                'implicated': sorted(set(implicated)), 'window_s': window_s}
     service = implicated[0] if len(set(implicated)) == 1 else None
     return finding('host.oom', host, service, status, text, evidence)
 
@@ -403,7 +403,7 @@ def evaluate_units(host, failed, services, t, note=None):
         text = '; '.join(parts)
     else:
         text = note or 'no failed unit; %d service unit%s active' % (len(services), '' if len(services) == 1 else 's')
-    evidence = {'failed': failed, 'services': services, 'implicated': sorted(set(implicated)),
+    evidence = {'failed': failed, 'units': services, 'implicated': sorted(set(implicated)),
                 'restarts_warn': t['unit_restarts_warn']}
     if note:
         evidence['note'] = note
@@ -578,7 +578,7 @@ def evaluate_fds(host, rows, tables, markers, t, unreadable=0, truncated=False):
             '%s %d' % (k, v) for k, v in sorted(by_tcp[0]['tcp'].items(), key=lambda kv: -kv[1])[:3]))
     if unreadable:
         text += '; %d process%s not readable' % (unreadable, '' if unreadable == 1 else 'es')
-    evidence = {'top_fds': by_fds, 'top_tcp': by_tcp, 'services': mine, 'tcp_states': totals,
+    evidence = {'top_fds': by_fds, 'top_tcp': by_tcp, 'service_processes': mine, 'tcp_states': totals,
                 'processes': len(items), 'unreadable': unreadable, 'truncated': truncated,
                 'warn_pct': t['fds_warn_pct'], 'crit_pct': t['fds_crit_pct']}
     services = sorted({i['service'] for i in over if i['service']})
