@@ -263,3 +263,40 @@ def test_errors_after_a_rollback_do_not_recommend_rolling_back_to_the_bad_releas
     # the same deploy that is not a rollback is new code
     rollback['rollback'] = False
     assert top(dx.diagnose(findings, CTX))['pattern'] == 'error_spike_after_deploy'
+
+
+# --- the host's own view (areas/host.py): OOM kills, failed units --------------------------------------------
+
+def test_oom_kills_of_the_backend_from_the_kernel_are_its_own_evidence_of_memory_exhaustion():
+    oom = f('app-backend', 'host.oom', 'crit', 'backend (app-backend): 1 OOM kill in the window (python3 pid 4242)',
+            'backend', kills=[{'ts': 1.0, 'pid': 4242, 'process': 'python3', 'cgroup': '/docker/x',
+                               'constraint': 'CONSTRAINT_MEMCG', 'anon_rss_kb': 64000, 'service': 'backend'}],
+            kills_in_window=1, implicated=['backend'], sources={'dmesg': 'read'}, window_s=900)
+    doc = dx.diagnose(replace(healthy(), oom), CTX)
+    top = doc['hypotheses'][0]
+    assert top['pattern'] == 'memory_growth' and top['service'] == 'backend' and top['action'] == 'restart'
+    assert top['confidence'] == 0.9 and 'app-backend/host.oom' in top['evidence']
+    assert 'remediation_action=restart' in top['first_action']
+
+
+def test_a_host_wide_oom_kill_names_no_service_and_makes_no_memory_hypothesis():
+    oom = f('app-backend', 'host.oom', 'warn', 'host out of memory: 1 kill in the window (java pid 777)', None,
+            kills_in_window=1, implicated=[], sources={'dmesg': 'read'}, window_s=900)
+    doc = dx.diagnose(replace(healthy(), oom), CTX)
+    assert not [h for h in doc['hypotheses'] if h['pattern'] == 'memory_growth']
+
+
+def test_a_failed_unit_of_the_backend_is_a_down_backend_even_when_its_probe_could_not_run():
+    units = f('app-backend', 'host.units', 'crit', 'backend (app.service) failed/failed after 5 restarts', 'backend',
+              failed=[{'unit': 'app.service', 'load': 'loaded', 'active': 'failed', 'sub': 'failed', 'description': 'x'}],
+              units=[{'service': 'backend', 'unit': 'app.service', 'ActiveState': 'failed', 'SubState': 'failed',
+                      'Result': 'exit-code', 'NRestarts': '5', 'started_in_window': True}],
+              implicated=['backend'], restarts_warn=3)
+    unknown = f('app-backend', 'health.container', 'unknown', 'health probe failed: boom', 'backend', area='health')
+    doc = dx.diagnose(replace(healthy(), units, unknown), dict(CTX, backend_services=['backend']))
+    top = doc['hypotheses'][0]
+    assert top['pattern'] == 'backend_down' and top['confidence'] == 0.95 and top['action'] == 'restart'
+    assert top['evidence'] == ['app-backend/host.units']
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
+    assert classify.backend_down([units], ['app-backend'], ['backend'])
+    assert not classify.backend_down([units], ['app-backend'], ['other'])

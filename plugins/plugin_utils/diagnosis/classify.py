@@ -188,7 +188,7 @@ def _unit_state(evidence):
 def down_strength(finding, services=None):
     """How surely a finding says a service does not answer at all.
 
-    3: container/unit/process not running (a systemd unit inactive or failed), or every endpoint refuses
+    3: container/unit/process not running (a systemd unit inactive or failed, in health.container or host.units), or every endpoint refuses
        connections;
     2: restarting (a unit in auto-restart or activating), or every endpoint fails without an HTTP answer (timeouts);
     1: every liveness-style endpoint answers 5xx (overloaded);
@@ -214,6 +214,17 @@ def down_strength(finding, services=None):
                 best = max(best, 2)
             elif status == 'crit' and _REFUSED_RE.search(str(summary or '')):
                 best = max(best, 3)
+        return best
+    if check == 'host.units':
+        # a service's own systemd unit (areas/host.py), read even when the service's probe could not run
+        for item in contract.evidence(finding).get('units') or []:
+            if not isinstance(item, dict) or (services and item.get('service') not in services):
+                continue
+            unit_state = _unit_state({'properties': item})
+            if unit_state in _STOPPED:
+                best = max(best, 3)
+            elif unit_state == 'restarting':
+                best = max(best, 2)
         return best
     if check == 'health.endpoint':
         evidence = contract.evidence(finding)
@@ -242,7 +253,8 @@ def backend_down(findings, backends, backend_services=None):
         return False
     down = set()
     for finding in findings or []:
-        if finding.get('host') in backends and finding.get('check') in ('health.container', 'health.endpoint', 'app.process') \
+        if finding.get('host') in backends and finding.get('check') in ('health.container', 'health.endpoint', 'app.process',
+                                                                         'host.units') \
                 and down_strength(finding, backend_services) >= 3:
             down.add(finding['host'])
     return all(host in down for host in backends)

@@ -347,7 +347,7 @@ def _down_evidence(finding, ctx=None):
 
 def rule_backend_down(findings, ctx, cmd):
     backends = set(ctx.get('backends') or [])
-    candidates = [f for f in _by(findings, 'health.container', 'health.endpoint', 'app.process')
+    candidates = [f for f in _by(findings, 'health.container', 'health.endpoint', 'app.process', 'host.units')
                   if (not backends or f.get('host') in backends) and f.get('status') == 'crit']
     if not candidates:
         return []
@@ -371,7 +371,7 @@ def rule_backend_down(findings, ctx, cmd):
     if oom:
         cause += ' (OOM-killed: see memory_growth)'
     return [_hypothesis(
-        'backend_down', cause, candidates, confidence,
+        'backend_down', cause, sorted(candidates, key=lambda f: f.get('check') == 'host.units'), confidence,
         cmd.remediate('restart', service),
         then='Container status and backend logs are in the evidence/ directory; apply the restart with %s'
              % cmd.remediate('restart', service, apply=True),
@@ -400,6 +400,10 @@ def rule_memory_growth(findings, ctx, cmd):
         if check == 'health.container' and _any(finding, ('oom_killed',), lambda v: v is True):
             evidence.append(finding)
             confidence = max(confidence, 0.9)
+        elif check == 'host.oom' and is_bad(finding) and any(_values(finding, ('implicated',))):
+            # the kernel killed a service's process for memory (areas/host.py): its own evidence that it crashes
+            evidence.append(finding)
+            confidence = max(confidence, 0.9 if finding.get('status') == 'crit' else 0.6)
         elif check == 'container.resources' and is_bad(finding) and _memory_exceeded(finding):
             evidence.append(finding)
             confidence = max(confidence, 0.85 if finding.get('status') == 'crit' else 0.7)
