@@ -146,7 +146,7 @@ EVIDENCE = {
                             'exceeded'),  # the measures past their threshold: memory, cpu
     # area_host.evaluate_oom: kernel OOM kills (kernel log of the window, the services' cgroup counters)
     'host.oom': ('kills', 'kills[].ts', 'kills[].pid', 'kills[].process', 'kills[].cgroup', 'kills[].constraint',
-                 'kills[].anon_rss_kb', 'kills[].service', 'kills_in_window', 'cgroups', 'cgroups[].service',
+                 'kills[].anon_rss_kb', 'kills[].service', 'kills[].before_start', 'kills_in_window', 'cgroups', 'cgroups[].service',
                  'cgroups[].container', 'cgroups[].container_id', 'cgroups[].unit', 'cgroups[].path',
                  'cgroups[].oom_kill', 'cgroups[].oom', 'cgroups[].started_at', 'cgroups[].error',
                  'sources',  # source (journalctl -k, dmesg) -> 'read' or why it could not be read

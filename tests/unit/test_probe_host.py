@@ -227,3 +227,11 @@ def test_run_under_timeout_and_a_kernel_log_that_cannot_be_read_is_a_finding_not
     assert all(argv[:2] == ['/usr/bin/timeout', '2s'] for argv in module.ran), module.ran
     oom = out['findings'][0]
     assert 'Operation not permitted' in oom['evidence']['sources']['dmesg']
+
+
+def test_a_kill_before_the_containers_last_start_is_history_not_a_current_symptom():
+    now = time.time()
+    kills = area.parse_kernel_oom([(now - 300, line) for line in MEMCG_LOG])
+    f = _valid(area.evaluate_oom('h', _backend(0, 60, now), kills, {'dmesg': 'read'}, 900, now))
+    assert f['status'] == 'ok' and f['evidence']['kills'][0]['before_start'] is True
+    assert '1 OOM kill in the window before the last start of backend (restarted since)' in f['summary']

@@ -169,7 +169,8 @@ def evaluate_oom(host, cgroups, kills, sources, window_s, now=None):
             continue
         started = item.get('started_at')
         recent = bool(started) and now - started <= window_s
-        logged = [k for k in service_kills if k['service'] == item['service']]
+        logged = [k for k in service_kills if k['service'] == item['service']
+                  and not (started and k.get('ts') and k['ts'] < started - 1)]
         name = item.get('container') or item.get('unit')
         if logged or recent:
             statuses.append('crit')
@@ -189,8 +190,16 @@ def evaluate_oom(host, cgroups, kills, sources, window_s, now=None):
                   else ' (counter of a cgroup started %ds ago)' % int(now - started))
         parts.insert(0, '%s (%s): %d OOM kill%s in the window%s' % (
             item['service'], name, shown, '' if shown == 1 else 's', detail))
+    starts = dict((c['service'], c.get('started_at')) for c in cgroups)
+    earlier = [k for k in service_kills if starts.get(k['service']) and k.get('ts')
+               and k['ts'] < starts[k['service']] - 1]
+    for kill in earlier:  # the process was killed in an earlier run of the container or unit: history, not rated
+        kill['before_start'] = True
+    if earlier:
+        parts.append('%d OOM kill%s in the window before the last start of %s (restarted since)' % (
+            len(earlier), '' if len(earlier) == 1 else 's', ', '.join(sorted({k['service'] for k in earlier}))))
     for kill in service_kills:
-        if kill['service'] not in implicated:  # logged, but the counter was not readable
+        if kill['service'] not in implicated and not kill.get('before_start'):  # logged, counter not readable
             statuses.append('crit')
             implicated.append(kill['service'])
             parts.insert(0, '%s: OOM kill of %s pid %d in the window' % (kill['service'], kill['process'], kill['pid']))
