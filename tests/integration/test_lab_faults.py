@@ -251,6 +251,28 @@ def check_pool_foreign(present):
         assert rows[0][0] == 0
 
 
+def oom_kills(name):
+    """The oom_kill counter of a container's memory cgroup (cgroup v2 memory.events, v1 memory.oom_control)."""
+    info = container(name)
+    for directory in ('/sys/fs/cgroup/system.slice/docker-%s.scope' % info['Id'], '/sys/fs/cgroup/docker/%s' % info['Id'],
+                      '/sys/fs/cgroup/memory/docker/%s' % info['Id'],
+                      '/sys/fs/cgroup/memory/system.slice/docker-%s.scope' % info['Id']):
+        for file_name in ('memory.events', 'memory.oom_control'):
+            path = os.path.join(directory, file_name)
+            if os.path.isfile(path):
+                counters = dict(line.split() for line in open(path) if len(line.split()) == 2)
+                return int(counters.get('oom_kill', 0))
+    raise AssertionError('no memory cgroup of %s' % name)
+
+
+def check_oom_kill(present):
+    if present:
+        assert oom_kills(L.backend) >= 1
+        assert http('/health')[0] == 200, 'only the allocating process was killed'
+    else:
+        assert oom_kills(L.backend) == 0
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -267,7 +289,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 16
+    assert len(listed) == 17
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

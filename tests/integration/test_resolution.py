@@ -40,8 +40,9 @@ FAULTS = {
     'disk_deleted_open': ('app-backend/host.disk', 'network', 'clean_disk'),
     'redis_full_unmarked': ('app-redis/redis.memory', 'redis', 'raise_maxmemory'),
     'pool_foreign': ('app-db/pg.connections', 'db', 'kill_query'),
+    'oom_kill': ('app-backend/host.oom', 'host', 'restart'),
 }
-# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 16 ~25 min. `make test` runs
+# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 17 ~26 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
 CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign']

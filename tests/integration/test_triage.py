@@ -88,6 +88,7 @@ FAULTS = [
     ('db_lock', {'slow_responses', 'gradual_degradation'}, 'app-db/pg.', 'SEV3'),
     ('dependency_down', {'partial_failures'}, 'dependency.reachability', 'SEV3'),
     ('memory_growth', {'memory_growth'}, 'container.resources', 'SEV3'),
+    ('oom_kill', {'memory_growth'}, 'app-backend/host.oom', 'SEV4'),
 ]
 
 
