@@ -103,7 +103,8 @@ def postgres_args(s, services, host, secret):
             'connect_timeout': s['postgres_connect_timeout'], 'statement_timeout': s['postgres_statement_timeout_ms'],
             'container': deploy.get('container') if deploy.get('type') == 'docker' else None,
             'data_directory': pg.get('data_directory'), 'query_chars': s['postgres_query_chars'],
-            'docker_host': s['postgres_docker_host'],
+            'docker_host': s['postgres_docker_host'], 'log_check': s['postgres_log_check'],
+            'window': s['postgres_window'], 'log_file': s['postgres_log_file'] or pg.get('log_file'),
             'thresholds': dict((k, s['postgres_' + k]) for k in (
                 'connections_warn_pct', 'connections_crit_pct', 'idle_in_transaction_warn_seconds',
                 'idle_in_transaction_crit_count', 'long_query_seconds', 'long_query_crit_seconds',

@@ -96,6 +96,26 @@ options:
   docker_host:
     description: Docker engine socket (C(unix://...)); defaults to C(DOCKER_HOST) or C(/var/run/docker.sock).
     type: str
+  log_check:
+    description:
+      - Check C(pg.log) - the server's FATAL, ERROR and PANIC lines of O(window) grouped by kind (authentication
+        failures by role and client, too many connections, deadlocks, out of memory, disk full, checkpoints too
+        frequent). Needs no connection.
+      - Read from the container's log through the engine when O(container) is set, else from O(log_file), else
+        from the newest C(*.log) of C(/var/log/postgresql) (Debian). An unreadable log is an C(unknown) finding.
+    type: bool
+    default: true
+  window:
+    description: The incident window (C(15m)) of C(pg.log).
+    type: str
+    default: 15m
+  log_file:
+    description: The server's log file on the host (relative paths are relative to O(data_directory)).
+    type: path
+  log_max_bytes:
+    description: At most this many bytes of the end of the log file are read.
+    type: int
+    default: 8388608
 attributes:
   check_mode:
     support: full

@@ -254,6 +254,22 @@ options:
       docker_host:
         description: Docker engine socket (C(unix://...)); defaults to C(DOCKER_HOST) or C(/var/run/docker.sock).
         type: str
+      log_check:
+        description:
+        - Check C(pg.log) - the server's FATAL, ERROR and PANIC lines of O(postgres[].window) grouped by kind (authentication
+          failures by role and client, too many connections, deadlocks, out of memory, disk full, checkpoints too
+          frequent). Needs no connection.
+        - Read from the container's log through the engine when O(postgres[].container) is set, else from O(postgres[].log_file),
+          else from the newest C(*.log) of C(/var/log/postgresql) (Debian). An unreadable log is an C(unknown) finding.
+        type: bool
+        default: true
+      log_file:
+        description: The server's log file on the host (relative paths are relative to O(postgres[].data_directory)).
+        type: path
+      log_max_bytes:
+        description: At most this many bytes of the end of the log file are read.
+        type: int
+        default: 8388608
       login_db:
         description: Database to connect to.
         type: str
@@ -363,6 +379,10 @@ options:
             description: Queries (not idle) running at least this long are reported and make C(pg.long_queries) C(warn).
             type: float
             default: 30
+      window:
+        description: The incident window (C(15m)) of C(pg.log).
+        type: str
+        default: 15m
   redis:
     description:
     - One item per Redis service of this host.

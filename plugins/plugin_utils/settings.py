@@ -58,7 +58,7 @@ ORDERED = {
     'trends': [('trends_warn_growth_pct', 'trends_crit_growth_pct')],
 }
 DURATIONS = {'health': ['health_window'], 'app_logs': ['app_logs_window'], 'changes': ['changes_window'],
-             'redis': ['redis_window'], 'host': ['host_window']}
+             'redis': ['redis_window'], 'host': ['host_window'], 'postgres': ['postgres_window']}
 REQUIRED_KEYS = {'network': [('network_dns_names', 'name', 'DNS entry without a name: '),
                              ('network_tls_endpoints', 'port', 'TLS endpoint without a port: '),
                              ('network_dependencies', 'url', 'dependency without a url: ')]}

@@ -52,6 +52,7 @@ FAULTS = [
     pytest.param('disk_full', {'gradual_degradation'}, 'web-1/host.disk', marks=FULL),
     pytest.param('memory_growth', {'memory_growth'}, 'web-1/container.resources', marks=FULL),
     pytest.param('tls_expiring', {'gradual_degradation'}, 'net.tls_expiry', marks=FULL),
+    ('unit_failed', {'backend_down'}, 'web-1/'),
 ]
 
 
@@ -82,6 +83,13 @@ def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns
         assert '/opt/app/releases/1.1.0' in json.dumps(finding(out, 'web-1', 'deploy.recent')['evidence'])
     if fault_name == 'backend_down':
         assert 'app-backend.service inactive (dead' in finding(out, 'web-1', 'health.container')['summary']
+    if fault_name == 'unit_failed':
+        # the host's own view (areas/host.py): the service's unit failed, named with its result
+        units = finding(out, 'web-1', 'host.units')
+        assert units['status'] == 'crit' and units['service'] == 'backend', units
+        assert 'backend (app-backend.service) failed/failed' in units['summary'] and '(result signal)' in units['summary']
+        assert 'web-1/host.units' in top['evidence'] and top['action'] == 'restart', top
+        assert finding(out, 'db-1', 'host.units')['status'] == 'ok'
     assert_no_secrets(incident, res)
 
 

@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import time
 
 from ansible.module_utils.basic import missing_required_lib
@@ -24,7 +25,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils import pg_co
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
-    fmt_pct, human_bytes, level, one_line, pct, thresholds_of)
+    fmt_pct, human_bytes, level, one_line, pct, parse_duration, thresholds_of)
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 
@@ -391,13 +392,20 @@ SPEC.update(
     thresholds=dict(type='dict', default={}, options=THRESHOLD_SPEC),
     query_chars=dict(type='int', default=500),
     docker_host=dict(type='str'),
+    log_check=dict(type='bool', default=True),
+    window=dict(type='str', default='15m'),
+    log_file=dict(type='path'),
+    log_max_bytes=dict(type='int', default=8388608),
 )
 
 
 def run(module):
     """The area's result, scrubbed of the login password as keys and values (AnsibleModule's no_log scrubs values
     only, and application names and queries are the sessions' own text)."""
-    return Redactor(literals=[module.params.get('login_password')]).data(_run(module))
+    result = _run(module)
+    if module.params.get('log_check'):
+        result['findings'].append(log_check(module, parse_duration(module.params.get('window') or '15m')))
+    return Redactor(literals=[module.params.get('login_password')]).data(result)
 
 
 def _run(module):
@@ -442,3 +450,188 @@ def _run(module):
     if errors:
         files['pg-errors-%s.json' % service] = errors
     return dict(changed=False, findings=findings, evidence_files=files, executed_queries=data['executed_queries'])
+
+
+# --- pg.log: the server's own log in the window ----------------------------------------------------------------
+# Kept apart from the connection-based checks above: it needs no connection (the container's log through the
+# engine, or the log file on the host) and runs on every path of run(). Log lines are the server's and its
+# clients' text: matched, counted and cut to one line, never templated; secrets are redacted by run().
+
+# "2026-12-05 13:12:08.169 UTC [44] app@app FATAL:  password authentication failed for user "app""
+_PG_LINE_RE = re.compile(r'^(?P<ts>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)(?: (?P<tz>[A-Z]{2,5}|[+-]\d\d(?::?\d\d)?))?'
+                         r'.*?\[(?P<pid>\d+)\][^A-Z]*?(?:\S+ )*?(?P<level>FATAL|ERROR|PANIC|LOG|WARNING|DETAIL|HINT|'
+                         r'STATEMENT|CONTEXT|NOTICE|INFO|DEBUG\d?):\s+(?P<msg>.*)$')
+_DOCKER_TS_RE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ')
+# (kind, regex of the message, rated status): the kinds an on-call engineer looks for first
+PG_LOG_KINDS = (
+    ('auth_failed', re.compile(r'(?:password|md5|scram|ident|peer|cert|ldap|pam|radius) authentication failed for user '
+                               r'"(?P<role>[^"]{0,64})"|no pg_hba\.conf entry for host "(?P<client>[^"]{0,64})", '
+                               r'user "(?P<role2>[^"]{0,64})"|role "(?P<role3>[^"]{0,64})" does not exist'), 'warn'),
+    ('too_many_connections', re.compile(r'sorry, too many clients already|remaining connection slots are reserved'),
+     'crit'),
+    ('deadlock', re.compile(r'deadlock detected'), 'warn'),
+    ('out_of_memory', re.compile(r'out of memory|could not fork|server process .* was terminated by signal 9'), 'crit'),
+    ('disk_full', re.compile(r'No space left on device|could not extend file|could not write to file'), 'crit'),
+    ('checkpoints_too_frequent', re.compile(r'checkpoints are occurring too frequently'), 'warn'),
+)
+_CLIENT_RE = re.compile(r'connection received: host=(?P<host>[^ ]{1,64})')
+_NORMALIZE_RE = re.compile(r'"[^"]*"|\'[^\']*\'|\b\d+(?:\.\d+)?\b')
+PG_LOG_DIRS = ('/var/log/postgresql',)
+# Authentication failures rate pg.log from this many in the window on: a mistyped password or a probe connecting
+# as the wrong OS user is a line or two; a rotated password or a misconfigured client is a steady stream.
+AUTH_FAILED_WARN = 5
+
+
+def _pg_log_time(match):
+    """Epoch seconds of a log line's time stamp (UTC, or the offset it names; a zone name other than UTC/GMT is
+    taken as the host's local time), None when it does not parse."""
+    import calendar
+    text = match.group('ts').replace('T', ' ')
+    try:
+        parsed = time.strptime(text.split('.')[0], '%Y-%m-%d %H:%M:%S')
+    except ValueError:
+        return None
+    frac = float('0.' + text.split('.')[1]) if '.' in text else 0.0
+    tz = match.group('tz') or 'UTC'
+    if tz in ('UTC', 'GMT'):
+        return calendar.timegm(parsed) + frac
+    if tz[0] in '+-':
+        digits = tz[1:].replace(':', '')
+        offset = int(digits[:2]) * 3600 + int(digits[2:4] or 0) * 60
+        return calendar.timegm(parsed) + frac - (offset if tz[0] == '+' else -offset)
+    return time.mktime(parsed) + frac
+
+
+def parse_pg_log(text, since, until=None):
+    """PostgreSQL log text (stderr/log file, the default log_line_prefix or Debian's) -> the FATAL/ERROR/PANIC lines
+    of the window grouped by kind: {'groups': {kind: {count, status, first_ts, last_ts, sample, by_role?}},
+    'other': {normalized message: count}, 'lines': lines of the window, 'unparsed': count}.
+
+    Authentication failures are counted by role and client (the client from the same backend's
+    'connection received' line, when log_connections is on)."""
+    groups, other, clients = {}, {}, {}
+    in_window, unparsed = 0, 0
+    for raw in (text or '').splitlines():
+        line = _DOCKER_TS_RE.sub('', raw, count=1)
+        match = _PG_LINE_RE.match(line)
+        if not match:
+            unparsed += 1 if line.strip() else 0
+            continue
+        ts = _pg_log_time(match)
+        if ts is not None and (ts < since or (until is not None and ts > until)):
+            continue
+        in_window += 1
+        level_name, msg, pid = match.group('level'), match.group('msg'), match.group('pid')
+        client = _CLIENT_RE.search(msg)
+        if client:
+            clients[pid] = client.group('host')
+            continue
+        if level_name not in ('FATAL', 'ERROR', 'PANIC') and 'checkpoints are occurring too frequently' not in msg:
+            continue
+        for kind, regex, status in PG_LOG_KINDS:
+            found = regex.search(msg)
+            if not found:
+                continue
+            group = groups.setdefault(kind, {'count': 0, 'status': status, 'first_ts': ts, 'last_ts': ts,
+                                             'sample': one_line(msg, 200)})
+            group['count'] += 1
+            group['last_ts'] = ts
+            if kind == 'auth_failed':
+                role = found.group('role') or found.group('role2') or found.group('role3') or '?'
+                who = found.group('client') or clients.get(pid) or 'unknown client'
+                key = '%s from %s' % (one_line(role, 64), one_line(who, 64))
+                group.setdefault('by_role', {})
+                group['by_role'][key] = group['by_role'].get(key, 0) + 1
+            break
+        else:
+            if level_name == 'PANIC':
+                groups.setdefault('panic', {'count': 0, 'status': 'crit', 'first_ts': ts, 'last_ts': ts,
+                                            'sample': one_line(msg, 200)})['count'] += 1
+            else:
+                norm = '%s: %s' % (level_name, one_line(_NORMALIZE_RE.sub('?', msg), 120))
+                other[norm] = other.get(norm, 0) + 1
+    return {'groups': groups, 'other': other, 'lines': in_window, 'unparsed': unparsed}
+
+
+def evaluate_log(host, service, parsed, source, window_s, error=None):
+    """pg.log: crit for too many connections, out of memory, disk full or a PANIC in the window; warn for
+    authentication failures, deadlocks, checkpoints too frequent; other ERROR/FATAL lines are evidence."""
+    if error:
+        return finding('pg.log', host, service, 'unknown', 'log not read: %s' % error, {'error': error, 'source': source})
+    groups = parsed['groups']
+    order = [k for k, _r, _s in PG_LOG_KINDS] + ['panic']
+    parts = []
+    for kind in sorted(groups, key=order.index):
+        group = groups[kind]
+        text = '%s %d' % (kind.replace('_', ' '), group['count'])
+        if group.get('by_role'):
+            top = sorted(group['by_role'].items(), key=lambda kv: (-kv[1], kv[0]))
+            text += ' (%s)' % ', '.join('%s: %d' % kv for kv in top[:3])
+        parts.append(text)
+    if 'auth_failed' in groups and groups['auth_failed']['count'] < AUTH_FAILED_WARN:
+        groups['auth_failed']['status'] = 'ok'
+    status = worst([g['status'] for g in groups.values()] or ['ok'])
+    other_total = sum(parsed['other'].values())
+    if parts:
+        summary = 'in the window: ' + '; '.join(parts)
+    else:
+        summary = 'no FATAL/ERROR line of a known kind in the window'
+    if other_total:
+        top = max(parsed['other'].items(), key=lambda kv: kv[1])
+        summary += '; %d other error line%s (most: %s x%d)' % (other_total, '' if other_total == 1 else 's',
+                                                              one_line(top[0], 80), top[1])
+    roles = sorted({k.split(' from ', 1)[0] for k in (groups.get('auth_failed') or {}).get('by_role', {})})
+    evidence = {'groups': groups, 'other': dict(sorted(parsed['other'].items(), key=lambda kv: -kv[1])[:10]),
+                'lines': parsed['lines'], 'unparsed': parsed['unparsed'], 'source': source, 'window_s': window_s,
+                'auth_failed_roles': roles}
+    return finding('pg.log', host, service, status, summary + ' (%s)' % source, evidence)
+
+
+def _tail_file(path, max_bytes):
+    with open(path, 'rb') as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - max_bytes))
+        data = handle.read(max_bytes)
+    text = data.decode('utf-8', 'replace')
+    return text.split('\n', 1)[1] if size > max_bytes and '\n' in text else text
+
+
+def find_log_file(p, conn_logfile=None):
+    """The server's log file on this host: log_file, pg_current_logfile() (relative to the data directory), else
+    the newest *.log of the known log directories (Debian's /var/log/postgresql). None when none is found."""
+    import glob
+    import os
+    for candidate in (p.get('log_file'), conn_logfile):
+        if candidate:
+            if not os.path.isabs(candidate) and p.get('data_directory'):
+                candidate = os.path.join(p['data_directory'], candidate)
+            return candidate
+    found = []
+    for directory in PG_LOG_DIRS:
+        found += [f for f in glob.glob(os.path.join(directory, '*.log')) if os.path.isfile(f)]
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def log_check(module, window_s):
+    """pg.log of the service: the container's log through the engine (deploy.container), else the log file."""
+    p = module.params
+    host, service = p['report_host'], p['service']
+    since = time.time() - window_s
+    if p.get('container') and not p.get('log_file'):
+        source = 'docker logs %s' % p['container']
+        try:
+            out, err = DockerClient(p.get('docker_host'), timeout=10).logs(p['container'], since=since,
+                                                                         tail=p.get('log_max_lines') or 20000)
+        except (DockerError, OSError) as exc:
+            return evaluate_log(host, service, None, source, window_s, error=one_line(str(exc), 200))
+        return evaluate_log(host, service, parse_pg_log(out + '\n' + err, since), source, window_s)
+    path = find_log_file(p)
+    if not path:
+        return evaluate_log(host, service, None, 'log file', window_s, error='no log file found (set log_file; looked in %s)'
+                            % ', '.join(PG_LOG_DIRS))
+    try:
+        text = _tail_file(path, p.get('log_max_bytes') or 8388608)
+    except OSError as exc:
+        return evaluate_log(host, service, None, path, window_s, error=one_line(exc.strerror or str(exc), 200))
+    return evaluate_log(host, service, parse_pg_log(text, since), path, window_s)
