@@ -300,3 +300,19 @@ def test_a_failed_unit_of_the_backend_is_a_down_backend_even_when_its_probe_coul
     from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
     assert classify.backend_down([units], ['app-backend'], ['backend'])
     assert not classify.backend_down([units], ['app-backend'], ['other'])
+
+
+def test_logins_rejected_in_the_database_log_are_an_escalation_naming_the_role():
+    log = f('app-db', 'pg.log', 'warn', 'in the window: auth failed 12 (app from 127.0.0.1: 12) (docker logs app-db)', 'db',
+            groups={'auth_failed': {'count': 12, 'status': 'warn', 'first_ts': 1.0, 'last_ts': 2.0,
+                                    'sample': 'password authentication failed for user "app"',
+                                    'by_role': {'app from 127.0.0.1': 12}}},
+            other={}, lines=40, unparsed=0, source='docker logs app-db', window_s=900, auth_failed_roles=['app'])
+    errors = f('app-backend', 'app.errors', 'crit', '/api/orders: 8 errors (500)', 'backend', error_rate_pct=100.0)
+    doc = dx.diagnose(replace(healthy(), log, errors), CTX)
+    hyp = [h for h in doc['hypotheses'] if 'app-db/pg.log' in h['evidence']]
+    assert len(hyp) == 1 and hyp[0]['action'] is None and hyp[0]['confidence'] == 0.75
+    assert 'role app' in hyp[0]['likely_cause'] and 'Escalate to the owner of role app' in hyp[0]['then']
+    assert hyp[0]['first_action'].startswith('ansible-playbook playbooks/investigate.yml') and '-e area=db' in hyp[0]['first_action']
+    quiet = dict(log, status='ok', evidence=dict(log['evidence'], auth_failed_roles=[]))
+    assert not [h for h in dx.diagnose(replace(healthy(), quiet), CTX)['hypotheses'] if 'app-db/pg.log' in h['evidence']]

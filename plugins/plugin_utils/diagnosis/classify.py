@@ -246,6 +246,10 @@ def _is_down(finding, services=None):
     return down_strength(finding, services) >= 2
 
 
+# the checks that can say a backend does not answer (host.units: its own systemd unit, areas/host.py)
+_DOWN_CHECKS = ('health.container', 'health.endpoint', 'app.process', 'host.units')
+
+
 def backend_down(findings, backends, backend_services=None):
     """True when every backend host has a finding saying its backend service does not answer."""
     backends = list(backends or [])
@@ -253,8 +257,7 @@ def backend_down(findings, backends, backend_services=None):
         return False
     down = set()
     for finding in findings or []:
-        if finding.get('host') in backends and finding.get('check') in ('health.container', 'health.endpoint', 'app.process',
-                                                                         'host.units') \
+        if finding.get('host') in backends and finding.get('check') in _DOWN_CHECKS \
                 and down_strength(finding, backend_services) >= 3:
             down.add(finding['host'])
     return all(host in down for host in backends)

@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover - Python 2
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
+from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line
 
 PATTERNS = ('backend_down', 'slow_responses', 'partial_failures', 'memory_growth',
             'error_spike_after_deploy', 'gradual_degradation')
@@ -718,8 +719,28 @@ def rule_partial_failures(findings, ctx, cmd):
     return out
 
 
+def rule_db_auth_failures(findings, ctx, cmd):
+    """The database's own log (pg.log, areas/postgres.py) rejects logins of a role: a rotated password, a changed
+    pg_hba.conf or a client with old credentials. No automated action can fix credentials: an escalation naming
+    the role and the clients, for a person."""
+    out = []
+    for finding in _bad(findings, 'pg.log'):
+        roles = [r for r in (_values(finding, ('auth_failed_roles',)) or [[]])[0] if isinstance(r, str)]
+        if not roles:
+            continue
+        names = ', '.join(one_line(r, 40) for r in roles[:3])
+        errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint', 'pg.connectivity')]
+        out.append(_hypothesis(
+            'partial_failures', 'Database logins rejected for role %s (%s)' % (names, finding.get('host')),
+            [finding] + errors, 0.75 if errors else 0.5, cmd.investigate('db'),
+            then='Escalate to the owner of role %s: check its password (rotated?) and pg_hba.conf against the clients '
+                 'named in pg.log; no automated action changes credentials' % names,
+            service=finding.get('service'), action=None))
+    return out
+
+
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
-         rule_gradual_degradation, rule_partial_failures)
+         rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures)
 
 
 def evidence_of(doc, action, service=None):
