@@ -578,8 +578,8 @@ def evaluate_log(host, service, parsed, source, window_s, error=None):
         summary = 'no FATAL/ERROR line of a known kind in the window'
     if other_total:
         top = max(parsed['other'].items(), key=lambda kv: kv[1])
-        summary += '; %d other error line%s (most: %s x%d)' % (other_total, '' if other_total == 1 else 's',
-                                                              one_line(top[0], 80), top[1])
+        summary += '; %d other error line%s (most: %s x%d)' % (
+            other_total, '' if other_total == 1 else 's', one_line(top[0], 80), top[1])
     roles = sorted({k.split(' from ', 1)[0] for k in (groups.get('auth_failed') or {}).get('by_role', {})})
     evidence = {'groups': groups, 'other': dict(sorted(parsed['other'].items(), key=lambda kv: -kv[1])[:10]),
                 'lines': parsed['lines'], 'unparsed': parsed['unparsed'], 'source': source, 'window_s': window_s,
@@ -621,8 +621,8 @@ def log_check(module, window_s):
     if p.get('container') and not p.get('log_file'):
         source = 'docker logs %s' % p['container']
         try:
-            out, err = DockerClient(p.get('docker_host'), timeout=10).logs(p['container'], since=since,
-                                                                         tail=p.get('log_max_lines') or 20000)
+            client = DockerClient(p.get('docker_host'), timeout=10)
+            out, err = client.logs(p['container'], since=since, tail=20000)
         except (DockerError, OSError) as exc:
             return evaluate_log(host, service, None, source, window_s, error=one_line(str(exc), 200))
         return evaluate_log(host, service, parse_pg_log(out + '\n' + err, since), source, window_s)
