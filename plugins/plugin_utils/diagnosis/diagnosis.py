@@ -729,7 +729,7 @@ def rule_db_auth_failures(findings, ctx, cmd):
         if not roles:
             continue
         names = ', '.join(one_line(r, 40) for r in roles[:3])
-        errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint', 'pg.connectivity')]
+        errors = _bad(findings, 'app.errors', 'health.endpoint', 'pg.connectivity')
         out.append(_hypothesis(
             'partial_failures', 'Database logins rejected for role %s (%s)' % (names, finding.get('host')),
             [finding] + errors, 0.75 if errors else 0.5, cmd.investigate('db'),
