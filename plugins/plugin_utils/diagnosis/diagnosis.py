@@ -78,7 +78,7 @@ BAD = contract.BAD
 
 # The keys of the context diagnose() reads (plugins/action/diagnose.py build_context).
 CONTEXT_KEYS = ('incident_id', 'inventory', 'playbook_dir', 'backends', 'backend_services', 'backend_service',
-                'backend_identities', 'endpoints', 'critical_paths', 'tls_service', 'owners', 'tls_renewal')
+                'backend_identities', 'endpoints', 'critical_paths', 'tls_service', 'owners')
 # The fields of the diagnosis document (diagnosis.json) and of each of its hypotheses.
 DOCUMENT_FIELDS = ('incident_id', 'title', 'healthy', 'counts', 'findings_total', 'affected_services', 'severity_floor',
                    'severity_reasons', 'recent_deploys', 'unknown', 'hypotheses', 'summary')
@@ -582,6 +582,26 @@ def classify_bytes(num):
         num /= 1024.0
 
 
+def _renewals(tls):
+    return [r for f in tls for r in _values(f, ('renewal',)) if isinstance(r, dict)]
+
+
+def renewed_pair(tls):
+    """The usable renewed pair (network.find_renewal) of a net.tls_expiry finding whose paths can be printed."""
+    for renewal in _renewals(tls):
+        if renewal.get('usable') is True and plain_value(renewal.get('cert')) and plain_value(renewal.get('key')):
+            return renewal
+    return None
+
+
+def renewal_problem(tls):
+    """Why the renewal_dir holds no usable pair (as the TLS check found it), or None."""
+    for renewal in _renewals(tls):
+        if renewal.get('problem'):
+            return str(renewal['problem'])
+    return None
+
+
 def rule_gradual_degradation(findings, ctx, cmd):
     out = []
     conns = _bad(findings, 'pg.connections')
@@ -647,11 +667,24 @@ def rule_gradual_degradation(findings, ctx, cmd):
     if tls:
         service = ctx.get('tls_service') or _service(tls, 'proxy')
         expired = any(f.get('status') == 'crit' for f in tls)
+        cause = 'TLS certificate %s: %s' % ('expired' if expired else 'about to expire', tls[0].get('summary'))
+        pair = renewed_pair(tls)
+        if pair:
+            extra = [('tls_cert_src', pair['cert']), ('tls_cert_key_src', pair['key'])]
+            first = cmd.remediate('apply_cert', service, extra=extra)
+            then = 'A renewed pair is staged (%s, valid until %s): apply it with %s' % (
+                pair['cert'], pair.get('not_after'), cmd.remediate('apply_cert', service, apply=True, extra=extra))
+        else:
+            # the collection has no new pair: say what to provide instead of printing a command that fails
+            needs = ' -e tls_cert_src=<renewed certificate> -e tls_cert_key_src=<its key>'
+            first = cmd.remediate('apply_cert', service) + needs
+            then = 'Renew first: no renewed pair found%s; obtain a certificate for the served names, then %s%s' % (
+                (' (%s)' % renewal_problem(tls)) if renewal_problem(tls) else
+                ' (set renewal_dir on the TLS endpoint to where renewals land)',
+                cmd.remediate('apply_cert', service, apply=True), needs)
+            cause += '. Renew first: no renewed pair to apply'
         out.append(_hypothesis(
-            'gradual_degradation', 'TLS certificate %s: %s' % ('expired' if expired else 'about to expire', tls[0].get('summary')),
-            tls, 0.85 if expired else 0.6, cmd.remediate('apply_cert', service),
-            then='Apply a new certificate (load balancer/proxy): %s -e tls_cert_src=<cert> -e tls_key_src=<key>'
-                 % cmd.remediate('apply_cert', service, apply=True),
+            'gradual_degradation', cause, tls, 0.85 if expired else 0.6, first, then=then,
             service=service, action='apply_cert', claims=('cert_expiry',)))
     trends = [f for f in _bad(findings, 'trend.memory', 'trend.latency', 'trend.connections')
               if not _process_memory_trend(f)]
