@@ -178,7 +178,10 @@ def _memory(finding):
 
 def owner_of(service, ctx=None):
     owners = (ctx or {}).get('owners') or {}
-    return owners.get(service) or 'the owner of %s (owner_team not set in the inventory)' % service
+    return owners.get(service) or 'the service owner (owner_team not set in the inventory)'
+
+
+_KIND_WORDS = {'auth': 'authentication failed', 'authz': 'access denied', 'config': 'configuration error'}
 
 
 def escalation(kind, service, finding, ctx=None):
@@ -187,8 +190,8 @@ def escalation(kind, service, finding, ctx=None):
     text = _error_texts(finding) if finding else ''
     named = failing_setting(text)
     what = ', '.join('%s %s' % (k.replace('_', ' '), v) for k, v in sorted(named.items()))
-    return 'Do not restart %s (it answers: %s). Escalate to %s: %s%s.' % (
-        service, kind, owner_of(service, ctx), ESCALATION.get(kind, 'a person must decide'),
+    return 'Do not restart %s: it is up and refuses the client (%s). Escalate to %s (owner of %s): %s%s.' % (
+        service, _KIND_WORDS.get(kind, kind), owner_of(service, ctx), service, ESCALATION.get(kind, 'a person must decide'),
         ('; failing: %s' % what) if what else '')
 
 
@@ -213,7 +216,7 @@ def judge(action, service, findings, ctx=None, reasons=()):
         allowed_by = [k for k in allowed_by if k in own or (k == 'leaking' and k in claimed)]
         if blocking and not [k for k in allowed_by if k in ('down', 'crashing', 'leaking')]:
             kind = blocking[0]
-            return {'allowed': False, 'reason': 'the server answers and refuses a %s: a restart cannot help' % kind,
+            return {'allowed': False, 'reason': 'the server answers (%s): a restart cannot help' % _KIND_WORDS[kind],
                     'classes': classes, 'escalation': escalation(kind, service, own[kind], ctx), 'kind': kind}
         if 'client_slots' in own and not [k for k in allowed_by if k in ('down', 'crashing')]:
             return {'allowed': False, 'reason': 'client slots exhausted: a restart drops every client and frees '
@@ -261,8 +264,8 @@ def gate(hyp, findings, ctx, investigate):
         action, hyp.get('service'), verdict['reason'])
     hyp['then'] = hyp['escalation']
     if verdict['kind'] in _REFUSED_CAUSE:
-        hyp['likely_cause'] = '%s (%s answers: %s): %s' % (_REFUSED_CAUSE[verdict['kind']], hyp.get('service'),
-                                                          verdict['reason'], hyp['likely_cause'])
+        hyp['likely_cause'] = '%s by %s, which is up: a restart cannot help (%s)' % (
+            _REFUSED_CAUSE[verdict['kind']], hyp.get('service'), hyp['likely_cause'])
     else:
         hyp['likely_cause'] = '%s (not %s: %s)' % (hyp['likely_cause'], action, verdict['reason'])
     return hyp

@@ -55,8 +55,19 @@ def newest_event_age(finding):
     return max(0.0, now - max(times))
 
 
+def errors_stopped(finding):
+    """An app.errors finding whose paths all recovered (the latest requests of each succeed: area app_logs
+    recovered_paths) and none fails now: its errors, and the latency of its window, are history."""
+    if finding.get('check') != 'app.errors':
+        return False
+    ev = contract.evidence(finding)
+    return bool(ev.get('recovered_paths')) and not ev.get('failing_paths')
+
+
 def is_live(finding):
     """Is what this (non-ok) finding reports happening now?"""
+    if errors_stopped(finding):
+        return False
     age = newest_event_age(finding)
     return age is None or age <= LIVE_SECONDS
 
@@ -73,10 +84,11 @@ def adjust(hypothesis, findings):
     keys = set(hypothesis.get('symptom_checks') or hypothesis.get('evidence') or [])
     bad = [f for f in findings if '%s/%s' % (f.get('host'), f.get('check')) in keys and contract.is_bad(f)]
     if bad and not any(is_live(f) for f in bad):
-        ages = [newest_event_age(f) for f in bad]
+        ages = [a for a in (newest_event_age(f) for f in bad) if a is not None]
         hypothesis['confidence'] = round(max(0.05, float(hypothesis['confidence']) - STALE_PENALTY), 2)
-        hypothesis['likely_cause'] = '%s (stale: the newest event is %d s old, not happening now)' % (
-            hypothesis['likely_cause'], int(min(a for a in ages if a is not None)))
+        hypothesis['likely_cause'] = '%s (stale: %s, not happening now)' % (
+            hypothesis['likely_cause'], ('the newest event is %d s old' % int(min(ages))) if ages
+            else 'every failing path has recovered')
     return hypothesis
 
 
