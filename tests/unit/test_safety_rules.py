@@ -150,3 +150,11 @@ def test_foreign_sessions_younger_than_the_threshold_get_kill_query_not_a_backen
     assert not any(h['action'] == 'restart' for h in doc['hypotheses'])
     stale = [h for h in doc['hypotheses'] if 'redis.slowlog' in ' '.join(h['evidence'])]
     assert stale and stale[0]['confidence'] < top['confidence'] and 'stale' in stale[0]['likely_cause']
+
+
+def test_the_summary_and_the_console_print_the_escalation():
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import triage
+    with open(os.path.join(FIXTURES, 'db_password_rotated.json')) as handle:
+        doc = dx.diagnose(json.load(handle), CTX)
+    line = triage.hypothesis_lines(doc['hypotheses'])[0]
+    assert '-> ESCALATE: Do not restart db' in line and 'role "app"' in line, line
