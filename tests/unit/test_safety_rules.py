@@ -92,23 +92,27 @@ def f(host, check, st, summary, service, **evidence):
 
 HEALTHY_DB = f('app-db', 'health.container', 'ok', 'app-db running, healthy', 'db', running=True, status='running')
 
-# (case, findings of the service, action, claims) -> allowed?
+def pg_error(error):
+    return f('app-db', 'pg.connectivity', 'crit', 'cannot connect: %s' % error, 'db', error=error)
+
+
+EXITED = f('app-db', 'health.container', 'crit', 'app-db exited (1)', 'db', running=False, status='exited')
+NOT_CHECKED = f('app-db', 'pg.connectivity', 'unknown', 'not checked', 'db')
+UNIT_FAILED = f('db-1', 'health.container', 'crit', 'postgresql@15-main failed', 'db', unit='postgresql@15-main',
+                properties={'ActiveState': 'failed', 'SubState': 'failed'})
+HBA = 'FATAL: no pg_hba.conf entry for host "10.0.0.9", user "app", database "app"'
+
+# (case, findings of the service, action, claims, allowed?, refusing class)
 CASES = [
-    ('password refused: the server is up', [HEALTHY_DB, f('app-db', 'pg.connectivity', 'crit',
-     'cannot connect: FATAL: password authentication failed for user "app"', 'db',
-     error='FATAL: password authentication failed for user "app"')], 'restart', (), False, 'auth'),
-    ('pg_hba refuses the client', [HEALTHY_DB, f('app-db', 'pg.connectivity', 'crit', 'cannot connect', 'db',
-     error='FATAL: no pg_hba.conf entry for host "10.0.0.9", user "app", database "app"')], 'restart', (), False, 'authz'),
-    ('unknown database', [HEALTHY_DB, f('app-db', 'pg.connectivity', 'crit', 'cannot connect', 'db',
-     error='FATAL: database "apps" does not exist')], 'restart', (), False, 'config'),
-    ('too many clients', [HEALTHY_DB, f('app-db', 'pg.connectivity', 'crit', 'cannot connect', 'db',
-     error='FATAL: sorry, too many clients already')], 'restart', (), False, 'client_slots'),
-    ('connection refused: down', [f('app-db', 'pg.connectivity', 'crit', 'cannot connect', 'db',
-     error='connection refused')], 'restart', (), True, None),
-    ('container exited, probe could not run', [f('app-db', 'health.container', 'crit', 'app-db exited (1)', 'db',
-     running=False, status='exited'), f('app-db', 'pg.connectivity', 'unknown', 'not checked', 'db')], 'restart', (), True, None),
-    ('systemd unit failed', [f('db-1', 'health.container', 'crit', 'postgresql@15-main failed', 'db',
-     unit='postgresql@15-main', properties={'ActiveState': 'failed', 'SubState': 'failed'})], 'restart', (), True, None),
+    ('password refused: the server is up', [HEALTHY_DB, pg_error('FATAL: password authentication failed for user "app"')],
+     'restart', (), False, 'auth'),
+    ('pg_hba refuses the client', [HEALTHY_DB, pg_error(HBA)], 'restart', (), False, 'authz'),
+    ('unknown database', [HEALTHY_DB, pg_error('FATAL: database "apps" does not exist')], 'restart', (), False, 'config'),
+    ('too many clients', [HEALTHY_DB, pg_error('FATAL: sorry, too many clients already')], 'restart', (), False,
+     'client_slots'),
+    ('connection refused: down', [pg_error('connection refused')], 'restart', (), True, None),
+    ('container exited, probe could not run', [EXITED, NOT_CHECKED], 'restart', (), True, None),
+    ('systemd unit failed', [UNIT_FAILED], 'restart', (), True, None),
     ('healthy service, a client complains', [HEALTHY_DB], 'restart', (), False, None),
     ('a rule claims a leak of a healthy-looking backend', [], 'restart', ('leaking',), True, None),
     ('foreign slots allow kill_query', [HEALTHY_DB], 'kill_query', ('foreign_slots',), True, None),

@@ -727,8 +727,8 @@ def controller_checks(p, t):
             except Exception as exc:  # pylint: disable=broad-except
                 renewal = {'usable': False, 'problem': one_line(str(exc), 120)}
             info['renewal'] = renewal
-            text += '; renewed pair in %s: %s' % (spec['renewal_dir'], 'usable' if renewal.get('usable')
-                                                    else renewal.get('problem'))
+            found = 'usable' if renewal.get('usable') else renewal.get('problem')
+            text += '; renewed pair in %s: %s' % (spec['renewal_dir'], found)
         info.update({'endpoint': '%s:%s' % (spec['host'], spec['port']), 'name': spec.get('name')})
         items.append((status, text, info, spec.get('name')))
     findings.append(grouped('net.tls_expiry', p['controller_name'], items))
