@@ -92,6 +92,7 @@ def f(host, check, st, summary, service, **evidence):
 
 HEALTHY_DB = f('app-db', 'health.container', 'ok', 'app-db running, healthy', 'db', running=True, status='running')
 
+
 def pg_error(error):
     return f('app-db', 'pg.connectivity', 'crit', 'cannot connect: %s' % error, 'db', error=error)
 
