@@ -34,10 +34,13 @@ def build_context(args, task_vars, cwd):
     services = args.get('services') or {}
     backends, endpoints, backend_service, tls_service, backend_services, critical_paths = [], [], None, None, [], []
     backend_identities = []
+    owners = {}
     for host, items in sorted(services.items()):
         for svc in items or []:
             if not isinstance(svc, dict):
                 continue
+            if svc.get('name') and svc.get('owner_team') and svc['name'] not in owners:
+                owners[str(svc['name'])] = str(svc['owner_team'])
             kind = svc.get('kind')
             if kind in args['backend_kinds']:
                 if host not in backends:
@@ -69,6 +72,7 @@ def build_context(args, task_vars, cwd):
         'backend_identities': backend_identities,
         'critical_paths': critical_paths,
         'tls_service': tls_service,
+        'owners': owners,
         'inventory': inventory,
         'playbook_dir': playbook_dir,
     }

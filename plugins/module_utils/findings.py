@@ -136,7 +136,10 @@ EVIDENCE = {
     'net.tls_expiry': ('items', 'items[].endpoint', 'items[].name', 'items[].error', 'items[].subject', 'items[].issuer',
                        'items[].common_name', 'items[].san', 'items[].serial', 'items[].not_before',
                        'items[].not_after', 'items[].self_signed', 'items[].days_left', 'items[].verify_error',
-                       'items[].protocol', 'items[].server_name', 'items[].chain', 'items[].status', 'items[].summary'),
+                       'items[].protocol', 'items[].server_name', 'items[].chain', 'items[].status', 'items[].summary',
+                       # network.find_renewal: a renewed pair in the endpoint's renewal_dir
+                       'items[].renewal', 'items[].renewal.cert', 'items[].renewal.key', 'items[].renewal.not_after',
+                       'items[].renewal.days_left', 'items[].renewal.usable', 'items[].renewal.problem'),
     'dependency.reachability': ('items', 'items[].name', 'items[].url', 'items[].critical', 'items[].used_by',
                                 'items[].http_status', 'items[].latency_ms', 'items[].error', 'items[].status',
                                 'items[].summary'),

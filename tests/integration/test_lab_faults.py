@@ -271,6 +271,30 @@ def check_oom_kill(present):
         assert http('/health')[0] == 200, 'only the allocating process was killed'
     else:
         assert oom_kills(L.backend) == 0
+def check_db_password_rotated(present):
+    if present:
+        with pytest.raises(psycopg2.OperationalError, match='password authentication failed'):
+            pg('SELECT 1')
+        assert http('/health/ready')[0] == 503, 'the backend cannot log in either'
+        assert http('/health')[0] == 200, 'the backend itself is alive'
+        assert docker('inspect', '-f', '{{.State.Health.Status}}', L.db).strip() == 'healthy', 'the database is healthy'
+    else:
+        assert pg('SELECT 1') == [(1,)]
+
+
+def check_tls_renewed(present):
+    from conftest import ROOT
+    renewed = os.path.join(ROOT, 'tests', 'lab', 'build', 'state%s' % (L.instance or ''), 'tls', 'renewed')
+    served = x509.load_pem_x509_certificate(ssl.get_server_certificate(('127.0.0.1', L.proxy_port), timeout=5).encode())
+    days = served_cert_days_left()
+    if present:
+        assert days <= 5.1, days
+        with open(os.path.join(renewed, 'fullchain.pem'), 'rb') as handle:
+            staged = x509.load_pem_x509_certificate(handle.read())
+        assert staged.not_valid_after_utc > served.not_valid_after_utc
+        assert os.path.exists(os.path.join(renewed, 'privkey.pem'))
+    else:
+        assert days >= 80 and not os.path.exists(renewed), days
 
 
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
@@ -289,7 +313,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 17
+    assert len(listed) == 19
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

@@ -41,11 +41,15 @@ FAULTS = {
     'redis_full_unmarked': ('app-redis/redis.memory', 'redis', 'raise_maxmemory'),
     'pool_foreign': ('app-db/pg.connections', 'db', 'kill_query'),
     'oom_kill': ('app-backend/host.oom', 'host', 'restart'),
+    # issue 20: a password changed in PostgreSQL only is escalated (role app, its owner), never a restart of db
+    'db_password_rotated': ('app-db/pg.connectivity', 'db', None),
+    # issue 20: apply_cert proposes the renewed pair staged in the endpoint's renewal_dir, as printed
+    'tls_renewed': ('controller/net.tls_expiry', 'network', 'apply_cert'),
 }
-# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 17 ~26 min. `make test` runs
+# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 19 ~29 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
-CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign']
+CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed']
 # Triage runs within seconds of the injection, while a real incident is minutes old when someone triages it:
 # leaked sessions count once idle in transaction for postgres_idle_in_transaction_warn_seconds (30 s by
 # default), so the test says 1 s rather than waiting for the clock (as test_fleet_triage does).
@@ -63,15 +67,16 @@ def _approver():
     return 'resolution-approver' if _launcher() != 'resolution-approver' else 'second-approver'
 
 
-def first_action_vars(command):
-    """The -e k=v pairs of a printed command line (placeholders like <approver> are not accepted)."""
+def first_action_vars(command, fill=()):
+    """The -e k=v pairs of a printed command line (placeholders like <approver> are not accepted, except for the
+    names in fill: what the command says a person must provide, e.g. a renewed certificate)."""
     argv = shlex.split(command)
     assert argv[:2] == ['ansible-playbook', 'playbooks/remediate.yml'] or 'investigate.yml' in argv[1], command
     out = {}
     for i, arg in enumerate(argv):
         if arg == '-e':
             name, _sep, value = argv[i + 1].partition('=')
-            assert '<' not in value, 'the first action needs a value filled in by hand: %s' % command
+            assert '<' not in value or name in fill, 'the first action needs a value filled in by hand: %s' % command
             out[name] = value
     return argv[1], out
 
@@ -120,16 +125,27 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
             assert diag['hypotheses'], diag
             top = diag['hypotheses'][0]
             assert _status(incident, check)[0] in ('warn', 'crit'), (name, check, _status(incident, check))
-            playbook, ev = first_action_vars(top['first_action'])
+            # tls_expiring/tls_expired: no renewed pair exists, the command says what to provide (Renew first)
+            renew_first = expected_action == 'apply_cert' and name != 'tls_renewed'
+            playbook, ev = first_action_vars(top['first_action'],
+                                             ('tls_cert_src', 'tls_cert_key_src') if renew_first else ())
+            if renew_first:
+                assert 'Renew first' in top['then'], top
             if expected_action is None:
                 assert playbook.endswith('investigate.yml') and top['action'] is None, top
+                if name == 'db_password_rotated':  # escalated, naming the role and its owner; no restart anywhere
+                    assert 'role "app"' in top['escalation'] and 'platform' in top['escalation'], top
+                    assert not any('remediation_action=restart' in h['first_action'] and 'service=db' in h['first_action']
+                                   for h in diag['hypotheses']), diag['hypotheses']
                 RESULTS[name] = 'investigation: %s' % top['likely_cause']
                 return
             assert ev.get('remediation_action') == expected_action, top
             ev.update(incident['vars'], apply=True, approved_by=_approver(),
                       approval_reason='resolution test: apply the printed first action')
-            if expected_action == 'apply_cert':
+            if renew_first:
                 ev.update(_tls_extra(tmp_path, lab_env))
+            elif expected_action == 'apply_cert':  # the staged renewal, as printed
+                assert '/renewed/fullchain.pem' in ev['tls_cert_src'], top
             applied = run_playbook(playbook, ev, timeout=400)
             assert applied.rc == 0, applied
             assert 'VERIFIED %s' % expected_action in applied.stdout, applied

@@ -120,7 +120,10 @@ def test_restart_in_window_without_image_change_does_not_outrank_the_db_cause():
                        f('app-backend', 'deploy.recent', 'warn', 'backend started 4 min ago', 'backend', deploy_in_window=True,
                          deploys=[{'container': 'app-backend', 'image': 'app-backend:1.0.0', 'service': 'backend',
                                    'previous_image': None, 'deployed_in_window': True}]),
-                       f('app-db', 'pg.connections', 'crit', '98 of 100 connections used (60 idle in transaction)', 'db'),
+                       f('app-db', 'pg.connections', 'crit', '98 of 100 connections used (60 idle in transaction)', 'db',
+                         holders=[{'application_name': 'app-backend', 'role': 'app', 'client_addr': '127.0.0.1',
+                                   'state': 'idle in transaction', 'count': 60, 'oldest_s': 300,
+                                   'past_threshold': 60, 'pids': [101, 102]}]),
                        f('app-backend', 'app.errors', 'crit', '30 errors: QueuePool limit reached', 'backend'))
     doc = dx.diagnose(findings, CTX)
     assert top(doc)['pattern'] == 'gradual_degradation'

@@ -142,6 +142,13 @@ def _name_matches(server_name, names):
     return False
 
 
+def _tls_item(spec, res, t):
+    try:
+        return evaluate_tls(spec, res, t['tls_warn_days'], t['tls_crit_days'])
+    except Exception as exc:  # pylint: disable=broad-except
+        return 'unknown', '%s: cannot parse the certificate: %s' % (spec.get('name'), one_line(str(exc))), {}
+
+
 def evaluate_tls(spec, fetched, warn_days, crit_days, now=None):
     """Status, text and evidence of one endpoint's certificate."""
     now = now or utcnow()
@@ -623,6 +630,68 @@ def grouped(check, host, items):
     return finding(check, host, order[0][3], status, summary, evidence)
 
 
+# Where an ACME client (or a person) leaves a renewed pair: the certificate and key file names looked for in an
+# endpoint's renewal_dir, first match wins (certbot's live/<name>/ directory, then common names).
+RENEWAL_CERT_NAMES = ('fullchain.pem', 'cert.pem', 'server.crt', 'tls.crt')
+RENEWAL_KEY_NAMES = ('privkey.pem', 'server.key', 'tls.key')
+# A TLS check that is not ok is made once more after this pause before it counts: a certificate being replaced
+# (written, then the proxy reloaded) must not page.
+TLS_RECHECK_SECONDS = 1.0
+
+
+def _first_file(directory, names):
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def find_renewal(spec, served_not_after, now=None):
+    """A renewed pair in the endpoint's renewal_dir (on the machine that runs the TLS check): {'cert', 'key',
+    'not_after', 'days_left', 'usable', 'problem'}; usable when the certificate is newer than the served one,
+    valid now, covers the endpoint's server_name, and the key is its key. None without a renewal_dir."""
+    directory = spec.get('renewal_dir')
+    if not directory:
+        return None
+    now = now or utcnow()
+    cert_path = _first_file(directory, RENEWAL_CERT_NAMES)
+    key_path = _first_file(directory, RENEWAL_KEY_NAMES)
+    out = {'cert': cert_path, 'key': key_path, 'not_after': None, 'days_left': None, 'usable': False, 'problem': None}
+    if not cert_path or not key_path:
+        out['problem'] = 'no certificate and key in %s (looked for %s and %s)' % (
+            directory, '/'.join(RENEWAL_CERT_NAMES), '/'.join(RENEWAL_KEY_NAMES))
+        return out
+    try:
+        from cryptography.hazmat.primitives import serialization
+        with open(cert_path, 'rb') as handle:
+            cert = x509.load_pem_x509_certificate(handle.read())
+        with open(key_path, 'rb') as handle:
+            key = serialization.load_pem_private_key(handle.read(), password=None)
+        info = describe_certificate(cert.public_bytes(serialization.Encoding.DER))
+        same_key = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
+            == cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    except Exception as exc:  # pylint: disable=broad-except
+        out['problem'] = 'cannot read the pair: %s: %s' % (type(exc).__name__, one_line(str(exc), 120))
+        return out
+    not_after = info['_not_after']
+    out['not_after'] = info['not_after']
+    out['days_left'] = round((not_after - now).total_seconds() / 86400.0, 1)
+    not_before = datetime.datetime.fromisoformat(info['not_before'])
+    server_name = spec.get('server_name')
+    if not same_key:
+        out['problem'] = 'the key is not the certificate\'s key'
+    elif served_not_after is not None and not_after <= served_not_after:
+        out['problem'] = 'not newer than the served certificate (ends %s)' % not_after.strftime('%Y-%m-%d %H:%M UTC')
+    elif not_after <= now or not_before > now:
+        out['problem'] = 'not valid now (%s .. %s)' % (info['not_before'], info['not_after'])
+    elif server_name and not _name_matches(server_name, info['san'] or [info['common_name'] or '']):
+        out['problem'] = 'does not cover %s' % server_name
+    else:
+        out['usable'] = True
+    return out
+
+
 def controller_checks(p, t):
     timeout = p['timeout']
     findings = []
@@ -647,10 +716,19 @@ def controller_checks(p, t):
         if res.get('der') and not HAS_CRYPTOGRAPHY:
             items.append(('unknown', '%s: the cryptography library is missing' % spec.get('name'), {}, spec.get('name')))
             continue
-        try:
-            status, text, info = evaluate_tls(spec, res, t['tls_warn_days'], t['tls_crit_days'])
-        except Exception as exc:  # pylint: disable=broad-except
-            status, text, info = 'unknown', '%s: cannot parse the certificate: %s' % (spec.get('name'), one_line(str(exc))), {}
+        status, text, info = _tls_item(spec, res, t)
+        if status not in ('ok', 'unknown'):  # re-checked once before it counts (a certificate being replaced)
+            time.sleep(TLS_RECHECK_SECONDS)
+            status, text, info = _tls_item(spec, fetch_certificate(spec['host'], spec['port'], spec.get('server_name'),
+                                                                   timeout, spec.get('ca_cert')), t)
+        if status != 'ok' and spec.get('renewal_dir') and info.get('not_after'):
+            try:
+                renewal = find_renewal(spec, datetime.datetime.fromisoformat(info['not_after']))
+            except Exception as exc:  # pylint: disable=broad-except
+                renewal = {'usable': False, 'problem': one_line(str(exc), 120)}
+            info['renewal'] = renewal
+            found = 'usable' if renewal.get('usable') else renewal.get('problem')
+            text += '; renewed pair in %s: %s' % (spec['renewal_dir'], found)
         info.update({'endpoint': '%s:%s' % (spec['host'], spec['port']), 'name': spec.get('name')})
         items.append((status, text, info, spec.get('name')))
     findings.append(grouped('net.tls_expiry', p['controller_name'], items))

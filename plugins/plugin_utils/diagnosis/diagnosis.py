@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - Python 2
     from pipes import quote as shell_quote
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import safety
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import signals
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import one_line
 
@@ -77,12 +79,12 @@ BAD = contract.BAD
 
 # The keys of the context diagnose() reads (plugins/action/diagnose.py build_context).
 CONTEXT_KEYS = ('incident_id', 'inventory', 'playbook_dir', 'backends', 'backend_services', 'backend_service',
-                'backend_identities', 'endpoints', 'critical_paths', 'tls_service')
+                'backend_identities', 'endpoints', 'critical_paths', 'tls_service', 'owners')
 # The fields of the diagnosis document (diagnosis.json) and of each of its hypotheses.
 DOCUMENT_FIELDS = ('incident_id', 'title', 'healthy', 'counts', 'findings_total', 'affected_services', 'severity_floor',
                    'severity_reasons', 'recent_deploys', 'unknown', 'hypotheses', 'summary')
 HYPOTHESIS_FIELDS = ('pattern', 'symptom', 'likely_cause', 'evidence', 'symptom_checks', 'evidence_summaries',
-                     'confidence', 'first_action', 'then', 'service', 'action', 'rank')
+                     'confidence', 'first_action', 'then', 'service', 'action', 'rank', 'escalation', 'safety')
 _DOWN_RE = re.compile(r'(connection refused|refused|unreachable|no route|timed? ?out|cannot connect|could not connect|'
                       r'not running|exited|stopped|no such container|dead|name or service not known|'
                       r'connection reset|remote end closed)', re.I)
@@ -248,8 +250,11 @@ class Commands(object):
         return ' '.join(parts)
 
 
-def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, service=None, action=None, symptom=None):
-    """symptom: the findings whose checks must be ok once the action worked (default: all evidence)."""
+def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, service=None, action=None, symptom=None,
+                claims=()):
+    """symptom: the findings whose checks must be ok once the action worked (default: all evidence).
+    claims: the evidence classes (safety.EVIDENCE_ACTIONS) the rule's action rests on; diagnose() asks
+    safety.judge whether they allow it."""
     keys = []
     for finding in evidence:
         k = key(finding)
@@ -272,6 +277,7 @@ def _hypothesis(pattern, cause, evidence, confidence, first_action, then=None, s
         'then': then,
         'service': service,
         'action': action,
+        '_claims': tuple(claims or ()),
     }
 
 
@@ -337,7 +343,7 @@ def rule_error_spike_after_deploy(findings, ctx, cmd):
             'error_spike_after_deploy', cause, [deploy] + errors, confidence,
             cmd.remediate('rollback', service),
             then='Roll back immediately: plan above, then apply with %s' % cmd.remediate('rollback', service, apply=True),
-            service=service, action='rollback'))
+            service=service, action='rollback', claims=('bad_release',)))
     return out
 
 
@@ -462,7 +468,7 @@ def rule_slow_responses(findings, ctx, cmd):
             cmd.remediate('kill_query', service, extra=extra),
             then='The plan lists the blocking/long-running PIDs and their SQL; apply with %s'
                  % cmd.remediate('kill_query', service, apply=True, extra=extra),
-            service=service, action='kill_query', symptom=locks or db))
+            service=service, action='kill_query', symptom=locks or db, claims=('blocking_sessions',)))
     slowlog = _bad(findings, 'redis.slowlog')
     if slowlog:
         service = _service(slowlog, 'redis')
@@ -499,12 +505,35 @@ def is_backend_session(application_name, ctx):
     return False
 
 
+def held(holder):
+    """How many slots a holder row counts for (connection_holders)."""
+    return int(holder.get('past_threshold') or 0)
+
+
+def holders_young(finding):
+    """No session of pg.connections is idle in transaction past the threshold yet (slots taken within seconds)."""
+    return not any(isinstance(h, dict) and h.get('past_threshold') for h in _ev(finding).get('holders') or [])
+
+
 def connection_holders(finding, ctx):
-    """(foreign, own): holders of idle-in-transaction sessions past the threshold, not the backend's / the backend's."""
+    """(foreign, own): holders of idle-in-transaction sessions past the threshold, not the backend's / the backend's.
+
+    When no session is past the threshold yet (holders_young), the idle-in-transaction holders count by their
+    number: slots held by another client are that client's, however young (a restart of the backend frees none).
+    The rows are copies; past_threshold is the number of slots each counts for (held)."""
+    rows = [h for h in _ev(finding).get('holders') or [] if isinstance(h, dict)]
+    if not rows:  # findings of older probes: the idle-in-transaction sessions themselves
+        for item in _ev(finding).get('idle_in_transaction') or []:
+            if isinstance(item, dict):
+                rows.append({'application_name': item.get('application') or '', 'role': item.get('user'),
+                             'state': 'idle in transaction', 'count': 1, 'oldest_s': item.get('idle_s') or 0,
+                             'pids': [item.get('pid')]})
+    chosen = [h for h in rows if h.get('past_threshold')]
+    if not chosen:
+        chosen = [dict(h, past_threshold=int(h.get('count') or 0)) for h in rows
+                  if str(h.get('state') or '').startswith('idle in transaction') and h.get('count')]
     foreign, own = [], []
-    for holder in _ev(finding).get('holders') or []:
-        if not isinstance(holder, dict) or not holder.get('past_threshold'):
-            continue
+    for holder in chosen:
         (own if is_backend_session(holder.get('application_name'), ctx) else foreign).append(holder)
     return foreign, own
 
@@ -527,7 +556,9 @@ def _kill_foreign_extra(foreign, own, finding):
     elif pids:
         extra.append(('pg_terminate_pids', pids))
     threshold = _ev(finding).get('idle_in_transaction_threshold_s')
-    if threshold is not None:
+    if holders_young(finding):
+        extra.append(('pg_terminate_min_age', 0))  # idle in transaction, named, younger than the threshold
+    elif threshold is not None:
         extra.append(('pg_terminate_min_age', int(float(threshold))))
     return extra
 
@@ -556,15 +587,35 @@ def classify_bytes(num):
         num /= 1024.0
 
 
+def _renewals(tls):
+    return [r for f in tls for r in _values(f, ('renewal',)) if isinstance(r, dict)]
+
+
+def renewed_pair(tls):
+    """The usable renewed pair (network.find_renewal) of a net.tls_expiry finding whose paths can be printed."""
+    for renewal in _renewals(tls):
+        if renewal.get('usable') is True and plain_value(renewal.get('cert')) and plain_value(renewal.get('key')):
+            return renewal
+    return None
+
+
+def renewal_problem(tls):
+    """Why the renewal_dir holds no usable pair (as the TLS check found it), or None."""
+    for renewal in _renewals(tls):
+        if renewal.get('problem'):
+            return str(renewal['problem'])
+    return None
+
+
 def rule_gradual_degradation(findings, ctx, cmd):
     out = []
     conns = _bad(findings, 'pg.connections')
     foreign, own = connection_holders(conns[0], ctx) if conns else ([], [])
-    if conns and foreign and sum(h['past_threshold'] for h in foreign) >= sum(h['past_threshold'] for h in own):
+    if conns and foreign and sum(held(h) for h in foreign) >= sum(held(h) for h in own):
         service = _service(conns, 'db')
         who = ', '.join('%s (role %s, %s) %d idle in transaction, oldest %d s' % (
             h.get('application_name') or '(no application_name)', h.get('role'), h.get('client_addr') or 'local socket',
-            h.get('past_threshold'), h.get('oldest_s') or 0) for h in foreign[:3])
+            held(h), h.get('oldest_s') or 0) for h in foreign[:3])
         extra = _kill_foreign_extra(foreign, own, conns[0])
         out.append(_hypothesis(
             'gradual_degradation', 'Connection slots held by sessions that are not the backend\'s: %s' % who,
@@ -572,7 +623,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             cmd.remediate('kill_query', service, extra=extra),
             then='Restarting the backend frees none of these; end the idle transactions: %s; then find the client '
                  'that leaks them' % cmd.remediate('kill_query', service, apply=True, extra=extra),
-            service=service, action='kill_query', symptom=conns))
+            service=service, action='kill_query', symptom=conns, claims=('foreign_slots',)))
     elif conns:
         backend = ctx.get('backend_service') or 'backend'
         symptoms = list(_bad(findings, 'health.endpoint', 'app.errors'))
@@ -582,7 +633,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             cmd.remediate('restart', backend),
             then='Restart the backend to release its connections: %s; then fix the leak (sessions not released)'
                  % cmd.remediate('restart', backend, apply=True),
-            service=backend, action='restart', symptom=conns))
+            service=backend, action='restart', symptom=conns, claims=('leaking',) if own else ()))
     mem = _bad(findings, 'redis.memory')
     short = flush_cannot_free_enough(mem[0]) if mem else None
     if mem and short:
@@ -602,7 +653,7 @@ def rule_gradual_degradation(findings, ctx, cmd):
             mem + _bad(findings, 'redis.keyspace', 'app.errors'), 0.85 if mem[0].get('status') == 'crit' else 0.65,
             cmd.remediate('flush_keys', service),
             then='The plan lists the evictable keys and bytes; apply with %s' % cmd.remediate('flush_keys', service, apply=True),
-            service=service, action='flush_keys', symptom=mem))
+            service=service, action='flush_keys', symptom=mem, claims=('memory_full',)))
     clients = _bad(findings, 'redis.clients')
     if clients and not mem:
         out.append(_hypothesis(
@@ -616,17 +667,30 @@ def rule_gradual_degradation(findings, ctx, cmd):
             0.85 if any(f.get('status') == 'crit' for f in disk) else 0.65,
             cmd.remediate('clean_disk', service),
             then='The plan lists files and bytes to free; apply with %s' % cmd.remediate('clean_disk', service, apply=True),
-            service=service, action='clean_disk', symptom=disk))
+            service=service, action='clean_disk', symptom=disk, claims=('disk_full',)))
     tls = _bad(findings, 'net.tls_expiry')
     if tls:
         service = ctx.get('tls_service') or _service(tls, 'proxy')
         expired = any(f.get('status') == 'crit' for f in tls)
+        cause = 'TLS certificate %s: %s' % ('expired' if expired else 'about to expire', tls[0].get('summary'))
+        pair = renewed_pair(tls)
+        if pair:
+            extra = [('tls_cert_src', pair['cert']), ('tls_cert_key_src', pair['key'])]
+            first = cmd.remediate('apply_cert', service, extra=extra)
+            then = 'A renewed pair is staged (%s, valid until %s): apply it with %s' % (
+                pair['cert'], pair.get('not_after'), cmd.remediate('apply_cert', service, apply=True, extra=extra))
+        else:
+            # the collection has no new pair: say what to provide instead of printing a command that fails
+            needs = ' -e tls_cert_src=<renewed certificate> -e tls_cert_key_src=<its key>'
+            first = cmd.remediate('apply_cert', service) + needs
+            then = 'Renew first: no renewed pair found%s; obtain a certificate for the served names, then %s%s' % (
+                (' (%s)' % renewal_problem(tls)) if renewal_problem(tls) else
+                ' (set renewal_dir on the TLS endpoint to where renewals land)',
+                cmd.remediate('apply_cert', service, apply=True), needs)
+            cause += '. Renew first: no renewed pair to apply'
         out.append(_hypothesis(
-            'gradual_degradation', 'TLS certificate %s: %s' % ('expired' if expired else 'about to expire', tls[0].get('summary')),
-            tls, 0.85 if expired else 0.6, cmd.remediate('apply_cert', service),
-            then='Apply a new certificate (load balancer/proxy): %s -e tls_cert_src=<cert> -e tls_key_src=<key>'
-                 % cmd.remediate('apply_cert', service, apply=True),
-            service=service, action='apply_cert'))
+            'gradual_degradation', cause, tls, 0.85 if expired else 0.6, first, then=then,
+            service=service, action='apply_cert', claims=('cert_expiry',)))
     trends = [f for f in _bad(findings, 'trend.memory', 'trend.latency', 'trend.connections')
               if not _process_memory_trend(f)]
     if trends:
@@ -665,6 +729,11 @@ def _failing_paths(finding):
     return seen
 
 
+def _dead_units(findings):
+    """health.container findings of a service whose container exited or whose systemd unit is inactive/failed."""
+    return [f for f in _by(findings, 'health.container') if f.get('service') and classify.down_strength(f) >= 3]
+
+
 def rule_partial_failures(findings, ctx, cmd):
     out = []
     deps = [f for f in _bad(findings, 'dependency.reachability') if not _LAT_RE.search(f.get('summary') or '')
@@ -688,6 +757,21 @@ def rule_partial_failures(findings, ctx, cmd):
                 then='Endpoints that need %s fail; restart it after checking its logs: %s'
                      % (service, cmd.remediate('restart', service, apply=True)),
                 service=service, action='restart'))
+    covered = {h.get('service') for h in out}
+    backends = set(ctx.get('backends') or [])
+    for dead in _dead_units(findings):
+        service = dead.get('service')
+        if not service or service in covered or dead.get('host') in backends \
+                or service in (ctx.get('backend_services') or []):
+            continue
+        covered.add(service)
+        # a dead unit is a down service even when its own probe could not run (issue 21)
+        out.append(_hypothesis(
+            'partial_failures', '%s down: its container or unit is not running (%s)' % (service, dead.get('summary')),
+            [dead] + readiness, 0.85, cmd.remediate('restart', service),
+            then='Endpoints that need %s fail; restart it after checking its logs: %s'
+                 % (service, cmd.remediate('restart', service, apply=True)),
+            service=service, action='restart', symptom=[dead]))
     dns = _bad(findings, 'net.dns')
     if dns:
         out.append(_hypothesis(
@@ -777,7 +861,10 @@ def diagnose(findings, context=None):
             for hyp in rule(findings, ctx, cmd):
                 if any(k in [key(f) for f in findings if is_bad(f)] for k in hyp['evidence']):
                     hypotheses.append(hyp)
-    hypotheses.sort(key=lambda h: (-h['confidence'], PRIORITY[h['pattern']]))
+    for hyp in hypotheses:
+        safety.gate(hyp, findings, ctx, cmd.investigate)
+        signals.adjust(hyp, findings)
+    hypotheses.sort(key=lambda h: signals.rank_key(h, findings, PRIORITY))
     for rank, hyp in enumerate(hypotheses, 1):
         hyp['rank'] = rank
     floor, reasons = classify.severity_from_findings(symptoms, ctx.get('backends'), ctx.get('backend_services') or None,

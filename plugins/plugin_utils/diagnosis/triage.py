@@ -55,9 +55,12 @@ def finding_lines(findings, limit=8):
 
 
 def hypothesis_lines(hypotheses):
-    return ['%s. %s (confidence %.2f): %s [evidence: %s] -> first action: %s' % (
+    """One line per hypothesis; one that the do-no-harm rules (diagnosis/safety.py) turned into an escalation
+    says whom to escalate to and what fails, after its investigation command."""
+    return ['%s. %s (confidence %.2f): %s [evidence: %s] -> first action: %s%s' % (
         hyp.get('rank', index), hyp.get('pattern'), float(hyp.get('confidence') or 0), hyp.get('likely_cause'),
-        ', '.join(hyp.get('evidence') or []), hyp.get('first_action'))
+        ', '.join(hyp.get('evidence') or []), hyp.get('first_action'),
+        (' -> ESCALATE: %s' % hyp['escalation']) if hyp.get('escalation') else '')
         for index, hyp in enumerate(hypotheses or [], 1)]
 
 

@@ -172,6 +172,8 @@ class Console(object):
             evidence = hyp.get('evidence') or []
             if evidence:
                 lines.append(('      evidence: %s' % ', '.join(str(e) for e in evidence), 'info'))
+            if hyp.get('escalation'):  # diagnosis/safety.py refused a restart, kill or delete
+                lines.append(('      ESCALATE %s' % _one_line(hyp['escalation'], self.max_chars), 'crit' if rank == 1 else 'warn'))
         top = hyps[0]
         if top.get('first_action'):
             self.next_command = str(top['first_action'])

@@ -1,0 +1,166 @@
+"""Do no harm, as a table: evidence -> the actions allowed (plugins/plugin_utils/diagnosis/safety.py).
+
+Every lab fault (tests/lab/vars/lab.yml lab_faults), from the findings a real triage wrote
+(tests/unit/fixtures/triage/<fault>.json), and the issue's cases built by hand.
+"""
+import json
+import os
+
+import pytest
+
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import diagnosis as dx
+from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import safety
+
+FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'triage')
+LAB = os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')
+CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
+       'backends': ['app-backend'], 'backend_services': ['backend'], 'backend_service': 'backend', 'tls_service': 'proxy',
+       'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
+       'critical_paths': ['/api/orders', '/api/sessions'], 'owners': {'db': 'platform', 'backend': 'platform'}}
+
+# lab fault -> (the top hypothesis' action: None means an investigation/escalation, the service it acts on)
+TABLE = {
+    'backend_down': ('restart', 'backend'),              # down by its own evidence (container exited)
+    'bad_deploy': ('rollback', 'backend'),               # bad_release
+    'pool_exhaustion': ('restart', 'backend'),           # leaking: the backend's own sessions
+    'db_lock': ('kill_query', 'db'),                     # blocking_sessions
+    'memory_growth': ('restart', 'backend'),             # leaking: its own memory
+    'redis_full': ('flush_keys', 'redis'),
+    'redis_slow': (None, 'redis'),
+    'disk_full': ('clean_disk', 'backend'),
+    'tls_expiring': ('apply_cert', 'proxy'),
+    'tls_expired': ('apply_cert', 'proxy'),
+    'dns_failure': (None, None),
+    'dependency_down': (None, None),
+    'partial_failure': (None, None),
+    'disk_deleted_open': ('clean_disk', 'backend'),
+    'redis_full_unmarked': ('raise_maxmemory', 'redis'),
+    'pool_foreign': ('kill_query', 'db'),                # foreign_slots: never a backend restart
+    'db_password_rotated': (None, 'db'),                 # auth: escalate, never restart a healthy database
+    'tls_renewed': ('apply_cert', 'proxy'),              # the staged renewed pair
+    'oom_kill': ('restart', 'backend'),                  # leaking: the kernel OOM-killed its own process
+}
+
+
+def lab_faults():
+    text = open(LAB).read()
+    return [line.strip()[2:] for line in text.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
+
+
+def test_the_table_covers_every_lab_fault():
+    assert sorted(lab_faults()) == sorted(TABLE)
+
+
+@pytest.mark.parametrize('name', sorted(n for n in TABLE if os.path.exists(os.path.join(FIXTURES, n + '.json'))))
+def test_every_lab_fault(name):
+    action, service = TABLE[name]
+    with open(os.path.join(FIXTURES, name + '.json')) as handle:
+        doc = dx.diagnose(json.load(handle), CTX)
+    top = doc['hypotheses'][0]
+    assert top['action'] == action, (name, [(h['action'], h['confidence'], h['likely_cause'][:90]) for h in doc['hypotheses']])
+    if action:
+        assert '-e remediation_action=%s' % action in top['first_action'] and '-e service=%s' % service in top['first_action']
+    else:
+        assert 'investigate.yml' in top['first_action'] and 'remediate.yml' not in top['first_action']
+    for hyp in doc['hypotheses']:  # no hypothesis prints an action the rules refused
+        if hyp.get('safety') and not hyp['safety']['allowed']:
+            assert hyp['action'] is None and 'remediate.yml' not in hyp['first_action'] and hyp['escalation']
+
+
+def test_db_password_rotated_escalates_naming_the_role_and_owner():
+    with open(os.path.join(FIXTURES, 'db_password_rotated.json')) as handle:
+        doc = dx.diagnose(json.load(handle), CTX)
+    top = doc['hypotheses'][0]
+    assert top['action'] is None and 'remediation_action=restart' not in top['first_action']
+    assert 'role "app"' in top['escalation'] and 'platform' in top['escalation'], top['escalation']
+    assert 'Do not restart db' in top['escalation']
+    assert not any('remediation_action=restart -e incident_id=%s -e service=db' % CTX['incident_id'] in h['first_action']
+                   for h in doc['hypotheses'])
+
+
+def test_tls_renewed_proposes_the_staged_pair_and_tls_expiring_says_renew_first():
+    with open(os.path.join(FIXTURES, 'tls_renewed.json')) as handle:
+        top = dx.diagnose(json.load(handle), CTX)['hypotheses'][0]
+    assert '-e tls_cert_src=' in top['first_action'] and top['first_action'].rstrip().endswith('/renewed/privkey.pem')
+    with open(os.path.join(FIXTURES, 'tls_expired.json')) as handle:
+        top = dx.diagnose(json.load(handle), CTX)['hypotheses'][0]
+    assert 'Renew first' in top['then'] and '<renewed certificate>' in top['first_action']
+
+
+def f(host, check, st, summary, service, **evidence):
+    return {'host': host, 'check': check, 'status': st, 'summary': summary, 'service': service, 'evidence': evidence}
+
+
+HEALTHY_DB = f('app-db', 'health.container', 'ok', 'app-db running, healthy', 'db', running=True, status='running')
+
+
+def pg_error(error):
+    return f('app-db', 'pg.connectivity', 'crit', 'cannot connect: %s' % error, 'db', error=error)
+
+
+EXITED = f('app-db', 'health.container', 'crit', 'app-db exited (1)', 'db', running=False, status='exited')
+NOT_CHECKED = f('app-db', 'pg.connectivity', 'unknown', 'not checked', 'db')
+UNIT_FAILED = f('db-1', 'health.container', 'crit', 'postgresql@15-main failed', 'db', unit='postgresql@15-main',
+                properties={'ActiveState': 'failed', 'SubState': 'failed'})
+HBA = 'FATAL: no pg_hba.conf entry for host "10.0.0.9", user "app", database "app"'
+
+# (case, findings of the service, action, claims, allowed?, refusing class)
+CASES = [
+    ('password refused: the server is up', [HEALTHY_DB, pg_error('FATAL: password authentication failed for user "app"')],
+     'restart', (), False, 'auth'),
+    ('pg_hba refuses the client', [HEALTHY_DB, pg_error(HBA)], 'restart', (), False, 'authz'),
+    ('unknown database', [HEALTHY_DB, pg_error('FATAL: database "apps" does not exist')], 'restart', (), False, 'config'),
+    ('too many clients', [HEALTHY_DB, pg_error('FATAL: sorry, too many clients already')], 'restart', (), False,
+     'client_slots'),
+    ('connection refused: down', [pg_error('connection refused')], 'restart', (), True, None),
+    ('container exited, probe could not run', [EXITED, NOT_CHECKED], 'restart', (), True, None),
+    ('systemd unit failed', [UNIT_FAILED], 'restart', (), True, None),
+    ('healthy service, a client complains', [HEALTHY_DB], 'restart', (), False, None),
+    ('a rule claims a leak of a healthy-looking backend', [], 'restart', ('leaking',), True, None),
+    ('foreign slots allow kill_query', [HEALTHY_DB], 'kill_query', ('foreign_slots',), True, None),
+    ('kill_query without blocking or foreign sessions', [HEALTHY_DB], 'kill_query', (), False, None),
+    ('apply_cert is not destructive', [], 'apply_cert', (), True, None),
+]
+
+
+@pytest.mark.parametrize('case,findings,action,claims,allowed,kind', CASES, ids=[c[0] for c in CASES])
+def test_evidence_to_allowed_actions(case, findings, action, claims, allowed, kind):
+    verdict = safety.judge(action, 'db', findings, {'owners': {'db': 'platform'}}, claims)
+    assert verdict['allowed'] is allowed, (case, verdict)
+    assert verdict['kind'] == kind, (case, verdict)
+    if kind in ('auth', 'authz', 'config'):
+        assert 'platform' in verdict['escalation'] and 'Do not restart db' in verdict['escalation']
+
+
+def test_a_role_from_a_log_line_is_data():
+    hostile = 'FATAL: password authentication failed for user "{{ lookup(\'pipe\',\'id\') }}$(id)"'
+    verdict = safety.judge('restart', 'db', [f('app-db', 'pg.connectivity', 'crit', 'x', 'db', error=hostile)], {})
+    assert '{{' not in verdict['escalation'] and '$(' not in verdict['escalation'], verdict['escalation']
+    assert '\\x7b\\x7b' in verdict['escalation']
+
+
+def test_foreign_sessions_younger_than_the_threshold_get_kill_query_not_a_backend_restart():
+    """35 of 40 slots idle in transaction by another client, none past the threshold yet; a stale slowlog entry."""
+    conns = f('app-db', 'pg.connections', 'warn', '35 of 40 connections idle in transaction', 'db', max_connections=40,
+              holders=[{'application_name': 'etl-loader', 'role': 'etl', 'client_addr': '10.0.0.7',
+                        'state': 'idle in transaction', 'count': 35, 'oldest_s': 20, 'past_threshold': 0,
+                        'pids': [11, 12]}], idle_in_transaction_threshold_s=30)
+    slow = f('app-redis', 'redis.slowlog', 'warn', '1 command slower than 20 ms', 'redis',
+             entries=[{'id': 1, 'start_time': 1796465000, 'duration_us': 60000, 'command': 'KEYS *'}])
+    slow['ts'] = '2026-12-05T10:10:00Z'  # the entry is ~17 min older than the probe
+    doc = dx.diagnose([conns, slow], CTX)
+    top = doc['hypotheses'][0]
+    assert top['action'] == 'kill_query', [(h['action'], h['confidence']) for h in doc['hypotheses']]
+    assert '-e pg_terminate_application_names=etl-loader' in top['first_action']
+    assert '-e pg_terminate_min_age=0' in top['first_action']
+    assert not any(h['action'] == 'restart' for h in doc['hypotheses'])
+    stale = [h for h in doc['hypotheses'] if 'redis.slowlog' in ' '.join(h['evidence'])]
+    assert stale and stale[0]['confidence'] < top['confidence'] and 'stale' in stale[0]['likely_cause']
+
+
+def test_the_summary_and_the_console_print_the_escalation():
+    from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import triage
+    with open(os.path.join(FIXTURES, 'db_password_rotated.json')) as handle:
+        doc = dx.diagnose(json.load(handle), CTX)
+    line = triage.hypothesis_lines(doc['hypotheses'])[0]
+    assert '-> ESCALATE: Do not restart db' in line and 'role "app"' in line, line
