@@ -2,8 +2,11 @@
 source) -> playbooks/alert.yml -> an incident with the right top pattern and the DECLARED message, with no other
 command. Injecting again (the alert re-sent) opens no second incident; healing drafts the Resolved update.
 
+Stopping the backend, PostgreSQL or Redis opens an incident from that service's *Down rule, whichever way the dead
+target shows in Prometheus (the PostgreSQL exporter fails its scrape while PostgreSQL is stopped: pg_up is never 0).
+
 Runs the alerts lab of this LAB_INSTANCE (tests/lab/playbooks/alerts.yml) with a fresh incident directory.
-Prints the time from the fault (the backend container stopping) to the diagnosis; nothing is asserted on time.
+Prints the time from the fault (the container stopping) to the diagnosis or the incident; nothing is asserted on time.
 """
 import datetime
 import glob
@@ -132,6 +135,70 @@ def test_fault_to_incident_without_a_command_one_incident_per_group_resolved_dra
                 content = open(name, errors='replace').read()
                 for secret in lab_env.secrets + (token,):
                     assert secret not in content, name
+
+
+# (what is stopped, LabEnv attribute of its container, the rule that must open its incident, its service label)
+DOWN_CASES = [
+    ('backend', 'backend', 'BackendDown', 'backend'),
+    ('PostgreSQL', 'db', 'PostgresDown', 'db'),
+    ('Redis', 'redis', 'RedisDown', 'redis'),
+]
+# Prometheus sees each target healthy again (the exporter's metric at 1 and its scrape working)
+HEALTHY = {'backend': 'up{job="backend"} == 1',
+           'db': 'pg_up{job="postgres"} == 1 and on (instance) up{job="postgres"} == 1',
+           'redis': 'redis_up{job="redis"} == 1 and on (instance) up{job="redis"} == 1'}
+
+
+def _docker(*args):
+    return subprocess.run(['docker'] + list(args), capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_stopping_backend_postgres_redis_each_opens_an_incident_from_its_down_rule(alerts_lab, lab_env, tmp_path):
+    """Each container stopped alone opens the incident of its service's alert group, declared by the service's
+    *Down rule (backend first: a backend error-rate alert while the database is down then joins the backend's
+    open incident instead of taking its place)."""
+    incident_dir = str(tmp_path / 'down-incidents')
+    with lab_lock():
+        # a fresh incident directory: the rulebook restarts with it (the backend group of the test above is open)
+        res = run('tests/lab/playbooks/alerts.yml', {'lab_alerts_state': 'present', 'lab_alerts_incident_dir': incident_dir})
+        assert res.rc == 0, res
+        for dummy, dummy, alertname, service in DOWN_CASES:
+            _wait('%s to be healthy and %s inactive' % (service, alertname),
+                  lambda q=HEALTHY[service], n=alertname: _prom_value(q) and not _firing(n))
+        opened = {}
+        for what, attr, alertname, service in DOWN_CASES:
+            container = getattr(lab_env, attr)
+            group = '{}:{service="%s"}' % service
+            started = time.monotonic()
+            try:
+                _docker('stop', '-t', '5', container)
+                incident_id = _wait('%s stopped to open an incident' % what,
+                                    lambda g=group: _registry(incident_dir).get(g, {}).get('incident_id'))
+                elapsed = time.monotonic() - started
+            finally:
+                _docker('start', container)
+            path = os.path.join(incident_dir, incident_id)
+            first = _wait('the first note of %s' % incident_id, lambda p=path: [e for e in _events(p) if e['kind'] == 'note'])[0]
+            labels = first['data']['labels']
+            assert labels['alertname'] == alertname and labels['service'] == service, labels
+            # the rule says how the dead target showed: a stopped container is a failed scrape or the exporter's 0
+            assert labels['down_signal'] in ('scrape_failed', 'reported_down'), labels
+            assert first['data']['group_key'] == group, first
+            incident = json.load(open(os.path.join(path, 'incident.json')))
+            assert incident['title'].startswith(alertname + ': '), incident['title']
+            assert incident['severity'] in ('SEV1', 'SEV2'), incident
+            opened[service] = incident_id
+            print('\n%s stopped -> incident %s by %s (down_signal %s): %.1f s'
+                  % (what, incident_id, alertname, labels['down_signal'], elapsed))
+            _wait('%s healthy again' % what, lambda q=HEALTHY[service]: _prom_value(q))
+            if service == 'backend':
+                heal('backend_down')  # waits for the backend's /health/ready
+        # one incident per stopped service, each its own
+        assert len(set(opened.values())) == 3, opened
+        assert sorted(n for n in os.listdir(incident_dir) if n.startswith('INC-')) == sorted(opened.values())
+        # the lab is healthy again for the next test: no *Down alert firing, the backend ready
+        for dummy, dummy, alertname, service in DOWN_CASES:
+            _wait('%s to be inactive' % alertname, lambda n=alertname: not _firing(n))
 
 
 def _prom_value(query):
