@@ -111,7 +111,9 @@ class ActionModule(ActionBase):
             decision = decide(store.timeline())
         # the symptom checks of the hypothesis the action came from: verification re-runs them (roles/remediation)
         evidence = diagnosis.evidence_of(store.diagnosis() or {}, args['action'], args['service']) if store else []
-        result.update(changed=False, gate=decision, evidence=evidence, msg=decision['msg'])
+        # what remains once this action worked (the other hypotheses with an action): the verification names the next
+        following = diagnosis.next_actions(store.diagnosis() or {}, args['action'], args['service']) if store else []
+        result.update(changed=False, gate=decision, evidence=evidence, next=following, msg=decision['msg'])
         return result
 
     def _decide_under_lock(self, store, decide, args, host, task_vars):

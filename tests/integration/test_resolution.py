@@ -28,6 +28,7 @@ FAULTS = {
     'bad_deploy': ('app-backend/app.errors', 'app', 'rollback'),
     'pool_exhaustion': ('app-db/pg.connections', 'db', 'restart'),
     'db_lock': ('app-db/pg.locks', 'db', 'kill_query'),
+    'db_lock_chain': ('app-db/pg.locks', 'db', 'kill_query'),
     'memory_growth': ('app-backend/container.resources', 'network', 'restart'),
     'redis_full': ('app-redis/redis.memory', 'redis', 'flush_keys'),
     'redis_slow': ('app-redis/redis.slowlog', 'redis', None),
