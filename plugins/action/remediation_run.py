@@ -38,9 +38,24 @@ from ansible_collections.sre.incident_response.plugins.module_utils.areas import
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
 ACTIONS = ('kill_query', 'restart')
+DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
 RETRY_DELAY = 2.0
+
+
+def as_list(value, kind=str):
+    """A role setting that is a list, or a comma-separated string as -e gives it (-e pg_terminate_pids=4001,4008)."""
+    if value in (None, ''):
+        return []
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [x.strip() for x in str(value).split(',') if x.strip()]
+    try:
+        return [kind(x) for x in items]
+    except (TypeError, ValueError):
+        raise AnsibleActionFail('not a list of %s: %r' % (kind.__name__, value))
 
 
 def area_of(check):
@@ -178,8 +193,8 @@ class ActionModule(GateAction):
         line = own['summary'] + (('; findings ' + own['findings']) if own.get('findings') else '') + \
             (('; symptom ' + symptom_summary) if symptom else '')
         nxt = ((pending.get('next') or [{}])[0].get('first_action') or '') if verified and remaining else ''
-        self._event('verify', '%s on %s %s: %s' % (action, service, 'verified' if verified else 'FAILED verification',
-                                                    line), {
+        outcome = 'verified' if verified else 'FAILED verification'
+        self._event('verify', '%s on %s %s: %s' % (action, service, outcome, line), {
             'action': action, 'service': service, 'status': 'ok' if verified else 'failed', 'result': own['result'],
             'symptom_checks': [f.get('check') for f in rerun], 'symptom': symptom_summary,
             'remaining': remaining, 'next': nxt})
@@ -336,7 +351,7 @@ class KillQuery(object):
 
     def preflight(self):
         pg = self.svc.get('postgres') if isinstance(self.svc.get('postgres'), dict) else None
-        roles = self.o.get('roles') or (pg or {}).get('app_roles') or []
+        roles = as_list(self.o.get('roles')) or as_list((pg or {}).get('app_roles'))
         if not pg or not pg.get('password_var') or not roles or float(self.o.get('min_age', 30)) < 0 \
                 or float(self.o.get('grace_period', 5)) < 0:
             raise AnsibleActionFail(
@@ -344,10 +359,10 @@ class KillQuery(object):
                 'app_roles) in incident_services of %s, and application roles to act on (pg_terminate_roles or '
                 'postgres.app_roles); it never acts on every role.' % (self.svc.get('name') or '?', self.e._host))
         self.filters = dict(
-            roles=list(roles), databases=list(self.o.get('databases') or [pg.get('database', 'postgres')]),
-            states=list(self.o.get('states') or []), min_age=float(self.o.get('min_age', 30)),
-            application_names=list(self.o.get('application_names') or []),
-            exclude_application_names=list(self.o.get('exclude_application_names') or []),
+            roles=roles, databases=as_list(self.o.get('databases')) or [pg.get('database', 'postgres')],
+            states=as_list(self.o.get('states')) or list(DEFAULT_STATES), min_age=float(self.o.get('min_age', 30)),
+            application_names=as_list(self.o.get('application_names')),
+            exclude_application_names=as_list(self.o.get('exclude_application_names')),
             include_blockers=bool(self.o.get('include_blockers', True)),
             allow_superuser=bool(self.o.get('allow_superuser', False)))
         s = self.e.settings('postgres')
@@ -364,7 +379,7 @@ class KillQuery(object):
         return self.e.module('sre.incident_response.pg_sessions', args)
 
     def plan(self):
-        res = self._sessions('plan', self.o.get('pids') or [])
+        res = self._sessions('plan', as_list(self.o.get('pids'), int))
         self.before = res
         return {'lines': res.get('plan') or [],
                 'data': {'targets': res.get('targets') or [], 'filters': res.get('filters') or {}},
@@ -388,7 +403,7 @@ class KillQuery(object):
         still = sorted(planned & set(t['pid'] for t in after.get('targets') or []))
         waiting = sorted(r['pid'] for r in after.get('excluded') or [] if r.get('blocked_by'))
         probe = [f for f in self.e._probe(['postgres']) if f.get('service') in (None, self.svc.get('name'))]
-        checks = list(self.o.get('verify_checks') or ['pg.locks'])
+        checks = as_list(self.o.get('verify_checks')) or ['pg.locks']
         mine = [f for f in probe if f.get('check') in checks]
         self.e.record_findings(probe)
         findings_ok = bool(mine) and all(f.get('status') == 'ok' for f in mine)

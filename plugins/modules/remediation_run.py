@@ -20,7 +20,7 @@ description:
   - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, or the container's start
     time. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
   - B(verify) judges the action's own symptom. That is the re-listed sessions and the PostgreSQL findings of
-    O(options.verify_checks), or the container running and its health endpoints. It also re-runs the symptom checks
+    the C(verify_checks) of O(options), or the container running and its health endpoints. It also re-runs the symptom checks
     of the hypothesis (the gate's C(evidence)) with the probe areas and the same settings and connection options
     as triage, TLS included. The C(verify) event follows. When the own symptom is gone but the services are still
     unhealthy, the action is VERIFIED and the result names the next action of the diagnosis (C(next_action)).

@@ -6,6 +6,7 @@
 - A restart killed with SIGKILL right after the container restarted leaves its intent (an `action` event with
   status started, never settled) and that intent counts: the next apply with a budget of 1 is refused.
 """
+import fcntl
 import json
 import os
 import signal
@@ -101,11 +102,24 @@ def test_a_restart_killed_right_after_the_change_counts_against_the_budget(exclu
                                stdout=subprocess.PIPE, text=True)
     victim = spawn(incident, dict(budget, apply=True, approved_by='alice', approval_reason='pool exhausted'),
                    str(tmp_path / 'victim.log'))
+    # One task restarts and records (remediation_run): the record follows the change within milliseconds. The kill
+    # point stays "right after the change, before the record": once the gate has written the intent, the test holds
+    # the timeline's lock (incident/files.py append_jsonl), so the run can restart the container but not record it.
+    held = None
     try:
+        deadline = time.time() + 120
+        while not [e for e in timeline(incident) if e['kind'] == 'action' and e['data'].get('status') == 'started']:
+            assert time.time() < deadline and victim.poll() is None, 'the gate never recorded the intent'
+            time.sleep(0.02)
+        held = open(os.path.join(incident['path'], 'timeline.jsonl.lock'), 'a+')
+        fcntl.flock(held, fcntl.LOCK_EX)
         assert watcher.stdout.readline().strip() == 'start', 'the restart never happened'
         os.killpg(victim.pid, signal.SIGKILL)  # right after the change, before the run records it
         victim.wait(timeout=30)
     finally:
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
+            held.close()
         watcher.kill()
         watcher.wait()
         if victim.poll() is None:

@@ -20,3 +20,11 @@ def test_judge_evidence_needs_every_check_re_run_and_ok():
     bad = [dict(ok[0], status='crit'), ok[1]]
     assert run.judge_evidence(wanted, bad)[0] is False
     assert run.judge_evidence([], []) == (True, '')
+
+
+def test_settings_given_with_e_are_comma_separated_strings():
+    assert run.as_list('4001', int) == [4001]
+    assert run.as_list('4001,4008', int) == [4001, 4008]
+    assert run.as_list([4001, '4008'], int) == [4001, 4008]
+    assert run.as_list('idle in transaction') == ['idle in transaction']
+    assert run.as_list('') == [] and run.as_list(None) == []
