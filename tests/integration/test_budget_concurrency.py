@@ -45,6 +45,25 @@ def spawn(incident, extra, log):
     return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def descendants(pid):
+    """Every process below pid (/proc), deepest last."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as handle:
+                    ppid = int(handle.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
 def wait_healthy(lab_env, timeout=90):
     import urllib.request
     deadline = time.time() + timeout
@@ -114,7 +133,13 @@ def test_a_restart_killed_right_after_the_change_counts_against_the_budget(exclu
         held = open(os.path.join(incident['path'], 'timeline.jsonl.lock'), 'a+')
         fcntl.flock(held, fcntl.LOCK_EX)
         assert watcher.stdout.readline().strip() == 'start', 'the restart never happened'
-        os.killpg(victim.pid, signal.SIGKILL)  # right after the change, before the run records it
+        # right after the change, before the run records it: the run and every process it started (Ansible's
+        # worker, which runs the task, is in a session of its own)
+        for pid in [victim.pid] + descendants(victim.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         victim.wait(timeout=30)
     finally:
         if held is not None:
