@@ -103,6 +103,7 @@ class ActionModule(GateAction):
         self._vars = task_vars
         self._redactor = task_redactor(task_vars, self._templar)
         self._host = task_vars.get('inventory_hostname')
+        self._probed = {}  # (host, areas) -> findings the action's own check just probed (the symptom re-uses them)
         store = IncidentStore.resolve({'incident_id': args['incident_id'], 'incident_dir': args['incident_dir']}, task_vars)
         self._store = store
         if args['stage'] == 'verify':
@@ -259,7 +260,8 @@ class ActionModule(GateAction):
         for attempt in range(max(1, retries)):
             if attempt:
                 time.sleep(RETRY_DELAY)
-            rerun = self._probe(areas, host) if areas else []
+            cached = self._probed.pop((host, tuple(areas)), None) if attempt == 0 else None
+            rerun = cached if cached is not None else (self._probe(areas, host) if areas else [])
             rerun = [f for f in rerun if {'host': f.get('host'), 'check': f.get('check')} in symptom]
             ok, summary = judge_evidence(symptom, rerun)
             if ok or not areas:
@@ -402,7 +404,9 @@ class KillQuery(object):
         planned = set(t['pid'] for t in plan['targets'])
         still = sorted(planned & set(t['pid'] for t in after.get('targets') or []))
         waiting = sorted(r['pid'] for r in after.get('excluded') or [] if r.get('blocked_by'))
-        probe = [f for f in self.e._probe(['postgres']) if f.get('service') in (None, self.svc.get('name'))]
+        probed = self.e._probe(['postgres'])
+        self.e._probed[(self.e._host, ('postgres',))] = probed
+        probe = [f for f in probed if f.get('service') in (None, self.svc.get('name'))]
         checks = as_list(self.o.get('verify_checks')) or ['pg.locks']
         mine = [f for f in probe if f.get('check') in checks]
         self.e.record_findings(probe)
