@@ -74,6 +74,14 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
         store = IncidentStore.resolve({'incident_id': args['incident_id'], 'incident_dir': args['incident_dir']}, task_vars)
+        decision, evidence, following = self.gate(args, task_vars, store)
+        result.update(changed=False, gate=decision, evidence=evidence, next=following, msg=decision['msg'])
+        return result
+
+    def gate(self, args, task_vars, store):
+        """(decision, evidence, next): plan or apply decided, and recorded under the lock for an apply; raises
+        AnsibleActionFail (after recording the refusal) when another run holds the incident too long.
+        remediation_run calls it with the same arguments."""
         check_mode = bool(self._task.check_mode)
         ident = self._identity(args, task_vars, args['apply'] and not check_mode)
         budget = args['budget']
@@ -110,9 +118,11 @@ class ActionModule(ActionBase):
         else:
             decision = decide(store.timeline())
         # the symptom checks of the hypothesis the action came from: verification re-runs them (roles/remediation)
-        evidence = diagnosis.evidence_of(store.diagnosis() or {}, args['action'], args['service']) if store else []
-        result.update(changed=False, gate=decision, evidence=evidence, msg=decision['msg'])
-        return result
+        doc = (store.diagnosis() or {}) if store else {}
+        evidence = diagnosis.evidence_of(doc, args['action'], args['service']) if store else []
+        # what remains once this action worked (the other hypotheses with an action): the verification names the next
+        following = diagnosis.next_actions(doc, args['action'], args['service']) if store else []
+        return decision, evidence, following
 
     def _decide_under_lock(self, store, decide, args, host, task_vars):
         """Wait for other runs' open intents, then decide and append the approval (and the intent) under the lock."""

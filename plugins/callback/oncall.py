@@ -162,7 +162,7 @@ def _data(result):
 
 
 # Results the compact console reads (plugin_utils/render/console.py): they are redacted before it sees them.
-CONSOLE_ACTIONS = ('finding', 'diagnose', 'comms_deliver', 'debug', 'incident_context')
+CONSOLE_ACTIONS = ('finding', 'diagnose', 'comms_deliver', 'debug', 'incident_context', 'remediation_run')
 CONSOLE_KEYS = ('ansible_facts', 'diagnosis', 'findings', 'messages')
 
 

@@ -7,6 +7,12 @@ A session is a target only when every filter agrees; some sessions can never be 
 the module's own session, non-client backends (autovacuum, walsender/replication, logical
 replication and other background workers, checkpointer, ...), superusers unless allowed,
 and sessions that only wait for a lock held by a target (they proceed once it is gone).
+
+Pinned PIDs (an approved plan, or the lock holders triage named) stand for their whole lock
+chain: every session of the same blocking tree that blocks another (a holder in an open
+transaction that itself waits, up to the root, found with pg_blocking_pids) is selected too,
+under the same filters. Ending only the root of A <- B <- C lets B take A's lock and keep
+holding what C waits for.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -63,6 +69,27 @@ def annotate(rows):
     return rows
 
 
+def lock_tree(rows, pids):
+    """The pids of the blocking trees (pg_blocking_pids edges, either way) that hold any of `pids`."""
+    by_pid = dict((r.get('pid'), r) for r in rows)
+    seen, todo = set(), [p for p in pids if p in by_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        row = by_pid.get(pid) or {}
+        todo.extend(p for p in list(row.get('blocked_by') or []) + list(row.get('blocking') or [])
+                    if p in by_pid and p not in seen)
+    return seen
+
+
+def chain_pids(rows, pids):
+    """`pids` and every session of their lock trees that blocks another (the holders a kill must end)."""
+    by_pid = dict((r.get('pid'), r) for r in rows)
+    return set(pids) | set(p for p in lock_tree(rows, pids) if by_pid[p].get('blocking'))
+
+
 def _match_any(value, patterns):
     return any(fnmatch.fnmatchcase(str(value or ''), p) for p in patterns)
 
@@ -73,6 +100,8 @@ def select_sessions(rows, roles=None, databases=None, states=None, min_age=30.0,
     """Split annotated rows into (targets, skipped); skipped rows carry a `reason`."""
     states = list(states if states is not None else DEFAULT_STATES)
     targets, skipped = [], []
+    tree = lock_tree(rows, pids) if pids else set()
+    chain = chain_pids(rows, pids) if pids else set()
 
     def skip(row, reason):
         skipped.append(dict(row, reason=reason))
@@ -96,8 +125,9 @@ def select_sessions(rows, roles=None, databases=None, states=None, min_age=30.0,
         if databases and row.get('datname') not in databases:
             skip(row, 'database %s not selected' % row.get('datname'))
             continue
-        if pids and row.get('pid') not in pids:
-            skip(row, 'pid not in the approved list')
+        if pids and row.get('pid') not in chain:
+            skip(row, 'waits for a lock held by %s (proceeds once it is released)' % row['blocked_by']
+                 if row.get('pid') in tree else 'pid not in the approved list')
             continue
         if application_names and not _match_any(row.get('application_name'), application_names):
             skip(row, 'application_name not selected')
@@ -148,6 +178,46 @@ def no_target_lines(skipped, limit=5):
     lines.extend('  %s -- %s' % (plan_line(r), r.get('reason')) for r in notable[:limit])
     if len(notable) > limit:
         lines.append('  ... and %d more' % (len(notable) - limit))
+    return lines
+
+
+def tree_lines(rows, targets, limit=20):
+    """The blocking trees the targets belong to, roots first, for the plan: `*` marks a session the plan ends,
+    a session that only waits proceeds once its blockers are gone."""
+    by_pid = dict((r.get('pid'), r) for r in rows)
+    ends = set(r.get('pid') for r in targets)
+    tree = lock_tree(rows, [p for p in ends if by_pid.get(p, {}).get('blocking') or by_pid.get(p, {}).get('blocked_by')])
+    if not tree:
+        return []
+    roots = sorted(p for p in tree if not [b for b in by_pid[p].get('blocked_by') or [] if b in tree])
+    if not roots:  # a deadlock cycle: start anywhere
+        roots = [min(tree)]
+    lines, shown = ['lock tree (* = ended by this plan; the others proceed once their blockers are gone):'], set()
+
+    def walk(pid, depth):
+        if pid in shown or len(lines) > limit:
+            return
+        shown.add(pid)
+        row = by_pid[pid]
+        mark = '*' if pid in ends else '-'
+        reason = str(row.get('reason') or '')
+        if pid in ends:
+            what = 'ended'
+        elif not reason or reason.startswith('waits for a lock'):
+            what = 'waits'
+        else:
+            what = 'left out: %s' % reason
+        lines.append('%s%s pid %s user=%s app=%s state=%s age=%ss (%s) query=%s' % (
+            '  ' * (depth + 1), mark, pid, row.get('usename'), row.get('application_name') or '-', row.get('state'),
+            int(row.get('age') or 0), what, ' '.join(str(row.get('query') or '').split())[:80]))
+        for child in sorted(row.get('blocking') or []):
+            if child in tree:
+                walk(child, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    if len(tree) > len(shown):
+        lines.append('  ... and %d more session(s) in the tree' % (len(tree) - len(shown)))
     return lines
 
 

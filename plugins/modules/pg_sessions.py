@@ -67,7 +67,11 @@ options:
     elements: str
     default: []
   pids:
-    description: Restrict to these PIDs (e.g. the PIDs of an approved plan).
+    description:
+      - Restrict to these PIDs (e.g. the PIDs of an approved plan, or the lock holders triage named).
+      - A pinned PID stands for its lock chain. Every session of the same blocking tree (C(pg_blocking_pids)) that
+        blocks another session is selected too, up to the root. That covers a holder in an open transaction that
+        itself waits. The other filters still apply (roles, superusers, age).
     type: list
     elements: int
     default: []
@@ -166,6 +170,8 @@ after:
 plan:
   description:
     - One line per target, for people.
+    - With targets in a lock chain, the whole blocking tree follows. A V(*) marks a session the plan ends; the
+      sessions that only wait proceed once their blockers are gone.
     - With no target, V(nothing to do) and the sessions that look like the cause but were left out (blockers, sessions
       younger than O(min_age)) with the reason, so the plan says before apply that it will change nothing.
   returned: always
@@ -234,7 +240,8 @@ def main():
         targets, skipped = logic.select_sessions(fetch(conn), **filters)
         result['targets'] = [logic.public(r) for r in targets]
         result['excluded'] = [logic.public(r) for r in skipped]
-        result['plan'] = ([logic.plan_line(r) for r in result['targets']] if targets
+        result['plan'] = ([logic.plan_line(r) for r in result['targets']]
+                          + logic.tree_lines(result['targets'] + result['excluded'], result['targets']) if targets
                           else logic.no_target_lines(result['excluded']))
         if p['state'] == 'plan' or not targets:
             module.exit_json(**result)

@@ -167,4 +167,12 @@ evidence:
   type: list
   elements: dict
   sample: [{host: db1, check: pg.connections}]
+next:
+  description:
+    - The other hypotheses of the incident's C(diagnosis.json) that carry an action, best first. A verification that
+      finds the action's own symptom gone while the service is still unhealthy prints the first as the next action.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{action: restart, service: redis, likely_cause: "Redis unreachable", first_action: "ansible-playbook ..."}]
 '''

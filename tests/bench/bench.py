@@ -12,6 +12,11 @@ is a one-task (ping) playbook on the same inventory, run in the same invocation:
 - fleet100:    triage of --hosts (100) aliases of the lab's hosts (tests/bench/fleet-inventory.sh, local
                connection) and the ping playbook on them: triage / ping (goal <= 1.5x) and the CPU seconds
                of every process triage started, per host (goal <= 0.8 CPU-s per host).
+- remediate:   kill_query on the db_lock fault and a restart of the backend: triage, the plan and the approved
+               apply + verify on the same incident, alternately; plan / triage (goal <= 1.5x), apply + verify /
+               (triage + the action's own wait: for a restart, docker restart and /health/ready timed without the
+               collection; for kill_query the 5 s grace period between cancel and terminate) (goal <= 1.0x), and the tasks the target host runs in the
+               remediation play (goal <= 3).
 - ssh:         the same over SSH on the fleet lab (make fleet-up) when it is up: triage of the fleet's
                hosts, then of --ssh-hosts (100) aliases of them, each with an SSH connection of its own
                (goal <= 90 s); skipped, with a line saying so, when the fleet lab of LAB_INSTANCE is not up.
@@ -25,7 +30,7 @@ timed). Every triage and investigation opens a fresh incident (no incident_id) i
 (-e incident_dir and SRE_INCIDENT_DIR), removed at the end. Wall time on a shared machine depends on its
 load: the load average is printed before and after, and stored with every measure (--json).
 
-    python tests/bench/bench.py [--runs N] [--runs-100 N] [--only triage,investigate,fleet100,ssh]
+    python tests/bench/bench.py [--runs N] [--runs-100 N] [--only triage,investigate,fleet100,ssh,remediate]
                                 [--hosts 100] [--ssh-hosts N] [--fleet-size N] [--json out.json] [--keep]
 
 --runs sets the runs of the triage/shell, investigate and SSH fleet measures (defaults 5, 3, 3); --runs-100
@@ -57,9 +62,9 @@ SHELL_BASELINE = os.path.join(HERE, 'shell-baseline.sh')
 FLEET_INVENTORY = os.path.join(HERE, 'fleet-inventory.sh')
 LAB_INVENTORY = 'inventory/lab'
 FLEET_INVENTORY_DIR = 'inventory/fleet'
-MEASURES = ('triage', 'investigate', 'fleet100', 'ssh')
+MEASURES = ('triage', 'investigate', 'fleet100', 'ssh', 'remediate')
 # runs of each measure: --runs sets the first three, --runs-100 the 100-host ones
-DEFAULT_RUNS = {'triage': 5, 'investigate': 3, 'ssh': 3, 'fleet100': 1, 'ssh100': 1}
+DEFAULT_RUNS = {'triage': 5, 'investigate': 3, 'ssh': 3, 'fleet100': 1, 'ssh100': 1, 'remediate': 3}
 # the issue's goals: ratios to Ansible's floor (the ping playbook on the same inventory, in the same run)
 GOAL_FLOOR_RATIO = 1.5
 GOAL_CPU_PER_HOST = 0.8
@@ -67,6 +72,11 @@ GOAL_TASKS_PER_HOST = 1
 # the goals of the one-probe-task issue, still printed
 GOAL_SHELL_RATIO = 1.0
 GOAL_SSH_HOSTS_S = 90.0
+# the remediation issue's goals: plan <= 1.5x triage; apply + verify <= triage + the action's own wait
+GOAL_PLAN_RATIO = 1.5
+GOAL_APPLY_RATIO = 1.0
+GOAL_REMEDIATION_TASKS = 3
+GRACE_PERIOD_S = 5.0  # pg_terminate_grace_period's default
 RUN_TIMEOUT = 3600
 
 PING_PLAYBOOK = """---
@@ -178,6 +188,15 @@ def task_counts(data, controller=('localhost',)):
         'others_max': max(others) if others else None,
         'skipped_max': max([p['skipped'] for p in per.values()] or [0]),
     }
+
+
+def play_tasks(data, host, play_index=1):
+    """Tasks a host executed in one play (remediate.yml's second play: the remediation on its target hosts)."""
+    plays = data.get('plays', [])
+    if play_index >= len(plays):
+        return None
+    return sum(1 for task in plays[play_index].get('tasks', [])
+               if host in task.get('hosts', {}) and not _skipped(task['hosts'][host]))
 
 
 def tasks_cell(counts):
@@ -485,6 +504,73 @@ class Bench(object):
         self.measures['investigate']['goal_value'] = ratio
         self.ratios.append(('investigate all / ping (lab)', ratio, GOAL_FLOOR_RATIO))
 
+    def lab_fault(self, name, state):
+        """Inject or heal a lab fault (not timed)."""
+        cmd = [PLAYBOOK, '-i', LAB_INVENTORY, 'tests/lab/playbooks/fault.yml', '-e', 'lab_fault=%s' % name,
+               '-e', 'lab_fault_state=%s' % state, '-e', 'lab_fault_traffic=false']
+        env = self.env()
+        env.pop('ANSIBLE_STDOUT_CALLBACK')
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise SystemExit('fault %s %s failed:\n%s' % (name, state, proc.stdout[-2000:]))
+
+    def own_wait_restart(self, base, container):
+        """The restart's own wait, without the collection: docker restart, then /health/ready answers 200."""
+        started = time.monotonic()
+        subprocess.run(['docker', 'restart', '-t', '10', container], capture_output=True, timeout=120, check=False)
+        while time.monotonic() - started < 120 and not self.lab_url_ready(base):
+            time.sleep(0.2)
+        return time.monotonic() - started
+
+    def run_remediate(self, runs):
+        """kill_query (the db_lock fault) and restart (the backend): triage, plan and apply + verify on one
+        incident, alternately; plan / triage and apply+verify / (triage + the action's own wait)."""
+        print('\n== remediation: triage, plan, apply + verify (kill_query on db_lock, restart of the backend), '
+              '%d runs each' % runs, flush=True)
+        settings = self.read_lab_settings()
+        base = shell_invocation(settings)[0][0]
+        backend = [s for svcs in settings['services'].values() for s in svcs if s.get('kind') == 'backend'][0]
+        container = backend['deploy']['container']
+        approval = ['-e', 'apply=true', '-e', 'approved_by=bench-approver', '-e', 'approval_reason=bench']
+        for action, fault, target, extra, wait_of in (
+                ('kill_query', 'db_lock', 'app-db', ['-e', 'pg_terminate_min_age=1'], 'grace'),
+                ('restart', None, 'app-backend', [], 'restart')):
+            keys = dict((k, '%s_%s' % (action, k)) for k in ('triage', 'plan', 'apply', 'wait'))
+            self.measure(keys['triage'], 'triage.yml (%s fault)' % (fault or 'no'))
+            self.measure(keys['plan'], '%s plan' % action)
+            self.measure(keys['apply'], '%s apply + verify' % action)
+            self.measure(keys['wait'], '%s own wait' % action)
+            tasks = []
+            for _n in range(runs):
+                if fault:
+                    self.lab_fault(fault, 'present')
+                try:
+                    run = self.playbook([LAB_INVENTORY], 'playbooks/triage.yml')
+                    self.record(keys['triage'], run)
+                    incident = ['-e', 'incident_id=%s' % run['incidents'][0]] if run['incidents'] else []
+                    args = ['-e', 'remediation_action=%s' % action] + incident + extra
+                    self.record(keys['plan'], self.playbook([LAB_INVENTORY], 'playbooks/remediate.yml', args),
+                                counts=False)
+                    applied = self.playbook([LAB_INVENTORY], 'playbooks/remediate.yml', args + approval)
+                    self.record(keys['apply'], applied, counts=False)
+                    tasks.append(play_tasks(applied['data'], target))
+                finally:
+                    if fault:
+                        self.lab_fault(fault, 'absent')
+                # kill_query's own wait: the grace period between cancel and terminate (5 s by default), which a
+                # holder in an open transaction uses up (a cancelled statement leaves its transaction open)
+                wait = self.own_wait_restart(base, container) if wait_of == 'restart' else GRACE_PERIOD_S
+                self.record(keys['wait'], {'rc': 0, 'wall': wait, 'cpu': 0.0}, counts=False)
+            triage = median(self.measures[keys['triage']]['walls'])
+            wait = median(self.measures[keys['wait']]['walls'])
+            self.ratios.append(('%s plan / triage' % action, ratio_of_medians(
+                self.measures[keys['plan']]['walls'], self.measures[keys['triage']]['walls']), GOAL_PLAN_RATIO))
+            apply_med = median(self.measures[keys['apply']]['walls'])
+            self.ratios.append(('%s apply+verify / (triage + wait %.1f s)' % (action, wait),
+                                apply_med / (triage + wait) if triage else None, GOAL_APPLY_RATIO))
+            self.per_host.append(('%s tasks on %s (target host)' % (action, target),
+                                  max([t for t in tasks if t is not None] or [0]), GOAL_REMEDIATION_TASKS))
+
     def run_fleet100(self, runs, hosts):
         print('\n== triage of %d aliases of the lab\'s hosts (%s, local connection) and the ping playbook, %d run(s) each' % (
             hosts, os.path.relpath(FLEET_INVENTORY, ROOT), runs), flush=True)
@@ -723,6 +809,8 @@ def main(argv=None):
                 bench.run_investigate(runs_for(opts, 'investigate'))
             if 'fleet100' in opts.only:
                 bench.run_fleet100(runs_for(opts, 'fleet100'), opts.hosts)
+            if 'remediate' in opts.only:
+                bench.run_remediate(runs_for(opts, 'remediate'))
         if 'ssh' in opts.only:
             bench.run_ssh(runs_for(opts, 'ssh'), runs_for(opts, 'ssh100'), opts.ssh_hosts or opts.hosts, opts.fleet_size)
         load_after = loadavg()

@@ -6,6 +6,7 @@
 - A restart killed with SIGKILL right after the container restarted leaves its intent (an `action` event with
   status started, never settled) and that intent counts: the next apply with a budget of 1 is refused.
 """
+import fcntl
 import json
 import os
 import signal
@@ -42,6 +43,25 @@ def spawn(incident, extra, log):
            '-e', json.dumps(dict(incident['vars'], remediation_action='restart', service='backend', **extra))]
     handle = open(log, 'w')
     return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def descendants(pid):
+    """Every process below pid (/proc), deepest last."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open('/proc/%s/stat' % entry) as handle:
+                    ppid = int(handle.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def wait_healthy(lab_env, timeout=90):
@@ -101,11 +121,30 @@ def test_a_restart_killed_right_after_the_change_counts_against_the_budget(exclu
                                stdout=subprocess.PIPE, text=True)
     victim = spawn(incident, dict(budget, apply=True, approved_by='alice', approval_reason='pool exhausted'),
                    str(tmp_path / 'victim.log'))
+    # One task restarts and records (remediation_run): the record follows the change within milliseconds. The kill
+    # point stays "right after the change, before the record": once the gate has written the intent, the test holds
+    # the timeline's lock (incident/files.py append_jsonl), so the run can restart the container but not record it.
+    held = None
     try:
+        deadline = time.time() + 120
+        while not [e for e in timeline(incident) if e['kind'] == 'action' and e['data'].get('status') == 'started']:
+            assert time.time() < deadline and victim.poll() is None, 'the gate never recorded the intent'
+            time.sleep(0.02)
+        held = open(os.path.join(incident['path'], 'timeline.jsonl.lock'), 'a+')
+        fcntl.flock(held, fcntl.LOCK_EX)
         assert watcher.stdout.readline().strip() == 'start', 'the restart never happened'
-        os.killpg(victim.pid, signal.SIGKILL)  # right after the change, before the run records it
+        # right after the change, before the run records it: the run and every process it started (Ansible's
+        # worker, which runs the task, is in a session of its own)
+        for pid in [victim.pid] + descendants(victim.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         victim.wait(timeout=30)
     finally:
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
+            held.close()
         watcher.kill()
         watcher.wait()
         if victim.poll() is None:

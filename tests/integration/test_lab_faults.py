@@ -136,6 +136,19 @@ def check_db_lock(present):
         assert blocked == [] and holder == [] and analyst[0][0] == 0
 
 
+def check_db_lock_chain(present):
+    rows = pg("SELECT application_name, pid, pg_blocking_pids(pid) FROM pg_stat_activity "
+              "WHERE application_name IN ('chain-holder-a', 'chain-holder-b', 'chain-waiter-c')")
+    by_name = dict((r[0], (r[1], list(r[2]))) for r in rows)
+    if present:
+        assert sorted(by_name) == ['chain-holder-a', 'chain-holder-b', 'chain-waiter-c'], rows
+        assert by_name['chain-holder-a'][1] == []
+        assert by_name['chain-holder-b'][1] == [by_name['chain-holder-a'][0]], 'B waits for A'
+        assert by_name['chain-waiter-c'][1] == [by_name['chain-holder-b'][0]], 'C waits for B'
+    else:
+        assert rows == []
+
+
 def check_memory_growth(present):
     pct = mem_pct(L.backend)
     if present:
@@ -313,7 +326,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 19
+    assert len(listed) == 20
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

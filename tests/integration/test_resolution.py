@@ -28,6 +28,7 @@ FAULTS = {
     'bad_deploy': ('app-backend/app.errors', 'app', 'rollback'),
     'pool_exhaustion': ('app-db/pg.connections', 'db', 'restart'),
     'db_lock': ('app-db/pg.locks', 'db', 'kill_query'),
+    'db_lock_chain': ('app-db/pg.locks', 'db', 'kill_query'),
     'memory_growth': ('app-backend/container.resources', 'network', 'restart'),
     'redis_full': ('app-redis/redis.memory', 'redis', 'flush_keys'),
     'redis_slow': ('app-redis/redis.slowlog', 'redis', None),
@@ -46,7 +47,7 @@ FAULTS = {
     # issue 20: apply_cert proposes the renewed pair staged in the endpoint's renewal_dir, as printed
     'tls_renewed': ('controller/net.tls_expiry', 'network', 'apply_cert'),
 }
-# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 19 ~29 min. `make test` runs
+# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 20 ~30 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
 CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed']

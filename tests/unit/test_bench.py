@@ -276,3 +276,12 @@ def test_report_prints_each_ratio_and_cpu_per_host_against_its_goal(capsys):
     assert '1.40x   goal <= 1.5x ok' in out and '1.70x   goal <= 1.5x MISS' in out and '0.90x   goal <= 1.0x ok' in out
     assert '0.75   goal <= 0.8 ok' in out
     assert 'load average before 1.00 1.00 1.00, after 2.00 2.00 2.00' in out
+
+
+def test_play_tasks_counts_what_the_target_host_executed_in_the_remediation_play():
+    data = {'plays': [{'tasks': [{'hosts': {'app-db': {}}}]},
+                      {'tasks': [{'hosts': {'app-db': {}}}, {'hosts': {'app-db': {'skipped': True}}},
+                                 {'hosts': {'app-backend': {}}}]}]}
+    assert bench.play_tasks(data, 'app-db') == 1
+    assert bench.play_tasks(data, 'app-backend') == 1
+    assert bench.play_tasks({'plays': []}, 'app-db') is None

@@ -213,3 +213,14 @@ def test_commands_refuse_values_that_are_not_plain_tokens():
     assert cmd.remediate('kill_query', 'db', extra=[('pg_terminate_roles', ['app', '$(id)'])]) == cmd.investigate('all')
     assert cmd.remediate('kill_query', 'db', extra=[('pg_terminate_pids', [1, 2])]).endswith('-e pg_terminate_pids=1,2')
     assert dx.plain_value('idle in transaction') and not dx.plain_value('') and not dx.plain_value('a' * 121)
+
+
+def test_next_actions_name_what_remains_after_an_action_worked():
+    doc = {'hypotheses': [
+        {'rank': 1, 'action': 'kill_query', 'service': 'db', 'likely_cause': 'lock', 'first_action': 'kill'},
+        {'rank': 2, 'action': None, 'service': 'payments', 'likely_cause': 'dependency', 'first_action': 'investigate'},
+        {'rank': 3, 'action': 'restart', 'service': 'redis', 'likely_cause': 'Redis unreachable', 'first_action': 'restart redis'},
+        {'rank': 4, 'action': 'kill_query', 'service': 'db', 'likely_cause': 'slow queries', 'first_action': 'kill again'}]}
+    assert [n['first_action'] for n in dx.next_actions(doc, 'kill_query', 'db')] == ['restart redis']
+    assert [n['first_action'] for n in dx.next_actions(doc, 'restart', 'redis')] == ['kill', 'kill again']
+    assert dx.next_actions({}, 'restart', 'backend') == []

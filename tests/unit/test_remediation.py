@@ -178,6 +178,48 @@ def test_db_lock_scenario():
     assert 'state idle' in skipped[9]
 
 
+def chain_rows():
+    """A holds table a; B holds table b in an open transaction and waits for a; C waits for b."""
+    return [row(1, application_name='chain-a', query='SELECT pg_sleep(3600)'),
+            row(2, application_name='chain-b', query='SELECT count(*) FROM orders', blocked_by=[1],
+                wait_event_type='Lock', xact_age=99.0),
+            row(3, application_name='chain-c', query='UPDATE products SET price = price', blocked_by=[2],
+                wait_event_type='Lock', xact_age=98.0),
+            row(4, application_name='unrelated-holder', query='SELECT 1'),
+            row(5, application_name='unrelated-waiter', blocked_by=[4], wait_event_type='Lock')]
+
+
+def test_a_pinned_root_stands_for_its_whole_lock_chain():
+    # triage pins the root (A); ending A alone lets B take a and keep holding b: C stays blocked
+    targets, skipped = select(chain_rows(), pids=[1])
+    assert targets == [1, 2]
+    assert 'waits for a lock' in skipped[3]
+    assert 'approved list' in skipped[4] and 'approved list' in skipped[5]
+    # pinning a middle session reaches up to the root too
+    assert select(chain_rows(), pids=[2])[0] == [1, 2]
+    # the same safety filters: a chain member of another role or younger than min_age is not ended
+    rows = chain_rows()
+    rows[1].update(usename='analyst')
+    assert select(rows, pids=[1])[0] == [1]
+    rows = chain_rows()
+    rows[1].update(xact_age=3.0, query_age=3.0)
+    assert select(rows, pids=[1])[0] == [1]
+    rows = chain_rows()
+    rows[1].update(superuser=True)
+    assert select(rows, pids=[1])[0] == [1]
+
+
+def test_the_plan_shows_the_whole_lock_tree():
+    targets, skipped = pg.select_sessions(pg.annotate(chain_rows()), roles=['app'], databases=['app'], pids=[1])
+    pub = [pg.public(r) for r in targets + skipped]
+    lines = pg.tree_lines(pub, [pg.public(r) for r in targets])
+    assert lines[0].startswith('lock tree')
+    assert lines[1].startswith('  * pid 1 ') and '(ended)' in lines[1]
+    assert lines[2].startswith('    * pid 2 ') and '(ended)' in lines[2]
+    assert lines[3].startswith('      - pid 3 ') and '(waits)' in lines[3]
+    assert len(lines) == 4  # the unrelated tree (4 <- 5) is not shown
+
+
 def test_a_young_lock_holder_is_left_out_and_the_plan_says_why():
     rows = [row(1, application_name='report-job', query='SELECT pg_sleep(3600)', xact_age=16.4, query_age=16.4),
             row(2, application_name='checkout-worker-1', blocked_by=[1], wait_event_type='Lock', xact_age=15.0),

@@ -24,6 +24,7 @@ TABLE = {
     'bad_deploy': ('rollback', 'backend'),               # bad_release
     'pool_exhaustion': ('restart', 'backend'),           # leaking: the backend's own sessions
     'db_lock': ('kill_query', 'db'),                     # blocking_sessions
+    'db_lock_chain': ('kill_query', 'db'),               # blocking_sessions: the whole tree
     'memory_growth': ('restart', 'backend'),             # leaking: its own memory
     'redis_full': ('flush_keys', 'redis'),
     'redis_slow': (None, 'redis'),

@@ -844,6 +844,22 @@ def evidence_of(doc, action, service=None):
     return out
 
 
+def next_actions(doc, action, service=None):
+    """What remains after `action` on `service` worked: the other hypotheses that carry an action, best first.
+
+    [{'action', 'service', 'likely_cause', 'first_action'}]; a verification that finds its own symptom gone while
+    the service is still unhealthy prints the first of them (two faults: the lock, then Redis)."""
+    hyps = [h for h in ((doc or {}).get('hypotheses') or []) if isinstance(h, dict) and h.get('action')]
+    out = []
+    for hyp in sorted(hyps, key=lambda h: h.get('rank') or 99):
+        if hyp.get('action') == action and (not service or not hyp.get('service') or hyp.get('service') == service):
+            continue
+        item = dict((k, hyp.get(k)) for k in ('action', 'service', 'likely_cause', 'first_action'))
+        if item not in out:
+            out.append(item)
+    return out
+
+
 def affected_services(findings):
     return sorted({str(f.get('service') or f.get('host')) for f in findings if is_bad(f) and is_symptom(f)})
 

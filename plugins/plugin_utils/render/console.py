@@ -102,6 +102,8 @@ class Console(object):
             lines.extend(self._comms(data))
         if short == 'debug':
             lines.extend(self._debug_result(task_name, tags, data))
+        if short == 'remediation_run' and MESSAGE_TAG in set(str(t) for t in (tags or ())):
+            lines.extend(self._debug({'msg': data.get('lines')}) if data.get('lines') else [])
         return lines
 
     def _debug_result(self, task_name, tags, data):

@@ -3,6 +3,9 @@
 lock:  one 'report-job' session of the app role takes an ACCESS EXCLUSIVE lock on
        orders and runs a long query; two app sessions queue behind it (blocked);
        one analyst session runs an unrelated long query (must survive pg_terminate).
+chain: a lock chain of three app sessions: 'chain-holder-a' holds orders (ACCESS EXCLUSIVE) and sleeps;
+       'chain-holder-b' holds products in an open transaction and waits for orders (then sleeps, still
+       holding products); 'chain-waiter-c' waits for products.
 foreign: FOREIGN_SESSIONS sessions of the app role, application_name 'batch-exporter', each
        BEGIN; SELECT 1 and then idle in transaction (connection slots held by another client).
 """
@@ -43,9 +46,24 @@ def foreign():
         time.sleep(60)
 
 
+def chain(app_pw):
+    steps = [("chain-holder-a", ["BEGIN", "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", "SELECT pg_sleep(3600)"], False),
+             ("chain-holder-b", ["BEGIN", "LOCK TABLE products IN ACCESS EXCLUSIVE MODE",
+                                 "SELECT count(*) FROM orders", "SELECT pg_sleep(3600)"], False),
+             ("chain-waiter-c", ["UPDATE products SET price = price WHERE id = 1"], True)]
+    for name, statements, autocommit in steps:
+        threading.Thread(target=session, daemon=True, args=("app", app_pw, name, statements, autocommit)).start()
+        time.sleep(1.0)
+    print("fault holding a lock chain", flush=True)
+    while True:
+        time.sleep(60)
+
+
 def main():
     if sys.argv[1:] == ["foreign"]:
         return foreign()
+    if sys.argv[1:] == ["chain"]:
+        return chain(os.environ["APP_DB_PASSWORD"])
     app_pw, analyst_pw = os.environ["APP_DB_PASSWORD"], os.environ["ANALYST_DB_PASSWORD"]
     threads = [threading.Thread(target=session, daemon=True, args=(
         "app", app_pw, "report-job",

@@ -1,0 +1,509 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: one remediation in one task - plan, gate, apply, record, verify (documentation in
+plugins/modules/remediation_run.py).
+
+The steps the remediation roles used to spread over 30 to 45 tasks (include_role, set_fact, assert, Jinja
+filter chains) run here, in Python, in one task per target host:
+
+plan    the action's module in its read-only form on the target (pg_sessions state=plan, docker_restart in
+        check mode, systemctl show), recorded as the `plan` event;
+gate    remediation_gate's decision (approval, four eyes, budget, the intent under the incident's lock);
+apply   the same module, once, with what the plan saw (the pids, the container's start time); the `action` event
+        settles the intent (done, or failed: the attempt counts against the budget);
+verify  the action's own check (the re-listed sessions, the container running, the health endpoints) and the
+        symptom checks of the hypothesis (the `evidence` of the gate) re-run by the probe areas with the settings
+        and connection options triage uses (plugins/plugin_utils/settings.py: the role defaults and the
+        inventory, TLS included), judged here; the `verify` event and, when the action's own symptom is gone but
+        the services are still unhealthy, the next action of the diagnosis.
+
+Every step writes the incident through the IncidentStore, redacted; the result is redacted too.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import time
+
+from ansible.errors import AnsibleActionFail
+
+from ansible_collections.sre.incident_response.plugins.action import probe as probe_action
+from ansible_collections.sre.incident_response.plugins.action.finding import finding_event, prepare
+from ansible_collections.sre.incident_response.plugins.action.remediation_gate import ActionModule as GateAction
+from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
+from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area_health
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
+
+ACTIONS = ('kill_query', 'restart')
+DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
+EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
+AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
+RETRY_DELAY = 2.0
+
+
+def as_list(value, kind=str):
+    """A role setting that is a list, or a comma-separated string as -e gives it (-e pg_terminate_pids=4001,4008)."""
+    if value in (None, ''):
+        return []
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [x.strip() for x in str(value).split(',') if x.strip()]
+    try:
+        return [kind(x) for x in items]
+    except (TypeError, ValueError):
+        raise AnsibleActionFail('not a list of %s: %r' % (kind.__name__, value))
+
+
+def area_of(check):
+    for prefix, area in AREA_OF:
+        if check.startswith(prefix):
+            return area
+    return None
+
+
+def judge_evidence(wanted, rerun):
+    """(ok, summary) of the symptom checks [{'host', 'check'}] against the re-run findings."""
+    got = dict(('%s/%s' % (f.get('host'), f.get('check')), f.get('status')) for f in rerun)
+    parts, ok = [], True
+    for item in wanted:
+        key = '%s/%s' % (item['host'], item['check'])
+        if key not in got:
+            parts.append('%s not re-run' % key)
+            ok = False
+        else:
+            parts.append('%s %s' % (key, got[key]))
+            ok = ok and got[key] == 'ok'
+    return ok, ', '.join(parts)
+
+
+class ActionModule(GateAction):
+    """plan -> gate -> apply -> record -> verify for one action on this host."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = True
+    _supports_check_mode = True
+
+    ARGSPEC = dict(GateAction.ARGSPEC, action=dict(type='str', required=True, choices=list(ACTIONS)),
+                   options=dict(type='dict', default={}),
+                   stage=dict(type='str', default='run', choices=['run', 'verify']),
+                   previous=dict(type='dict', default={}),
+                   verify_host=dict(type='str', default=''))
+
+    # --- entry ---------------------------------------------------------------------------------
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(GateAction, self).run(tmp, task_vars)  # ActionBase.run: the gate's own run is not wanted
+        del tmp
+        task_vars = task_vars or {}
+        dummy, args = self.validate_argument_spec(argument_spec=self.ARGSPEC)
+        self._vars = task_vars
+        self._redactor = task_redactor(task_vars, self._templar)
+        self._host = task_vars.get('inventory_hostname')
+        self._probed = {}  # (host, areas) -> findings the action's own check just probed (the symptom re-uses them)
+        store = IncidentStore.resolve({'incident_id': args['incident_id'], 'incident_dir': args['incident_dir']}, task_vars)
+        self._store = store
+        if args['stage'] == 'verify':
+            out = self._verify_elsewhere(args)
+        else:
+            svc = self._service(args['service'])
+            handler = {'kill_query': KillQuery, 'restart': Restart}[args['action']](self, svc, args['options'])
+            handler.preflight()
+            out = self._run(args, handler, store)
+        result.update(out)
+        # printed whatever the callback (the plan before a refusal too); a refusal, a failed apply or a failed
+        # verification fails the task after it is recorded
+        result['msg'] = list(out.get('lines') or []) + ([out['failure']] if out.get('failure') else [])
+        result['_ansible_verbose_always'] = True
+        if out.get('failure'):
+            result['failed'] = True
+        return self._redactor.data(result)
+
+    def _run(self, args, handler, store):
+        action, service = args['action'], args['service']
+        plan = handler.plan()
+        head = 'PLAN %s on %s (%s):' % (action, service, self._host)
+        lines = [head] + (plan['lines'] or ['nothing to do'])
+        applying = args['apply'] and not self._task.check_mode
+        lines.append('mode: %s' % ('apply requested' if applying else 'plan only'))
+        self._event('plan', '%s on %s: %d target(s)%s' % (
+            action, service, len(plan['lines']), (' - ' + plan['lines'][0][:160]) if plan['lines'] else ''), {
+            'action': action, 'service': service, 'targets': plan['lines'], 'plan': plan['data'],
+            'check_mode': bool(self._task.check_mode)})
+        decision, evidence, following = self.gate(args, self._vars, store)
+        out = dict(changed=False, plan=plan['data'], plan_lines=plan['lines'], gate=decision, evidence=evidence, verify_on='',
+                   next=following, lines=lines, failure='', verified=None, msg=decision['msg'])
+        if decision['refused']:
+            out['failure'] = decision['msg']
+            return out
+        if not decision['apply']:
+            lines.append(decision['msg'])
+            return out
+        record = dict(action=action, service=service, approved_by=decision['approved_by'],
+                      change_ref=decision['change_ref'], approval_id=decision.get('approval_id') or '',
+                      intent_id=decision.get('intent_id') or '')
+        try:
+            applied = handler.apply(plan, decision)
+        except Exception as exc:  # pylint: disable=broad-except
+            text = ' '.join(str(exc).split())
+            self._event('action', '%s on %s FAILED during the apply: %s' % (action, service, text[:300]), dict(
+                record, status='failed', changed=None, result={'msg': text[:1000]}))
+            out['failure'] = ('APPLY FAILED: %s on %s (%s) failed: %s. The attempt is recorded and counts against the '
+                              'budget; check the target before retrying.' % (action, service, self._host, text))
+            return out
+        out['changed'] = bool(applied['changed'])
+        lines.extend(applied.get('lines') or [])
+        self._event('action', applied['summary'], dict(record, status='done', changed=bool(applied['changed']),
+                                                       result=applied['result']))
+        own = handler.verify(plan, applied)
+        symptom = [e for e in evidence if EVIDENCE_RE.match(e['check'])
+                   and e['host'] in (self._vars.get('groups') or {}).get('all', [e['host']])]
+        pending = dict(action=action, service=service, own=own, symptom=symptom, next=following,
+                       retries=handler.evidence_retries)
+        elsewhere = sorted(set(e['host'] for e in symptom if e['host'] != self._host))
+        if elsewhere:
+            # another host's checks (the pool a restart of the backend frees is the database's): the role's next
+            # task re-runs them there (delegate_to) and settles the verification
+            out.update(verify_on=elsewhere[0], pending=pending)
+            return out
+        out.update(self._settle(pending, self._host))
+        if out.get('verified'):
+            lines.append(out.pop('verified_text'))
+        return out
+
+    def _verify_elsewhere(self, args):
+        pending = args['previous'].get('pending') or {}
+        if not pending:
+            raise AnsibleActionFail('stage verify needs the result of stage run (previous) with a pending verification')
+        out = self._settle(pending, args['verify_host'] or self._host)
+        out['lines'] = [out.pop('verified_text')] if out.get('verified') else []
+        out['changed'] = False
+        return out
+
+    def _settle(self, pending, host):
+        """Judge the action's own check and the symptom checks of the hypothesis on `host`; record `verify`."""
+        action, service, own, symptom = pending['action'], pending['service'], pending['own'], pending['symptom']
+        symptom_ok, symptom_summary, rerun = True, '', []
+        if symptom:
+            symptom_ok, symptom_summary, rerun = self._evidence(symptom, int(pending.get('retries') or 5), host)
+        verified = bool(own['ok'] and symptom_ok)
+        remaining = own.get('remaining') or ''
+        line = own['summary'] + (('; findings ' + own['findings']) if own.get('findings') else '') + \
+            (('; symptom ' + symptom_summary) if symptom else '')
+        nxt = ((pending.get('next') or [{}])[0].get('first_action') or '') if verified and remaining else ''
+        outcome = 'verified' if verified else 'FAILED verification'
+        self._event('verify', '%s on %s %s: %s' % (action, service, outcome, line), {
+            'action': action, 'service': service, 'status': 'ok' if verified else 'failed', 'result': own['result'],
+            'symptom_checks': [f.get('check') for f in rerun], 'symptom': symptom_summary,
+            'remaining': remaining, 'next': nxt})
+        out = dict(verified=verified, verify_line=line, remaining=remaining, next_action=nxt, failure='')
+        if not verified:
+            out['failure'] = ('VERIFICATION FAILED after %s on %s (%s): %s. The change was applied but the symptom is '
+                              'not gone (or the service is not healthy): escalate and investigate.'
+                              % (action, service, self._host, line))
+            return out
+        text = 'VERIFIED %s on %s: %s' % (action, service, line)
+        if remaining:
+            text += '. Still wrong: %s; NEXT: %s' % (remaining, nxt or 'no other action in the diagnosis: re-run triage')
+        out['verified_text'] = text
+        return out
+
+    # --- shared steps ----------------------------------------------------------------------------
+
+    def _event(self, kind, summary, data):
+        if self._store is None:
+            return
+        self._store.append(self._store.event(kind, summary, host=self._host, data=data), self._redactor)
+
+    def _service(self, name):
+        for svc in probe_action.services_of(self._vars, self._templar):
+            if svc.get('name') == name:
+                return svc
+        return {}
+
+    def module(self, name, args, check=None):
+        """Run a module on this host; raise AnsibleActionFail with its message when it fails."""
+        saved = self._task.check_mode
+        if check is not None:
+            self._task.check_mode = check
+        try:
+            res = self._execute_module(module_name=name, module_args=args, task_vars=self._vars)
+        finally:
+            self._task.check_mode = saved
+        if res.get('failed') or res.get('unreachable'):
+            raise AnsibleActionFail('%s: %s' % (name.rsplit('.', 1)[-1], res.get('msg') or 'failed'))
+        return res
+
+    def settings(self, role):
+        return probe_action.role_settings(role, self._vars, self._templar, self._loader,
+                                          cache_dir=probe_action.settings_cache_dir())
+
+    def secret(self, name):
+        return probe_action._secret(self._vars, self._templar, name)  # pylint: disable=protected-access
+
+    def record_findings(self, findings):
+        if self._store is None or not findings:
+            return
+        findings = [self._redactor.data(f) for f in prepare(findings, self._host)]
+        self._store.record_findings(findings, [finding_event(self._store.incident_id, f) for f in findings],
+                                    self._redactor)
+
+    def _evidence(self, symptom, retries, host):
+        """Re-run the probe areas of the symptom checks of `host` (the host this task's connection reaches: this one,
+        or the delegate) with the triage settings, until ok or the retries are used."""
+        mine = [e for e in symptom if e['host'] == host]
+        areas = sorted(set(a for a in (area_of(e['check']) for e in mine) if a))
+        rerun = []
+        for attempt in range(max(1, retries)):
+            if attempt:
+                time.sleep(RETRY_DELAY)
+            cached = self._probed.pop((host, tuple(areas)), None) if attempt == 0 else None
+            rerun = cached if cached is not None else (self._probe(areas, host) if areas else [])
+            rerun = [f for f in rerun if {'host': f.get('host'), 'check': f.get('check')} in symptom]
+            ok, summary = judge_evidence(symptom, rerun)
+            if ok or not areas:
+                break
+        self.record_findings(rerun)
+        ok, summary = judge_evidence(symptom, rerun)
+        return ok, summary, rerun
+
+    def _host_vars(self, host):
+        if host == self._host:
+            return self._vars
+        hostvars = self._vars.get('hostvars') or {}
+        return dict(self._vars, **dict(hostvars[host])) if host in hostvars else self._vars
+
+    def _probe(self, areas, host=None):
+        host = host or self._host
+        hvars = self._host_vars(host)
+        services = probe_action.services_of(hvars, self._templar)
+
+        def secret(name):
+            return probe_action._secret(hvars, self._templar, name)  # pylint: disable=protected-access
+
+        module_args = {'report_host': host, 'workers': 4}
+        for area in areas:
+            s = self.settings(area)
+            if area in probe_action.BUILDERS:
+                built = probe_action.BUILDERS[area](s, services, host)
+            else:
+                built = probe_action.SERVICE_BUILDERS[area](s, services, host, secret)
+            if built:
+                module_args[area] = built
+        if len(module_args) == 2:
+            return []
+        res = self._execute_module(module_name='sre.incident_response.probe', module_args=module_args,
+                                   task_vars=self._vars)
+        return [f for f in res.get('findings') or [] if isinstance(f, dict)]
+
+    def health(self, services, retries):
+        """(ok, lines, findings): the health endpoints of `services` (by name) re-checked from the controller with the
+        triage's health settings, until every one is ok or the retries are used (2 s apart)."""
+        names = set(services)
+        targets = {}
+        hostvars = self._vars.get('hostvars') or {}
+        for host in (self._vars.get('groups') or {}).get('all') or [self._host]:
+            try:
+                svcs = self._templar.template(hostvars[host].get('incident_services') or [])
+            except Exception:  # pylint: disable=broad-except
+                svcs = []
+            chosen = [s for s in svcs if isinstance(s, dict) and s.get('name') in names and s.get('health')]
+            if chosen:
+                targets[host] = chosen
+        if not targets:
+            return True, [], []
+        h = self.settings('health')
+        params = {'http_targets': targets, 'timeout': h['health_timeout'], 'latency_warn_ms': h['health_latency_warn_ms'],
+                  'latency_crit_ms': h['health_latency_crit_ms'], 'window': h['health_window'], 'restart_warn': 1,
+                  'services': None, 'report_host': None, 'docker_host': None}
+        found = []
+        for attempt in range(max(1, retries)):
+            if attempt:
+                time.sleep(RETRY_DELAY)
+            out = probe_runner.run_jobs([{'area': 'http', 'label': 'http', 'host': None, 'service': None,
+                                          'run': area_health.run, 'module': probe_runner.AreaModule(self, params)}],
+                                        workers=1)
+            found = [f for f in out.get('findings') or [] if f.get('check') == 'health.endpoint']
+            if found and all(f.get('status') == 'ok' for f in found):
+                break
+        self.record_findings(found)
+        ok = bool(found) and all(f.get('status') == 'ok' for f in found)
+        return ok, ['%s: %s' % (f.get('status'), f.get('summary')) for f in found], found
+
+    # AreaModule's view of this action for the controller-side health area (it calls no command).
+    check_mode = False
+
+    def run_command(self, *args, **kwargs):
+        raise AnsibleActionFail('a controller-side probe area ran a command')
+
+    def get_bin_path(self, *args, **kwargs):
+        return None
+
+
+class KillQuery(object):
+    """kill_query: pg_sessions (plan, terminate, re-list) on the service's connection settings."""
+
+    evidence_retries = 5
+
+    def __init__(self, engine, svc, options):
+        self.e, self.svc, self.o = engine, svc, options
+
+    def preflight(self):
+        pg = self.svc.get('postgres') if isinstance(self.svc.get('postgres'), dict) else None
+        roles = as_list(self.o.get('roles')) or as_list((pg or {}).get('app_roles'))
+        if not pg or not pg.get('password_var') or not roles or float(self.o.get('min_age', 30)) < 0 \
+                or float(self.o.get('grace_period', 5)) < 0:
+            raise AnsibleActionFail(
+                'pg_terminate needs a service %s with a postgres section (host, port, database, user, password_var, '
+                'app_roles) in incident_services of %s, and application roles to act on (pg_terminate_roles or '
+                'postgres.app_roles); it never acts on every role.' % (self.svc.get('name') or '?', self.e._host))
+        self.filters = dict(
+            roles=roles, databases=as_list(self.o.get('databases')) or [pg.get('database', 'postgres')],
+            states=as_list(self.o.get('states')) or list(DEFAULT_STATES), min_age=float(self.o.get('min_age', 30)),
+            application_names=as_list(self.o.get('application_names')),
+            exclude_application_names=as_list(self.o.get('exclude_application_names')),
+            include_blockers=bool(self.o.get('include_blockers', True)),
+            allow_superuser=bool(self.o.get('allow_superuser', False)))
+        s = self.e.settings('postgres')
+        self.login = dict((k, v) for k, v in {
+            'login_host': pg.get('host', '127.0.0.1'), 'login_port': int(pg.get('port', 5432)),
+            'login_db': pg.get('database', 'postgres'), 'login_user': pg.get('user', 'postgres'),
+            'login_password': self.e.secret(pg.get('password_var')),
+            'ssl_mode': pg.get('ssl_mode', s['postgres_ssl_mode']), 'ca_cert': pg.get('ca_cert'),
+            'connect_timeout': s['postgres_connect_timeout']}.items() if v not in (None, ''))
+
+    def _sessions(self, state, pids=None, extra=None):
+        args = dict(self.login, state=state, pids=list(pids or []), **self.filters)
+        args.update(extra or {})
+        return self.e.module('sre.incident_response.pg_sessions', args)
+
+    def plan(self):
+        res = self._sessions('plan', as_list(self.o.get('pids'), int))
+        self.before = res
+        return {'lines': res.get('plan') or [],
+                'data': {'targets': res.get('targets') or [], 'filters': res.get('filters') or {}},
+                'targets': res.get('targets') or []}
+
+    def apply(self, plan, decision):
+        targets = plan['targets']
+        pids = [t['pid'] for t in targets]
+        res = self._sessions('terminate', pids, {'grace_period': float(self.o.get('grace_period', 5))}) if pids else {}
+        summary = 'kill_query on %s: cancelled %d, terminated %d session(s)%s' % (
+            self.svc.get('name'), len(res.get('cancelled') or []), len(res.get('terminated') or []),
+            (' (pids %s)' % ', '.join(str(p) for p in pids)) if pids else ', nothing to do')
+        return {'changed': bool(res.get('changed')), 'summary': summary, 'lines': [],
+                'result': {'targets': targets, 'cancelled': res.get('cancelled') or [],
+                           'terminated': res.get('terminated') or [], 'remaining': res.get('remaining') or [],
+                           'executed_queries': res.get('executed_queries') or []}}
+
+    def verify(self, plan, applied):
+        after = self._sessions('plan')
+        planned = set(t['pid'] for t in plan['targets'])
+        still = sorted(planned & set(t['pid'] for t in after.get('targets') or []))
+        waiting = sorted(r['pid'] for r in after.get('excluded') or [] if r.get('blocked_by'))
+        probed = self.e._probe(['postgres'])
+        self.e._probed[(self.e._host, ('postgres',))] = probed
+        probe = [f for f in probed if f.get('service') in (None, self.svc.get('name'))]
+        checks = as_list(self.o.get('verify_checks')) or ['pg.locks']
+        mine = [f for f in probe if f.get('check') in checks]
+        self.e.record_findings(probe)
+        findings_ok = bool(mine) and all(f.get('status') == 'ok' for f in mine)
+        health_ok, health_lines = True, []
+        if self.o.get('verify_health', True):
+            users = []
+            hostvars = self.e._vars.get('hostvars') or {}
+            for host in (self.e._vars.get('groups') or {}).get('all') or []:
+                try:
+                    svcs = self.e._templar.template(hostvars[host].get('incident_services') or [])
+                except Exception:  # pylint: disable=broad-except
+                    svcs = []
+                users.extend(s.get('name') for s in svcs if isinstance(s, dict) and s.get('health')
+                             and self.svc.get('name') in (s.get('depends_on') or []))
+            if users:
+                health_ok, health_lines, dummy = self.e.health(users, int(self.o.get('health_retries', 5)))
+        summary = '%d matching session(s) left%s, %d waiting on locks, health %s' % (
+            len(after.get('targets') or []),
+            (' (planned pids still there: %s)' % ', '.join(str(p) for p in still)) if still else '', len(waiting),
+            'ok' if health_ok else 'NOT ok')
+        return {'ok': findings_ok and not still and not waiting, 'summary': summary,
+                'findings': ', '.join('%s %s' % (f['check'], f['status']) for f in mine) or 'no finding',
+                'remaining': '' if health_ok else 'health NOT ok: %s' % '; '.join(health_lines)[:200],
+                'result': {'after': after.get('targets') or [], 'waiting': waiting, 'health': health_lines}}
+
+
+class Restart(object):
+    """restart: docker_restart (check mode to plan, then once with the start time the plan saw) or systemd."""
+
+    evidence_retries = 5
+
+    def __init__(self, engine, svc, options):
+        self.e, self.svc, self.o = engine, svc, options
+        self.deploy = svc.get('deploy') if isinstance(svc.get('deploy'), dict) else {}
+
+    def preflight(self):
+        kind = self.deploy.get('type')
+        if not ((kind == 'docker' and self.deploy.get('container')) or (kind == 'systemd' and self.deploy.get('unit'))):
+            raise AnsibleActionFail(
+                'restart needs the service %s in incident_services of %s with deploy.type docker (deploy.container) or '
+                'systemd (deploy.unit); got %s.' % (self.svc.get('name') or '?', self.e._host, self.deploy or 'no service'))
+
+    def _docker(self, check, started_at=None):
+        args = {'name': self.deploy['container'], 'stop_timeout': int(self.o.get('stop_timeout', 10))}
+        if started_at:
+            args['started_at'] = started_at
+        return self.e.module('sre.incident_response.docker_restart', args, check=check)
+
+    def _unit_state(self):
+        res = self.e.module('ansible.legacy.command', {'argv': [
+            'systemctl', 'show', self.deploy['unit'], '--property=ActiveState,SubState,ActiveEnterTimestamp,NRestarts']},
+            check=False)
+        return [line for line in (res.get('stdout') or '').splitlines() if line.strip()]
+
+    def plan(self):
+        if self.deploy['type'] == 'docker':
+            res = self._docker(True)
+            return {'lines': [(res.get('plan') or [''])[0]], 'data': res.get('before') or {}, 'targets': [1]}
+        state = self._unit_state()
+        return {'lines': ['restart systemd unit %s (%s)' % (self.deploy['unit'], ', '.join(state))],
+                'data': {'type': 'systemd', 'unit': self.deploy['unit'], 'state': ' '.join(state)}, 'targets': [1]}
+
+    def apply(self, plan, decision):
+        name = self.svc.get('name')
+        what = self.deploy.get('container') or self.deploy.get('unit')
+        if decision.get('already_applied') and not self.o.get('force'):
+            earlier = ('was already restarted' if decision.get('already_applied_state') == 'done'
+                       else 'had a restart that was interrupted (outcome unknown: check the container)')
+            self.after = plan['data']
+            return {'changed': False, 'lines': [
+                '%s %s under this approval at %s; nothing to do. A new restart needs a new approval (another reason or '
+                'change_ref) or restart_force=true.' % (name, earlier, decision.get('already_applied_at'))],
+                'summary': 'restart of %s (%s): already restarted under this approval, nothing done' % (name, what),
+                'result': {'before': plan['data']}}
+        if self.deploy['type'] == 'docker':
+            res = self._docker(False, plan['data'].get('started_at'))
+            self.after = res.get('after') or plan['data']
+            changed = bool(res.get('changed'))
+            text = 'restarted' if changed else (res.get('plan') or [''])[0]
+        else:
+            res = self.e.module('ansible.legacy.systemd_service', {'name': self.deploy['unit'], 'state': 'restarted'},
+                                check=False)
+            self.after = {}
+            changed = bool(res.get('changed'))
+            text = 'restarted'
+        return {'changed': changed, 'lines': [], 'summary': 'restart of %s (%s): %s' % (name, what, text),
+                'result': {'before': plan['data']}}
+
+    def verify(self, plan, applied):
+        running = bool(self.after.get('running', True)) if self.deploy['type'] == 'docker' else True
+        health_ok, health_lines = True, []
+        if self.svc.get('health'):
+            health_ok, health_lines, dummy = self.e.health([self.svc.get('name')], int(self.o.get('health_retries', 30)))
+        started = self.after.get('started_at')
+        summary = '%s, health %s %s' % (
+            ('container %s since %s' % (self.after.get('status'), started)) if started else 'unit restarted',
+            'ok' if health_ok else 'NOT ok', '; '.join(health_lines)[:200])
+        return {'ok': running and health_ok, 'summary': summary.strip(),
+                'result': {'started_at': started or '', 'health': health_lines}}

@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# Copyright: sre.incident_response contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: remediation_run
+short_description: Plan, approve, apply, record and verify one remediation in one task
+version_added: 0.2.0
+description:
+  - The engine of the remediation roles C(pg_terminate) (kill_query) and C(restart). Action plugin. The controller
+    decides and records. The action's modules run on the target host through the task's connection.
+  - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
+    check mode, C(systemctl show)) and records the C(plan) event.
+  - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
+    under the incident's lock).
+  - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, or the container's start
+    time. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
+  - B(verify) judges the action's own symptom. That is the re-listed sessions and the PostgreSQL findings of
+    the C(verify_checks) of O(options), or the container running and its health endpoints. It also re-runs the symptom checks
+    of the hypothesis (the gate's C(evidence)) with the probe areas and the same settings and connection options
+    as triage, TLS included. The C(verify) event follows. When the own symptom is gone but the services are still
+    unhealthy, the action is VERIFIED and the result names the next action of the diagnosis (C(next_action)).
+  - A symptom check of another host (a backend restart that frees the database's connections) is left to
+    O(stage=verify), delegated to that host (C(verify_on)).
+  - The result's C(msg) holds the plan, the decision and the verification, printed by any callback. A refusal, a
+    failed apply or a failed verification fails the task once it is recorded, with C(failure) in C(msg).
+author: sre.incident_response contributors (@sre-incident-response)
+extends_documentation_fragment:
+  - sre.incident_response.attributes
+options:
+  action:
+    description: The remediation action.
+    type: str
+    required: true
+    choices: [kill_query, restart]
+  service:
+    description: The service (C(incident_services) name) the action targets; scopes the budget.
+    type: str
+    default: ''
+  apply:
+    description: Apply (true) or only plan (false).
+    type: bool
+    default: false
+  approved_by:
+    description: Who approved the change (for AWX workflows, the approval node's approver).
+    type: str
+    default: ''
+  approval_reason:
+    description: Why the change is approved.
+    type: str
+    default: ''
+  change_ref:
+    description: A change or ticket reference, accepted instead of O(approval_reason).
+    type: str
+    default: ''
+  launcher:
+    description: Who launched the run; empty means detect it.
+    type: str
+    default: ''
+  allow_self_approval:
+    description: Policy switch that lifts the four-eyes rule for destructive classes.
+    type: bool
+    default: false
+  budget:
+    description: Maximum number of changing actions of this kind per incident and service; default per action.
+    type: int
+  lock_timeout:
+    description: Seconds an apply waits for other runs acting on the same incident (their open intents) and for the lock.
+    type: int
+    default: 300
+  incident_id:
+    description: The incident whose timeline holds the budget; defaults to the C(incident_id) variable.
+    type: str
+    default: ''
+  incident_dir:
+    description: Root of the incident directories; defaults to the directory of the C(incident_path) fact, else the C(incident_dir) variable, else C(incidents).
+    type: path
+  options:
+    description:
+      - The role's settings for the action.
+      - For kill_query, the pg_sessions filters (C(roles), C(databases), C(states), C(min_age), C(application_names),
+        C(exclude_application_names), C(pids), C(include_blockers), C(allow_superuser)), C(grace_period),
+        C(verify_health), C(health_retries) and C(verify_checks).
+      - For restart, C(stop_timeout), C(health_retries) and C(force).
+    type: dict
+    default: {}
+  stage:
+    description: C(run) for plan to verify; C(verify) settles a verification whose symptom checks are on another host.
+    type: str
+    default: run
+    choices: [run, verify]
+  previous:
+    description: With O(stage=verify), the registered result of the C(run) stage.
+    type: dict
+    default: {}
+  verify_host:
+    description: With O(stage=verify), the host the task is delegated to (the C(verify_on) of the run stage).
+    type: str
+    default: ''
+attributes:
+  check_mode:
+    support: full
+    details: In check mode the run only plans. The plan reads and changes nothing.
+  diff_mode:
+    support: none
+notes:
+  - Action plugin; the decisions and the incident files are on the controller.
+'''
+
+EXAMPLES = r'''
+- name: Kill the blocking sessions of db (plan only without apply)
+  sre.incident_response.remediation_run:
+    action: kill_query
+    service: db
+    apply: "{{ remediation_apply }}"
+    approved_by: "{{ remediation_approved_by }}"
+    approval_reason: "{{ remediation_approval_reason }}"
+    options:
+      pids: [4242]
+      min_age: 10
+  register: __run
+'''
+
+RETURN = r'''
+lines:
+  description: What the console prints. That is the plan, the mode, the apply and the verification (with the next action).
+  returned: always
+  type: list
+  elements: str
+  sample: ["PLAN kill_query on db (app-db):", "pid 4242 user=app ...", "mode: plan only"]
+plan:
+  description: The plan's data (the targets and filters, or the container or unit before the restart).
+  returned: always
+  type: dict
+gate:
+  description: The decision of the gate (see M(sre.incident_response.remediation_gate)).
+  returned: always
+  type: dict
+failure:
+  description: Empty, or why the task failed (refused, apply failed, verification failed).
+  returned: always
+  type: str
+  sample: ""
+verified:
+  description: The verification's outcome; null when nothing was applied.
+  returned: always
+  type: bool
+next_action:
+  description: The next action of the diagnosis when the action worked but the services are still unhealthy.
+  returned: when verified
+  type: str
+  sample: ansible-playbook playbooks/remediate.yml -e remediation_action=restart -e service=redis
+verify_on:
+  description: The host whose symptom checks the O(stage=verify) task re-runs; absent when all ran here.
+  returned: when a symptom check is on another host
+  type: str
+'''
