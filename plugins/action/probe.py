@@ -103,7 +103,7 @@ def postgres_args(s, services, host, secret):
             'connect_timeout': s['postgres_connect_timeout'], 'statement_timeout': s['postgres_statement_timeout_ms'],
             'container': deploy.get('container') if deploy.get('type') == 'docker' else None,
             'data_directory': pg.get('data_directory'), 'query_chars': s['postgres_query_chars'],
-            'docker_host': s['postgres_docker_host'],
+            'docker_host': s['postgres_docker_host'], 'client': pg.get('client', s['postgres_client']),
             'thresholds': dict((k, s['postgres_' + k]) for k in (
                 'connections_warn_pct', 'connections_crit_pct', 'idle_in_transaction_warn_seconds',
                 'idle_in_transaction_crit_count', 'long_query_seconds', 'long_query_crit_seconds',
@@ -126,6 +126,7 @@ def redis_args(s, services, host, secret):
             'ca_cert': rd.get('ca_cert'), 'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
             'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout'],
             'slowlog_count': s['redis_slowlog_count'], 'window': s['redis_window'],
+            'client': rd.get('client', s['redis_client']),
             'evictable_patterns': rd.get('evictable_patterns', []), 'protected_patterns': rd.get('protected_patterns', []),
             'thresholds': dict((k, s['redis_' + k]) for k in (
                 'memory_warn_pct', 'memory_crit_pct', 'fragmentation_warn', 'evicted_keys_warn', 'clients_warn_pct',

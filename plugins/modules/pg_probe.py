@@ -96,6 +96,16 @@ options:
   docker_host:
     description: Docker engine socket (C(unix://...)); defaults to C(DOCKER_HOST) or C(/var/run/docker.sock).
     type: str
+  client:
+    description:
+      - How the queries reach the server. C(library) is psycopg2 in the module's Python; C(cli) runs the same
+        queries through C(psql) (package C(postgresql-client)), the password in the child's C(PGPASSWORD) only,
+        never on its command line; C(auto) uses the library when it imports, else C(psql).
+      - Every finding says which in C(evidence.client). With neither on the host the area gives one C(unknown)
+        C(pg.connectivity) finding naming both packages instead of one per check.
+    type: str
+    choices: [auto, library, cli]
+    default: auto
 attributes:
   check_mode:
     support: full
