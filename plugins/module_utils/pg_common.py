@@ -99,8 +99,8 @@ def choose_client(choice, has_library=None, find_cli=None):
     if choice == 'cli':
         return None, ('psql not found on this host (client: cli): install %s, or set client: auto with %s'
                       % (pg_cli.PSQL_PACKAGES, PSYCOPG2_PACKAGES))
-    return None, ('neither psycopg2 nor psql on this host: install %s (the library) or %s (psql), '
-                  'e.g. with playbooks/prepare.yml' % (PSYCOPG2_PACKAGES, pg_cli.PSQL_PACKAGES))
+    return None, ('neither psycopg2 nor psql on this host: install python3-psycopg2 or postgresql-client '
+                  '(pip: psycopg2-binary; RHEL: postgresql), e.g. with playbooks/prepare.yml')
 
 
 def pg_connect(params, autocommit=True, application_name=None, client='library'):

@@ -102,8 +102,8 @@ def choose_client(choice, has_library=None, find_cli=None):
     if choice == 'cli':
         return None, ('redis-cli not found on this host (client: cli): install %s, or set client: auto with %s'
                       % (redis_cli.REDIS_CLI_PACKAGES, REDIS_PACKAGES))
-    return None, ('neither redis-py nor redis-cli on this host: install %s (the library) or %s (redis-cli), '
-                  'e.g. with playbooks/prepare.yml' % (REDIS_PACKAGES, redis_cli.REDIS_CLI_PACKAGES))
+    return None, ('neither redis-py nor redis-cli on this host: install python3-redis or redis-tools '
+                  '(pip: redis; RHEL: redis), e.g. with playbooks/prepare.yml')
 
 
 def redis_connect(params, client='library'):
