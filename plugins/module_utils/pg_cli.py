@@ -28,6 +28,7 @@ __metaclass__ = type
 
 import glob
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -110,8 +111,8 @@ def literal(value):
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, float):
-        if value != value or value in (float('inf'), float('-inf')):
-            return "'%s'::float8" % ('NaN' if value != value else ('Infinity' if value > 0 else '-Infinity'))
+        if math.isnan(value) or math.isinf(value):
+            return "'%s'::float8" % ('NaN' if math.isnan(value) else ('Infinity' if value > 0 else '-Infinity'))
         return repr(value)
     text = str(value)
     if '\x00' in text:

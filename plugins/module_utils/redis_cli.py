@@ -155,7 +155,7 @@ def _parse(lines, pos, col):
 
 def parse_replies(text):
     """Every top-level reply of a --no-raw output, in order."""
-    lines = [ln for ln in (text or '').split('\n')]
+    lines = (text or '').split('\n')
     while lines and lines[-1] == '':
         lines.pop()
     replies, pos = [], 0
