@@ -16,6 +16,9 @@ command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # headless Chromium opens report.html in the tests (tests/integration/test_oncall_report.py)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# the probes' command-line clients, for tests/integration/test_probe_clients.py (client: cli on the lab)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # ansible-test sanity's shellcheck test (make sanity) skips itself without it
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 if [ ${#need[@]} -gt 0 ]; then

@@ -105,6 +105,7 @@ def postgres_args(s, services, host, secret):
             'data_directory': pg.get('data_directory'), 'query_chars': s['postgres_query_chars'],
             'docker_host': s['postgres_docker_host'], 'log_check': s['postgres_log_check'],
             'window': s['postgres_window'], 'log_file': s['postgres_log_file'] or pg.get('log_file'),
+            'client': pg.get('client', s['postgres_client']),
             'thresholds': dict((k, s['postgres_' + k]) for k in (
                 'connections_warn_pct', 'connections_crit_pct', 'idle_in_transaction_warn_seconds',
                 'idle_in_transaction_crit_count', 'long_query_seconds', 'long_query_crit_seconds',
@@ -127,6 +128,7 @@ def redis_args(s, services, host, secret):
             'ca_cert': rd.get('ca_cert'), 'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
             'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout'],
             'slowlog_count': s['redis_slowlog_count'], 'window': s['redis_window'],
+            'client': rd.get('client', s['redis_client']),
             'evictable_patterns': rd.get('evictable_patterns', []), 'protected_patterns': rd.get('protected_patterns', []),
             'thresholds': dict((k, s['redis_' + k]) for k in (
                 'memory_warn_pct', 'memory_crit_pct', 'fragmentation_warn', 'evicted_keys_warn', 'clients_warn_pct',

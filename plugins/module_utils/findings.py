@@ -188,6 +188,13 @@ EVIDENCE = {
     'host.changes': ('window', 'packages', 'packages[].ts', 'packages[].action', 'packages[].package', 'packages[].from',
                      'packages[].to', 'files', 'files[].path', 'files[].mtime', 'watched_paths'),
 }
+# Every finding of the postgres and redis areas says how it read the server: client `library` (psycopg2,
+# redis-py) or `cli` (psql, redis-cli); `none` on the one finding of an area that has neither, whose `install`
+# names the packages of both ways (areas/postgres.no_client, areas/redis.no_client).
+for _check in [c for c in EVIDENCE if c.startswith(('pg.', 'redis.'))]:
+    EVIDENCE[_check] += ('client',)
+EVIDENCE['pg.connectivity'] += ('install',)
+EVIDENCE['redis.connectivity'] += ('install',)
 # prom_trend.probe_service: every trend.<name>
 TREND_EVIDENCE = ('prometheus', 'query', 'window_minutes', 'max_points', 'kind', 'step', 'samples', 'first', 'last',
                   'growth_pct', 'minutes')

@@ -12,6 +12,10 @@ Stable API (other modules import these names):
   exception into one line with ``describe_error``.
 - ``describe_error(exc)``: one line, no password, for a finding summary or fail_json.
 - ``HAS_PSYCOPG2`` / ``PSYCOPG2_IMPORT_ERROR``: for ``missing_required_lib``.
+- ``choose_client(choice)``: the connection layer's switch for the probe (option ``client``: ``auto``,
+  ``library``, ``cli``): ``('library'|'cli', None)``, or ``(None, reason)`` naming both ways to fix it.
+- ``pg_connect(..., client='cli')``: the same queries through ``psql`` (pg_cli.Connection), for hosts
+  without psycopg2.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import traceback
+
+from ansible_collections.sre.incident_response.plugins.module_utils import pg_cli
 
 try:
     import psycopg2
@@ -34,6 +40,9 @@ except ImportError:  # pragma: no cover - depends on the controller/target
 PSYCOPG2_PACKAGES = 'python3-psycopg2 (Debian, Ubuntu, RHEL) or psycopg2-binary (pip)'
 
 DEFAULT_APPLICATION_NAME = 'sre.incident_response'
+
+# the probe's option client: auto (the library when it imports, else psql), library, cli
+CLIENTS = ['auto', 'library', 'cli']
 
 SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']
 
@@ -74,8 +83,33 @@ def connection_kwargs(params, application_name=None):
     return kwargs
 
 
-def pg_connect(params, autocommit=True, application_name=None):
-    """Connect with timeouts; autocommit by default so a probe never holds a transaction open."""
+def choose_client(choice, has_library=None, find_cli=None):
+    """The client a probe uses: ('library' | 'cli', None), or (None, reason) when the one asked for (or, with
+    auto, both) is missing; the reason names what to install for each way."""
+    has_library = HAS_PSYCOPG2 if has_library is None else has_library
+    cli = (find_cli or pg_cli.find_psql)()
+    choice = choice or 'auto'
+    if choice == 'library' or (choice == 'auto' and has_library):
+        if has_library:
+            return 'library', None
+        return None, ('psycopg2 is not importable by this host\'s python (client: library): install %s, '
+                      'or set client: cli (psql from %s)' % (PSYCOPG2_PACKAGES, pg_cli.PSQL_PACKAGES))
+    if cli:
+        return 'cli', None
+    if choice == 'cli':
+        return None, ('psql not found on this host (client: cli): install %s, or set client: auto with %s'
+                      % (pg_cli.PSQL_PACKAGES, PSYCOPG2_PACKAGES))
+    return None, ('neither psycopg2 nor psql on this host: install python3-psycopg2 or postgresql-client '
+                  '(pip: psycopg2-binary; RHEL: postgresql), e.g. with playbooks/prepare.yml')
+
+
+def pg_connect(params, autocommit=True, application_name=None, client='library'):
+    """Connect with timeouts; autocommit by default so a probe never holds a transaction open.
+
+    client='cli': a pg_cli.Connection (psql, autocommit by nature) proven with one query, so that a server that
+    is down raises here as it does with the library."""
+    if client == 'cli':
+        return pg_cli.Connection(params, application_name or DEFAULT_APPLICATION_NAME).connect()
     if not HAS_PSYCOPG2:
         raise ImportError('psycopg2 is required (pip install psycopg2-binary)')
     conn = psycopg2.connect(**connection_kwargs(params, application_name))

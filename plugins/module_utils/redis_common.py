@@ -11,6 +11,10 @@ Stable API (other modules import these names):
   timeouts, plain TCP or TLS. redis-py connects lazily: call ``.ping()`` first.
 - ``describe_error(exc)``: one line, no password, for a finding summary or fail_json.
 - ``HAS_REDIS`` / ``REDIS_IMPORT_ERROR``: for ``missing_required_lib``.
+- ``choose_client(choice)``: the connection layer's switch for the probe (option ``client``: ``auto``,
+  ``library``, ``cli``): ``('library'|'cli', None)``, or ``(None, reason)`` naming both ways to fix it.
+- ``redis_connect(params, client='cli')``: the same commands through ``redis-cli`` (redis_cli.Client), for
+  hosts without redis-py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +22,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import traceback
+
+from ansible_collections.sre.incident_response.plugins.module_utils import redis_cli
 
 try:
     import redis
@@ -30,6 +36,9 @@ except ImportError:  # pragma: no cover - depends on the controller/target
 
 # what to install where the module runs (the managed host on a fleet: playbooks/prepare.yml)
 REDIS_PACKAGES = 'python3-redis (Debian, Ubuntu, RHEL/EPEL) or redis (pip)'
+
+# the probe's option client: auto (the library when it imports, else redis-cli), library, cli
+CLIENTS = ['auto', 'library', 'cli']
 
 
 def redis_argument_spec():
@@ -77,8 +86,32 @@ def connection_kwargs(params):
     return kwargs
 
 
-def redis_connect(params):
-    """A redis.Redis client (lazy: the first command connects); raises ImportError without redis-py."""
+def choose_client(choice, has_library=None, find_cli=None):
+    """The client a probe uses: ('library' | 'cli', None), or (None, reason) when the one asked for (or, with
+    auto, both) is missing; the reason names what to install for each way."""
+    has_library = HAS_REDIS if has_library is None else has_library
+    cli = (find_cli or redis_cli.find_redis_cli)()
+    choice = choice or 'auto'
+    if choice == 'library' or (choice == 'auto' and has_library):
+        if has_library:
+            return 'library', None
+        return None, ('redis-py is not importable by this host\'s python (client: library): install %s, '
+                      'or set client: cli (redis-cli from %s)' % (REDIS_PACKAGES, redis_cli.REDIS_CLI_PACKAGES))
+    if cli:
+        return 'cli', None
+    if choice == 'cli':
+        return None, ('redis-cli not found on this host (client: cli): install %s, or set client: auto with %s'
+                      % (redis_cli.REDIS_CLI_PACKAGES, REDIS_PACKAGES))
+    return None, ('neither redis-py nor redis-cli on this host: install python3-redis or redis-tools '
+                  '(pip: redis; RHEL: redis), e.g. with playbooks/prepare.yml')
+
+
+def redis_connect(params, client='library'):
+    """A redis.Redis client (lazy: the first command connects); raises ImportError without redis-py.
+
+    client='cli': a redis_cli.Client (redis-cli, one call per command; also lazy: call .ping() first)."""
+    if client == 'cli':
+        return redis_cli.Client(params)
     if not HAS_REDIS:
         raise ImportError('redis is required (pip install redis)')
     kwargs = connection_kwargs(params)
@@ -95,7 +128,7 @@ def describe_error(exc, secrets=None):
     """One line describing a Redis error, without secrets."""
     if exc is None:
         return ''
-    name = type(exc).__name__
+    name = getattr(exc, 'error_name', None) or type(exc).__name__  # redis_cli errors carry redis-py's names
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     first = ' '.join(lines[0].split()) if lines else ''
     for secret in secrets or []:

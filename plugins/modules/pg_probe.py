@@ -116,6 +116,16 @@ options:
     description: At most this many bytes of the end of the log file are read.
     type: int
     default: 8388608
+  client:
+    description:
+      - How the queries reach the server. C(library) is psycopg2 in the module's Python; C(cli) runs the same
+        queries through C(psql) (package C(postgresql-client)), the password in the child's C(PGPASSWORD) only,
+        never on its command line; C(auto) uses the library when it imports, else C(psql).
+      - Every finding says which in C(evidence.client). With neither on the host the area gives one C(unknown)
+        C(pg.connectivity) finding naming both packages instead of one per check.
+    type: str
+    choices: [auto, library, cli]
+    default: auto
 attributes:
   check_mode:
     support: full

@@ -241,6 +241,19 @@ options:
         type: path
         aliases:
         - ssl_rootcert
+      client:
+        description:
+        - How the queries reach the server. C(library) is psycopg2 in the module's Python; C(cli) runs the same queries
+          through C(psql) (package C(postgresql-client)), the password in the child's C(PGPASSWORD) only, never on
+          its command line; C(auto) uses the library when it imports, else C(psql).
+        - Every finding says which in C(evidence.client). With neither on the host the area gives one C(unknown) C(pg.connectivity)
+          finding naming both packages instead of one per check.
+        type: str
+        choices:
+        - auto
+        - library
+        - cli
+        default: auto
       connect_timeout:
         description: Seconds to wait for the connection.
         type: int
@@ -395,6 +408,19 @@ options:
       ca_cert:
         description: With O(redis[].tls), CA bundle to verify the server with.
         type: path
+      client:
+        description:
+        - How the commands reach the server. C(library) is redis-py in the module's Python; C(cli) runs the same commands
+          through C(redis-cli) (package C(redis-tools)), the password in the child's C(REDISCLI_AUTH) only, never
+          C(-a); C(auto) uses the library when it imports, else C(redis-cli).
+        - Every finding says which in C(evidence.client). With neither on the host the area gives one C(unknown) C(redis.connectivity)
+          finding naming both packages instead of one per check.
+        type: str
+        choices:
+        - auto
+        - library
+        - cli
+        default: auto
       client_cert:
         description: With O(redis[].tls), client certificate for mutual TLS.
         type: path

@@ -58,6 +58,16 @@ options:
       to show which key prefixes fill Redis; 0 disables the sample.
     type: int
     default: 1000
+  client:
+    description:
+      - How the commands reach the server. C(library) is redis-py in the module's Python; C(cli) runs the same
+        commands through C(redis-cli) (package C(redis-tools)), the password in the child's C(REDISCLI_AUTH) only,
+        never C(-a); C(auto) uses the library when it imports, else C(redis-cli).
+      - Every finding says which in C(evidence.client). With neither on the host the area gives one C(unknown)
+        C(redis.connectivity) finding naming both packages instead of one per check.
+    type: str
+    choices: [auto, library, cli]
+    default: auto
   thresholds:
     description: Thresholds of the findings.
     type: dict

@@ -124,7 +124,8 @@ def test_investigate_over_ssh_healthy_fleet(exclusive_fleet, incident):
 
 
 def test_missing_client_libraries_are_unknown_findings_until_prepare(exclusive_fleet, incident):
-    """Hosts without psycopg2/redis-py: unknown findings that name the package, never a traceback;
+    """Hosts without psycopg2/redis-py and the probe told to use them (client: library; the default, auto, falls
+    back to psql/redis-cli: test_zero_install.py): unknown findings that name the package, never a traceback;
     playbooks/prepare.yml installs them from the distribution's packages, and a second run changes nothing."""
     try:
         _missing_libraries_then_prepare(incident)
@@ -136,15 +137,17 @@ def _missing_libraries_then_prepare(incident):
     for host, package in (('db-1', 'python3-psycopg2'), ('cache-1', 'python3-redis')):
         ssh(host, 'apt-get remove -y -q %s >/dev/null 2>&1; python3 -c "import %s" 2>/dev/null && exit 1 || true'
             % (package, 'psycopg2' if 'psycopg' in package else 'redis'))
-    res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='db'), timeout=300)
+    library = {'postgres_client': 'library', 'redis_client': 'library'}
+    res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='db', **library), timeout=300)
     assert res.rc == 0, res
-    res2 = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='redis'), timeout=300)
+    res2 = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='redis', **library), timeout=300)
     assert res2.rc == 0, res2
     out = load(incident)
     pg = finding(out, 'db-1', 'pg.connectivity')
     rd = finding(out, 'cache-1', 'redis.connectivity')
     assert pg['status'] == 'unknown' and 'psycopg2' in pg['summary'] and 'python3-psycopg2' in pg['summary'], pg
     assert rd['status'] == 'unknown' and 'python3-redis' in rd['summary'], rd
+    assert len([f for f in out['findings'] if f['host'] == 'db-1' and f['check'].startswith('pg.')]) == 1  # one per area
     for text in (res.stdout, res2.stdout):
         assert 'Traceback' not in text and 'MODULE FAILURE' not in text
 
@@ -159,6 +162,7 @@ def _missing_libraries_then_prepare(incident):
     res3 = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='db'), timeout=300)
     assert res3.rc == 0, res3
     assert finding(load(incident), 'db-1', 'pg.connectivity')['status'] == 'ok'
+    assert finding(load(incident), 'db-1', 'pg.connectivity')['evidence']['client'] == 'library'
 
 
 def test_a_host_with_sshd_stopped_is_a_reachability_finding_and_the_rest_finish(exclusive_fleet, incident):

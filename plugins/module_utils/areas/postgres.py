@@ -9,8 +9,11 @@ The module sre.incident_response.pg_probe runs this one area; the module probe r
 concurrently. run() takes an AnsibleModule or the probe's per-area view of one (params, run_command,
 get_bin_path, fail_json) and returns the module result.
 
-collect() runs every query over one psycopg2 connection and returns plain data;
-the evaluate_*() functions are pure and unit-tested.
+collect() runs every query over one connection and returns plain data; the connection is psycopg2's or,
+on a host without psycopg2, pg_cli's (the same queries through psql): option client (auto, library, cli),
+chosen in pg_common.choose_client. Every finding says which in evidence.client (library or cli); a host with
+neither gets one finding for the area (pg.connectivity unknown, evidence.client none) naming both fixes.
+The evaluate_*() functions are pure and unit-tested.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,7 +23,6 @@ __metaclass__ = type
 import re
 import time
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
@@ -341,6 +343,12 @@ def not_checked(check, host, service, reason):
     return finding(check, host, service, 'unknown', 'not checked: %s' % reason, {'error': reason})
 
 
+def no_client(host, service, reason):
+    """The one finding of an area that has no way to talk to the server (no psycopg2, no psql)."""
+    return finding('pg.connectivity', host, service, 'unknown', 'not checked: %s' % reason,
+                   {'error': reason, 'client': 'none', 'install': ['python3-psycopg2', 'postgresql-client']})
+
+
 THRESHOLD_SPEC = dict(
     connections_warn_pct=dict(type='float', default=80),
     connections_crit_pct=dict(type='float', default=95),
@@ -396,32 +404,36 @@ SPEC.update(
     window=dict(type='str', default='15m'),
     log_file=dict(type='path'),
     log_max_bytes=dict(type='int', default=8388608),
+    client=dict(type='str', default='auto', choices=pg_common.CLIENTS),
 )
 
 
 def run(module):
     """The area's result, scrubbed of the login password as keys and values (AnsibleModule's no_log scrubs values
     only, and application names and queries are the sessions' own text)."""
-    result = _run(module)
-    if module.params.get('log_check'):
-        result['findings'].append(log_check(module, parse_duration(module.params.get('window') or '15m')))
-    return Redactor(literals=[module.params.get('login_password')]).data(result)
+    p = module.params
+    client, missing = pg_common.choose_client(p.get('client'))
+    if missing:  # a missing tool is one finding for the area, not a failed play nor one per check
+        result = dict(changed=False, executed_queries=[], evidence_files={},
+                      findings=[no_client(p['report_host'], p['service'], missing)])
+    else:
+        result = _run(module, client)
+        for item in result['findings']:
+            item['evidence']['client'] = client
+    if p.get('log_check'):  # the server's own log needs no connection: read also when no client could run
+        result['findings'].append(log_check(module, parse_duration(p.get('window') or '15m')))
+    return Redactor(literals=[p.get('login_password')]).data(result)
 
 
-def _run(module):
+def _run(module, client='library'):
     p = module.params
     t = thresholds_of(module, THRESHOLD_SPEC, PAIRS)
     host, service = p['report_host'], p['service']
-    if not pg_common.HAS_PSYCOPG2:  # a missing tool is a finding, not a failed play
-        reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (
-            missing_required_lib('psycopg2').split('.')[0], pg_common.PSYCOPG2_PACKAGES)
-        return dict(changed=False, executed_queries=[], evidence_files={}, findings=[
-            not_checked(c, host, service, reason)
-            for c in ('pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk')])
     secrets = [p['login_password']]
     started = time.monotonic()
     try:
-        conn = pg_common.pg_connect(p, autocommit=True, application_name='sre.incident_response pg_probe')
+        conn = pg_common.pg_connect(p, autocommit=True, application_name='sre.incident_response pg_probe',
+                                    client=client)
     except Exception as exc:  # pylint: disable=broad-except
         error = pg_common.describe_error(exc, secrets)
         findings = [evaluate_connectivity(host, service, None, None, error=error)]

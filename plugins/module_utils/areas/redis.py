@@ -8,6 +8,11 @@ evaluate_*() functions that turn what it read into findings (unit-tested without
 The module sre.incident_response.redis_probe runs this one area; the module probe runs every area of a host
 concurrently. run() takes an AnsibleModule or the probe's per-area view of one (params, run_command,
 get_bin_path, fail_json) and returns the module result.
+
+The connection is redis-py's or, on a host without redis-py, redis_cli's (the same commands through
+redis-cli): option client (auto, library, cli), chosen in redis_common.choose_client. Every finding says which
+in evidence.client (library or cli); a host with neither gets one finding for the area (redis.connectivity
+unknown, evidence.client none) naming both fixes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,7 +21,6 @@ __metaclass__ = type
 
 import time
 
-from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.sre.incident_response.plugins.module_utils import redis_common, timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
@@ -224,6 +228,12 @@ def not_checked(check, host, service, reason):
     return finding(check, host, service, 'unknown', 'not checked: %s' % reason, {'error': reason})
 
 
+def no_client(host, service, reason):
+    """The one finding of an area that has no way to talk to the server (no redis-py, no redis-cli)."""
+    return finding('redis.connectivity', host, service, 'unknown', 'not checked: %s' % reason,
+                   {'error': reason, 'client': 'none', 'install': ['python3-redis', 'redis-tools']})
+
+
 THRESHOLD_SPEC = dict(
     memory_warn_pct=dict(type='float', default=90),
     memory_crit_pct=dict(type='float', default=98),
@@ -255,23 +265,27 @@ SPEC.update(
     evictable_patterns=dict(type='list', elements='str', default=[]),
     protected_patterns=dict(type='list', elements='str', default=[]),
     prefix_sample_keys=dict(type='int', default=1000, no_log=False),  # how many keys to sample: a count, not a secret
+    client=dict(type='str', default='auto', choices=redis_common.CLIENTS),
 )
 
 
 def run(module):
     """The area's result, scrubbed of the login password as keys and values (AnsibleModule's no_log scrubs values
     only, and key names and slow-log arguments are the clients' own text)."""
-    return Redactor(literals=[module.params.get('login_password')]).data(_run(module))
-
-
-def _run(module):
     p = module.params
-    if not redis_common.HAS_REDIS:  # a missing tool is a finding, not a failed play
-        reason = '%s; install %s, e.g. with playbooks/prepare.yml' % (
-            missing_required_lib('redis').split('.')[0], redis_common.REDIS_PACKAGES)
-        return dict(changed=False, executed_commands=[], evidence_files={}, findings=[
-            not_checked(c, p['report_host'], p['service'], reason)
-            for c in ('redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')])
+    client, missing = redis_common.choose_client(p.get('client'))
+    if missing:  # a missing tool is one finding for the area, not a failed play nor one per check
+        result = dict(changed=False, executed_commands=[], evidence_files={},
+                      findings=[no_client(p['report_host'], p['service'], missing)])
+    else:
+        result = _run(module, client)
+        for item in result['findings']:
+            item['evidence']['client'] = client
+    return Redactor(literals=[p.get('login_password')]).data(result)
+
+
+def _run(module, kind='library'):
+    p = module.params
     t = thresholds_of(module, THRESHOLD_SPEC, (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct')))
     t['window_seconds'] = window_seconds(module)
     host, service = p['report_host'], p['service']
@@ -279,7 +293,7 @@ def _run(module):
     others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')
     client = None
     try:
-        client = redis_common.redis_connect(p)
+        client = redis_common.redis_connect(p, client=kind)
         client.ping()
     except Exception as exc:  # pylint: disable=broad-except
         error = redis_common.describe_error(exc, secrets)

@@ -23,6 +23,8 @@ DEPLOY_TYPES = ('docker', 'systemd', 'process')
 LOG_SOURCES = ('docker', 'journald', 'systemd', 'file')
 LOG_FORMATS = ('json', 'text')
 SSL_MODES = ('disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full')
+# how a probe reaches PostgreSQL / Redis on the host (pg_common.CLIENTS, redis_common.CLIENTS)
+CLIENTS = ('auto', 'library', 'cli')
 TRUE_STRINGS = ('true', 'yes', 'on', '1')
 FALSE_STRINGS = ('false', 'no', 'off', '0')
 VAR_NAME_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -162,10 +164,11 @@ HEALTH = {'name': _str, 'url': _url, 'expect_status': _http_status, 'expect_json
 LOGS = {'source': _choice(*LOG_SOURCES), 'format': _choice(*LOG_FORMATS), 'container': _str, 'unit': _str,
         'path': _path}
 POSTGRES = {'host': _str, 'port': _port, 'database': _str, 'user': _str, 'password_var': _var_name,
-            'ssl_mode': _choice(*SSL_MODES), 'ca_cert': _path, 'data_directory': _path, 'app_roles': _list_of(_str)}
+            'ssl_mode': _choice(*SSL_MODES), 'ca_cert': _path, 'data_directory': _path, 'app_roles': _list_of(_str),
+            'client': _choice(*CLIENTS)}
 REDIS = {'host': _str, 'port': _port, 'user': _str, 'password_var': _var_name, 'db': _nonneg_int, 'tls': _bool,
          'validate_certs': _bool, 'ca_cert': _path, 'client_cert': _path, 'client_key': _path,
-         'protected_patterns': _list_of(_str), 'evictable_patterns': _list_of(_str)}
+         'protected_patterns': _list_of(_str), 'evictable_patterns': _list_of(_str), 'client': _choice(*CLIENTS)}
 
 
 def _url_or_empty(value):

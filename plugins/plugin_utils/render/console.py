@@ -45,6 +45,26 @@ def _is_finding(item):
     return isinstance(item, dict) and 'check' in item and 'status' in item
 
 
+# what a host lacks when an area has no client (evidence.client none): the area's name for the person
+NO_CLIENT_AREAS = (('pg.', 'PostgreSQL'), ('redis.', 'Redis'))
+
+
+def _no_client(item):
+    """The packages that would fix a finding of an area with no client on its host (evidence.client none, also
+    inside a combined finding of several services), else None."""
+    evidence = item.get('evidence') if isinstance(item.get('evidence'), dict) else {}
+    inner = [evidence]
+    if isinstance(evidence.get('services'), dict):
+        inner = [s.get('evidence') for s in evidence['services'].values()
+                 if isinstance(s, dict) and isinstance(s.get('evidence'), dict)]
+    if not inner or any(e.get('client') != 'none' for e in inner):
+        return None
+    install = []
+    for e in inner:
+        install.extend(str(p) for p in (e.get('install') or []) if str(p) not in install)
+    return install
+
+
 class Console(object):
     """State of one run: the incident, the current phase, what was already printed."""
 
@@ -63,6 +83,7 @@ class Console(object):
         self.next_command = None
         self.healthy = None
         self._printed_findings = set()
+        self._printed_no_client = set()  # hosts whose missing client was printed (once per host)
         self._last_diagnosis = None
         self._printed_messages = set()
 
@@ -136,10 +157,12 @@ class Console(object):
         return lines
 
     def _findings(self, findings):
-        lines = []
+        lines = self._no_client_lines(findings)
         for item in sorted((f for f in findings if _is_finding(f)), key=worst_first):
             status = str(item.get('status'))
             if status == 'ok' and not self.show_ok:
+                continue
+            if _no_client(item) is not None:
                 continue
             summary = _one_line(item.get('summary'), self.max_chars)
             seen = (item.get('host'), item.get('check'), status, summary)
@@ -148,6 +171,29 @@ class Console(object):
             self._printed_findings.add(seen)
             lines.append(('   %s' % finding_line(item, summary, width=7),
                           status if status in STATUSES else 'unknown'))
+        return lines
+
+    def _no_client_lines(self, findings):
+        """One line per host for the areas that have no client there (no library, no CLI), whatever the number
+        of areas and services: the same fix (install one package) for all of them."""
+        by_host = {}
+        for item in findings:
+            if _is_finding(item) and _no_client(item) is not None and item.get('host') not in self._printed_no_client:
+                by_host.setdefault(item.get('host'), []).append(item)
+        lines = []
+        for host in sorted(by_host, key=str):
+            self._printed_no_client.add(host)
+            items = sorted(by_host[host], key=lambda f: str(f.get('check')))
+            if len(items) == 1:
+                summary = items[0].get('summary')
+            else:
+                summary = 'no client on the host for %s' % '; '.join(
+                    '%s (install %s)' % (next((label for prefix, label in NO_CLIENT_AREAS
+                                               if str(f.get('check')).startswith(prefix)), f.get('check')),
+                                         ' or '.join(_no_client(f)))
+                    for f in items)
+            shown = {'status': 'unknown', 'host': host, 'check': ', '.join(str(f.get('check')) for f in items)}
+            lines.append(('   %s' % finding_line(shown, _one_line(summary, self.max_chars), width=7), 'unknown'))
         return lines
 
     def _diagnosis(self, doc):
