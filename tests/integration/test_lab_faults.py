@@ -284,6 +284,8 @@ def check_oom_kill(present):
         assert http('/health')[0] == 200, 'only the allocating process was killed'
     else:
         assert oom_kills(L.backend) == 0
+
+
 def check_db_password_rotated(present):
     if present:
         with pytest.raises(psycopg2.OperationalError, match='password authentication failed'):
