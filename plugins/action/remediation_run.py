@@ -476,7 +476,9 @@ class Restart(object):
         if decision.get('already_applied') and not self.o.get('force'):
             earlier = ('was already restarted' if decision.get('already_applied_state') == 'done'
                        else 'had a restart that was interrupted (outcome unknown: check the container)')
-            self.after = plan['data']
+            # the plan was read before the gate waited for the other run: judge the state as it is now
+            self.after = ((self._docker(True).get('before') or plan['data']) if self.deploy['type'] == 'docker'
+                          else {})
             return {'changed': False, 'lines': [
                 '%s %s under this approval at %s; nothing to do. A new restart needs a new approval (another reason or '
                 'change_ref) or restart_force=true.' % (name, earlier, decision.get('already_applied_at'))],
