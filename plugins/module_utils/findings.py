@@ -111,10 +111,11 @@ EVIDENCE = {
                          'filesystem.used', 'filesystem.avail', 'filesystem.mount', 'filesystem.inodes_total',
                          'filesystem.inodes_used', 'filesystem.path', 'filesystem.read_in', 'filesystem_error'),
     # area_postgres.evaluate_log: the server's FATAL/ERROR/PANIC lines of the window grouped by kind (groups: kind ->
-    # {count, status, first_ts, last_ts, sample, by_role}; by_role: "<role> from <client>" -> count; other: message -> count)
+    # {count, status, first_ts, last_ts, sample, by_role, stopped_ago_s: set when the kind stopped and so rates ok};
+    # by_role: "<role> from <client>" -> count; other: message -> count)
     'pg.log': _ERROR + ('groups', 'groups{}.count', 'groups{}.status', 'groups{}.first_ts', 'groups{}.last_ts',
-                        'groups{}.sample', 'groups{}.by_role', 'other', 'lines', 'unparsed', 'source', 'window_s',
-                        'auth_failed_roles'),
+                        'groups{}.sample', 'groups{}.by_role', 'groups{}.stopped_ago_s', 'other', 'lines', 'unparsed',
+                        'source', 'window_s', 'auth_failed_roles'),
     # area_redis (+ area_redis.describe_prefixes on a redis.memory that is not ok)
     'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s'),
     'redis.memory': _ERROR + ('used_memory', 'used_memory_human', 'used_memory_peak', 'maxmemory', 'maxmemory_policy',

@@ -69,7 +69,16 @@ def triage(incident, **extra):
 
 
 def data_store_findings(out):
-    return [f for f in out['findings'] if f['check'].startswith(('pg.', 'redis.'))]
+    """The checks that need a client (pg.log reads the server's log file and needs none: server_log())."""
+    return [f for f in out['findings'] if f['check'].startswith(('pg.', 'redis.')) and f['check'] != 'pg.log']
+
+
+def server_log(out):
+    """pg.log of db-1: read from the log file whatever client the host has."""
+    found = [f for f in out['findings'] if f['check'] == 'pg.log']
+    assert [f['host'] for f in found] == ['db-1'], found
+    assert found[0]['status'] != 'unknown' and found[0]['evidence']['source'].startswith('/var/log/postgresql/'), found
+    return found[0]
 
 
 FAULTS = [
@@ -88,6 +97,7 @@ def test_triage_finds_the_fault_through_psql_and_redis_cli(no_libraries, fleet_f
     stores = data_store_findings(out)
     assert {f['host'] for f in stores} == {'db-1', 'cache-1'}
     assert len(stores) == 10, [(f['host'], f['check'], f['status']) for f in stores]
+    server_log(out)
     assert all(f['evidence']['client'] == 'cli' for f in stores), [(f['check'], f['evidence'].get('client')) for f in stores]
     by_key = dict(('%s/%s' % (f['host'], f['check']), f) for f in stores)
     assert by_key[bad]['status'] in ('warn', 'crit'), by_key[bad]
@@ -124,6 +134,7 @@ def test_neither_library_nor_cli_is_one_finding_per_area_and_one_console_line_pe
     stores = data_store_findings(out)
     assert [(f['host'], f['check'], f['status'], f['evidence']['client']) for f in sorted(stores, key=lambda f: f['host'])] == [
         ('cache-1', 'redis.connectivity', 'unknown', 'none'), ('db-1', 'pg.connectivity', 'unknown', 'none')]
+    server_log(out)  # the server's own log needs no client
     by_host = dict((f['host'], f) for f in stores)
     for host, library, cli in (('db-1', 'python3-psycopg2', 'postgresql-client'), ('cache-1', 'python3-redis', 'redis-tools')):
         assert library in by_host[host]['summary'] and cli in by_host[host]['summary'], by_host[host]

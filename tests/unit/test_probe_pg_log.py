@@ -84,3 +84,27 @@ def test_the_log_file_is_found_by_option_then_in_the_known_directories(tmp_path,
     monkeypatch.setattr(area, 'PG_LOG_DIRS', (str(tmp_path),))
     assert area.find_log_file({}) == str(log)
     assert area._tail_file(str(log), 60).count('\n') < DEBIAN.count('\n')  # only whole lines of the tail
+
+
+def test_errors_that_stopped_rate_ok_and_stay_in_the_evidence():
+    """Live over stale: auth failures that ended two minutes before the probe are evidence, not a symptom."""
+    lines = '\n'.join('2026-12-05 13:12:%02d.169 UTC [44] app@app FATAL:  password authentication failed for user "app"'
+                      % second for second in range(10))
+    parsed = area.parse_pg_log(lines, 0)
+    last = parsed['groups']['auth_failed']['last_ts']
+    live = _valid(area.evaluate_log('h', 'db', area.parse_pg_log(lines, 0), 'x', 900, now=last + 5))
+    assert live['status'] == 'warn' and 'stopped' not in live['summary']
+    stale = _valid(area.evaluate_log('h', 'db', parsed, 'x', 900, now=last + 125))
+    assert stale['status'] == 'ok', stale
+    assert 'stopped 2 min ago' in stale['summary'] and stale['evidence']['groups']['auth_failed']['stopped_ago_s'] == 125
+
+
+def test_a_slow_recurring_kind_is_live_until_three_of_its_intervals_pass():
+    every_minute = '\n'.join('2026-12-05 13:%02d:00.000 UTC [4%d] batch@app FATAL:  password authentication failed for '
+                              'user "batch"' % (minute, minute) for minute in range(10, 16))
+    parsed = area.parse_pg_log(every_minute, 0)
+    last = parsed['groups']['auth_failed']['last_ts']
+    assert area.log_kind_stopped(parsed['groups']['auth_failed'], last + 150) is None  # 2.5 intervals: still failing
+    assert area.log_kind_stopped(parsed['groups']['auth_failed'], last + 200) == 200
+    single = area.parse_pg_log('2026-12-05 13:12:00.000 UTC [44] app@app ERROR:  deadlock detected', 0)
+    assert area.log_kind_stopped(single['groups']['deadlock'], single['groups']['deadlock']['last_ts'] + 90) is None

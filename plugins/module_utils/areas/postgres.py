@@ -492,6 +492,24 @@ PG_LOG_DIRS = ('/var/log/postgresql',)
 # Authentication failures rate pg.log from this many in the window on: a mistyped password or a probe connecting
 # as the wrong OS user is a line or two; a rotated password or a misconfigured client is a steady stream.
 AUTH_FAILED_WARN = 5
+# A kind that has been silent for longer than it takes to recur is no longer happening: it stays in the evidence
+# ("stopped 4 min ago") and rates ok, so that errors of an incident that is over never outrank what is failing now.
+# Silent means: PG_LOG_LIVE_S, or three of its own mean intervals when it recurs more slowly (a batch job failing
+# its login every minute is still failing after 60 s of silence), or PG_LOG_SINGLE_LIVE_S for a single line.
+PG_LOG_LIVE_S = 30
+PG_LOG_SINGLE_LIVE_S = 120
+
+
+def log_kind_stopped(group, now, live_s=PG_LOG_LIVE_S):
+    """Seconds since the kind's last line when it has stopped (see PG_LOG_LIVE_S), else None."""
+    last, first, count = group.get('last_ts'), group.get('first_ts'), group.get('count') or 0
+    if now is None or last is None:
+        return None
+    if count > 1 and first is not None:
+        quiet = max(live_s, 3.0 * (last - first) / (count - 1))
+    else:
+        quiet = max(live_s, PG_LOG_SINGLE_LIVE_S)
+    return int(now - last) if now - last > quiet else None
 
 
 def _pg_log_time(match):
@@ -565,9 +583,10 @@ def parse_pg_log(text, since, until=None):
     return {'groups': groups, 'other': other, 'lines': in_window, 'unparsed': unparsed}
 
 
-def evaluate_log(host, service, parsed, source, window_s, error=None):
+def evaluate_log(host, service, parsed, source, window_s, error=None, now=None, live_s=PG_LOG_LIVE_S):
     """pg.log: crit for too many connections, out of memory, disk full or a PANIC in the window; warn for
-    authentication failures, deadlocks, checkpoints too frequent; other ERROR/FATAL lines are evidence."""
+    authentication failures, deadlocks, checkpoints too frequent; other ERROR/FATAL lines are evidence.
+    With now: a kind that has stopped (log_kind_stopped) rates ok and is kept in the evidence."""
     if error:
         return finding('pg.log', host, service, 'unknown', 'log not read: %s' % error, {'error': error, 'source': source})
     groups = parsed['groups']
@@ -579,6 +598,11 @@ def evaluate_log(host, service, parsed, source, window_s, error=None):
         if group.get('by_role'):
             top = sorted(group['by_role'].items(), key=lambda kv: (-kv[1], kv[0]))
             text += ' (%s)' % ', '.join('%s: %d' % kv for kv in top[:3])
+        stopped = log_kind_stopped(group, now, live_s)
+        if stopped is not None:
+            group['stopped_ago_s'] = stopped
+            group['status'] = 'ok'
+            text += ' (stopped %s ago)' % timefmt.duration(group['stopped_ago_s'])
         parts.append(text)
     if 'auth_failed' in groups and groups['auth_failed']['count'] < AUTH_FAILED_WARN:
         groups['auth_failed']['status'] = 'ok'
@@ -629,7 +653,8 @@ def log_check(module, window_s):
     """pg.log of the service: the container's log through the engine (deploy.container), else the log file."""
     p = module.params
     host, service = p['report_host'], p['service']
-    since = time.time() - window_s
+    now = time.time()
+    since = now - window_s
     if p.get('container') and not p.get('log_file'):
         source = 'docker logs %s' % p['container']
         try:
@@ -637,7 +662,7 @@ def log_check(module, window_s):
             out, err = client.logs(p['container'], since=since, tail=20000)
         except (DockerError, OSError) as exc:
             return evaluate_log(host, service, None, source, window_s, error=one_line(str(exc), 200))
-        return evaluate_log(host, service, parse_pg_log(out + '\n' + err, since), source, window_s)
+        return evaluate_log(host, service, parse_pg_log(out + '\n' + err, since), source, window_s, now=now)
     path = find_log_file(p)
     if not path:
         return evaluate_log(host, service, None, 'log file', window_s, error='no log file found (set log_file; looked in %s)'
@@ -646,4 +671,4 @@ def log_check(module, window_s):
         text = _tail_file(path, p.get('log_max_bytes') or 8388608)
     except OSError as exc:
         return evaluate_log(host, service, None, path, window_s, error=one_line(exc.strerror or str(exc), 200))
-    return evaluate_log(host, service, parse_pg_log(text, since), path, window_s)
+    return evaluate_log(host, service, parse_pg_log(text, since), path, window_s, now=now)
