@@ -52,7 +52,9 @@ FAULTS = {
 # CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 20 ~30 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
-CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed']
+# pg_slot_retained: ~25 s (an escalation: inject, triage, heal)
+CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed',
+             'pg_slot_retained']
 # Triage runs within seconds of the injection, while a real incident is minutes old when someone triages it:
 # leaked sessions count once idle in transaction for postgres_idle_in_transaction_warn_seconds (30 s by
 # default), so the test says 1 s rather than waiting for the clock (as test_fleet_triage does).
