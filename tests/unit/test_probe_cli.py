@@ -323,14 +323,15 @@ def test_postgres_area_through_psql_evaluates_like_the_library(monkeypatch):
          'backend_type': 'client backend', 'datname': 'app', 'state': 'active', 'wait_event_type': 'Lock',
          'wait_event': 'relation', 'xact_age_s': 40.0, 'query_age_s': 40.0, 'state_age_s': 40.0, 'blocked_by': [10],
          'query': 'UPDATE orders\nSET x = 1 -- "|"'}]
-    answers = {**VIEW_ANSWERS, 'version()': [{'version': 'PostgreSQL 15.5', 'server_version': '15.5', 'max_connections': 40,
-                              'reserved_connections': 3, 'uptime_s': 3600.0, 'in_recovery': False}],
-               'pg_stat_activity': activity,
-               'pg_locks': [{'pid': 11, 'locktype': 'relation', 'mode': 'RowExclusiveLock', 'relation': 'orders',
-                             'wait_s': 40.0}],
-               'pg_database': [{'datname': 'app', 'bytes': 7800000}],
-               'data_directory': [{'data_directory': '/nonexistent/pgdata'}],
-               'SELECT 1 AS ok': [{'ok': 1}]}
+    answers = dict(VIEW_ANSWERS)
+    answers.update({'version()': [{'version': 'PostgreSQL 15.5', 'server_version': '15.5', 'max_connections': 40,
+                                   'reserved_connections': 3, 'uptime_s': 3600.0, 'in_recovery': False}],
+                    'pg_stat_activity': activity,
+                    'pg_locks': [{'pid': 11, 'locktype': 'relation', 'mode': 'RowExclusiveLock', 'relation': 'orders',
+                                  'wait_s': 40.0}],
+                    'pg_database': [{'datname': 'app', 'bytes': 7800000}],
+                    'data_directory': [{'data_directory': '/nonexistent/pgdata'}],
+                    'SELECT 1 AS ok': [{'ok': 1}]})
 
     def answer(_argv, stdin):
         for needle, rows in answers.items():

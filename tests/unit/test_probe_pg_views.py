@@ -93,10 +93,10 @@ def test_statements_not_installed_is_ok_with_a_hint_and_text_is_cut():
     elsewhere = area.evaluate_statements('db-1', 'db', dict(ext, on_search_path=False, schema='ext'), None)
     assert elsewhere['status'] == 'ok' and 'search_path' in elsewhere['summary']
     long_text = 'SELECT ' + 'x, ' * 500 + '{{ 7 * 7 }}'
-    top = _valid(area.evaluate_statements('db-1', 'db', ext, [{'queryid': '1', 'calls': 3, 'total_ms': 90000.0,
-                                                                 'mean_ms': 30000.0, 'rows': 3, 'query': long_text}]))
+    rows = [{'queryid': '1', 'calls': 3, 'total_ms': 90000.0, 'mean_ms': 30000.0, 'rows': 3, 'query': long_text}]
+    top = _valid(area.evaluate_statements('db-1', 'db', ext, rows))
     assert top['status'] == 'ok' and len(top['evidence']['statements'][0]['query']) <= area.STATEMENT_CHARS
-    assert 'top statement by total time: 1 min 30 s' in top['summary'] or 'top statement by total time' in top['summary']
+    assert top['summary'].startswith('top statement by total time: ') and '3 calls' in top['summary']
 
 
 def test_collect_reads_pg_stat_statements_only_where_installed():
