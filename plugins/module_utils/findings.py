@@ -116,6 +116,26 @@ EVIDENCE = {
     'pg.log': _ERROR + ('groups', 'groups{}.count', 'groups{}.status', 'groups{}.first_ts', 'groups{}.last_ts',
                         'groups{}.sample', 'groups{}.by_role', 'groups{}.stopped_ago_s', 'other', 'lines', 'unparsed',
                         'source', 'window_s', 'auth_failed_roles'),
+    # area_postgres.evaluate_replication/_vacuum/_temp/_statements: the database's own catalog views
+    'pg.replication': _ERROR + ('slots', 'slots[].name', 'slots[].type', 'slots[].database', 'slots[].active',
+                                'slots[].active_pid', 'slots[].wal_status', 'slots[].retained_bytes',
+                                'slots[].past_threshold', 'slot_count', 'inactive_retaining', 'replicas',
+                                'replicas[].application_name', 'replicas[].client_addr', 'replicas[].state',
+                                'replicas[].sync_state', 'replicas[].replay_lag_s', 'replicas[].lag_bytes', 'archiver',
+                                'archiver.archive_mode', 'archiver.archived_count', 'archiver.failed_count',
+                                'archiver.last_failed_wal', 'archiver.last_failed_age_s', 'archiver.last_archived_age_s',
+                                'archive_failing', 'thresholds', 'thresholds.slot_retained_warn_bytes',
+                                'thresholds.slot_retained_crit_bytes', 'thresholds.replica_lag_warn_seconds',
+                                'thresholds.replica_lag_crit_seconds'),
+    'pg.vacuum': _ERROR + ('databases', 'databases[].database', 'databases[].xid_age', 'databases[].pct_of_wraparound',
+                           'tables', 'tables[].table', 'tables[].dead_tuples', 'tables[].live_tuples',
+                           'tables[].last_autovacuum_age_s', 'tables[].last_vacuum_age_s', 'autovacuum',
+                           'autovacuum_freeze_max_age', 'xid_age_warn_pct', 'xid_age_crit_pct'),
+    'pg.temp': _ERROR + ('databases', 'databases[].database', 'databases[].temp_files', 'databases[].temp_bytes',
+                         'databases[].stats_reset_age_s', 'temp_files', 'temp_bytes', 'temp_bytes_warn'),
+    'pg.statements': _ERROR + ('installed', 'hint', 'version', 'schema', 'statements', 'statements[].queryid',
+                               'statements[].calls', 'statements[].total_ms', 'statements[].mean_ms',
+                               'statements[].rows', 'statements[].query'),
     # area_redis (+ area_redis.describe_prefixes on a redis.memory that is not ok)
     'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s'),
     'redis.memory': _ERROR + ('used_memory', 'used_memory_human', 'used_memory_peak', 'maxmemory', 'maxmemory_policy',
@@ -151,7 +171,7 @@ EVIDENCE = {
     # area_network.evaluate_container_resources (docker) / evaluate_unit_resources (systemd)
     'container.resources': ('container', 'cpu_pct', 'online_cpus', 'cpu_pct_of_capacity', 'memory_used', 'memory_limit',
                             'memory_pct', 'network', 'network.rx_bytes', 'network.tx_bytes', 'pids', 'unit',
-                            'memory_source', 'main_pid', 'active_state',
+                            'memory_source', 'main_pid', 'active_state', 'source',  # source: cgroup or engine stats
                             'exceeded'),  # the measures past their threshold: memory, cpu
     # area_host.evaluate_oom: kernel OOM kills (kernel log of the window, the services' cgroup counters)
     'host.oom': ('kills', 'kills[].ts', 'kills[].pid', 'kills[].process', 'kills[].cgroup', 'kills[].constraint',

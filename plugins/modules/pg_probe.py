@@ -18,6 +18,12 @@ description:
     C(pg.long_queries) (not idle, running longer than the threshold), C(pg.locks) (blocked pid, blocking pid,
     both queries, wait time and the whole blocking chain from C(pg_blocking_pids)) and C(pg.disk)
     (database sizes and the data directory's filesystem usage, read in the container or on the host).
+  - From the database's own catalog views, in the same connection, C(pg.replication) (replication slots with
+    their retained WAL, C(pg_stat_replication) replay lag, C(pg_stat_archiver) failures in O(window)),
+    C(pg.vacuum) (transaction ID age per database against 2^31, the tables with the most dead tuples and their
+    last autovacuum), C(pg.temp) (temporary files and bytes since the statistics reset) and C(pg.statements)
+    (the top statements by total time when C(pg_stat_statements) is installed in the probed database; not
+    installed is C(ok) with a hint). Each view query has a LIMIT and reads no table.
   - A server that cannot be reached gives a C(crit) C(pg.connectivity) finding with the error in one line and
     C(unknown) for the other checks; the module itself does not fail.
   - Read-only (autocommit, no writes). Connect as a role with C(pg_monitor) to see other sessions' queries.
@@ -89,6 +95,34 @@ options:
         description: Usage that makes C(pg.disk) C(crit).
         type: float
         default: 95
+      slot_retained_warn_bytes:
+        description: WAL (bytes) an inactive replication slot retains that makes C(pg.replication) C(warn).
+        type: int
+        default: 1073741824
+      slot_retained_crit_bytes:
+        description: WAL (bytes) an inactive replication slot retains that makes C(pg.replication) C(crit).
+        type: int
+        default: 10737418240
+      replica_lag_warn_seconds:
+        description: A replica's replay lag (C(pg_stat_replication)) that makes C(pg.replication) C(warn).
+        type: float
+        default: 60
+      replica_lag_crit_seconds:
+        description: A replica's replay lag that makes C(pg.replication) C(crit).
+        type: float
+        default: 300
+      xid_age_warn_pct:
+        description: Transaction ID age of the oldest database (percent of 2^31, wraparound) that makes C(pg.vacuum) C(warn).
+        type: float
+        default: 50
+      xid_age_crit_pct:
+        description: Transaction ID age of the oldest database (percent of 2^31) that makes C(pg.vacuum) C(crit).
+        type: float
+        default: 75
+      temp_bytes_warn:
+        description: Temporary file bytes of a database since its statistics reset that make C(pg.temp) C(warn).
+        type: int
+        default: 107374182400
   query_chars:
     description: Characters of each query kept in the evidence.
     type: int

@@ -392,6 +392,35 @@ options:
             description: Queries (not idle) running at least this long are reported and make C(pg.long_queries) C(warn).
             type: float
             default: 30
+          replica_lag_crit_seconds:
+            description: A replica's replay lag that makes C(pg.replication) C(crit).
+            type: float
+            default: 300
+          replica_lag_warn_seconds:
+            description: A replica's replay lag (C(pg_stat_replication)) that makes C(pg.replication) C(warn).
+            type: float
+            default: 60
+          slot_retained_crit_bytes:
+            description: WAL (bytes) an inactive replication slot retains that makes C(pg.replication) C(crit).
+            type: int
+            default: 10737418240
+          slot_retained_warn_bytes:
+            description: WAL (bytes) an inactive replication slot retains that makes C(pg.replication) C(warn).
+            type: int
+            default: 1073741824
+          temp_bytes_warn:
+            description: Temporary file bytes of a database since its statistics reset that make C(pg.temp) C(warn).
+            type: int
+            default: 107374182400
+          xid_age_crit_pct:
+            description: Transaction ID age of the oldest database (percent of 2^31) that makes C(pg.vacuum) C(crit).
+            type: float
+            default: 75
+          xid_age_warn_pct:
+            description: Transaction ID age of the oldest database (percent of 2^31, wraparound) that makes C(pg.vacuum)
+              C(warn).
+            type: float
+            default: 50
       window:
         description: The incident window (C(15m)) of C(pg.log).
         type: str

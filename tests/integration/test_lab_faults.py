@@ -312,6 +312,17 @@ def check_tls_renewed(present):
         assert days >= 80 and not os.path.exists(renewed), days
 
 
+def check_pg_slot_retained(present):
+    slots = pg("SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots "
+               "WHERE slot_name = 'lab_lost_replica'")
+    if present:
+        assert len(slots) == 1 and slots[0][0] is False, slots
+        assert slots[0][1] >= 16 * 1048576, 'past the lab threshold (inventory/lab/host_vars/app-db.yml)'
+        assert http('/health/ready')[0] == 200, 'the database itself is healthy'
+    else:
+        assert slots == []
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -328,7 +339,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 20
+    assert len(listed) == 21
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

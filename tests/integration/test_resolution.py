@@ -46,11 +46,15 @@ FAULTS = {
     'db_password_rotated': ('app-db/pg.connectivity', 'db', None),
     # issue 20: apply_cert proposes the renewed pair staged in the endpoint's renewal_dir, as printed
     'tls_renewed': ('controller/net.tls_expiry', 'network', 'apply_cert'),
+    # issue 21: an inactive replication slot retaining WAL is escalated naming the slot; never a drop, never a restart
+    'pg_slot_retained': ('app-db/pg.replication', 'db', None),
 }
 # CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 20 ~30 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
-CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed']
+# pg_slot_retained: ~25 s (an escalation: inject, triage, heal)
+CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed',
+             'pg_slot_retained']
 # Triage runs within seconds of the injection, while a real incident is minutes old when someone triages it:
 # leaked sessions count once idle in transaction for postgres_idle_in_transaction_warn_seconds (30 s by
 # default), so the test says 1 s rather than waiting for the clock (as test_fleet_triage does).
@@ -137,6 +141,12 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
                 if name == 'db_password_rotated':  # escalated, naming the role and its owner; no restart anywhere
                     assert 'role "app"' in top['escalation'] and 'platform' in top['escalation'], top
                     assert not any('remediation_action=restart' in h['first_action'] and 'service=db' in h['first_action']
+                                   for h in diag['hypotheses']), diag['hypotheses']
+                if name == 'pg_slot_retained':  # the slot named (as data), what dropping it breaks, the owner
+                    assert top['escalation'] and '"lab_lost_replica"' in top['escalation'], top
+                    assert 'breaks the consumer' in top['escalation'] and 'platform' in top['escalation'], top
+                    assert 'app-db/pg.replication' in top['evidence'], top
+                    assert not any(h.get('action') in ('restart', 'kill_query') and h.get('service') == 'db'
                                    for h in diag['hypotheses']), diag['hypotheses']
                 RESULTS[name] = 'investigation: %s' % top['likely_cause']
                 return

@@ -323,14 +323,15 @@ def test_postgres_area_through_psql_evaluates_like_the_library(monkeypatch):
          'backend_type': 'client backend', 'datname': 'app', 'state': 'active', 'wait_event_type': 'Lock',
          'wait_event': 'relation', 'xact_age_s': 40.0, 'query_age_s': 40.0, 'state_age_s': 40.0, 'blocked_by': [10],
          'query': 'UPDATE orders\nSET x = 1 -- "|"'}]
-    answers = {'version()': [{'version': 'PostgreSQL 15.5', 'server_version': '15.5', 'max_connections': 40,
-                              'reserved_connections': 3, 'uptime_s': 3600.0, 'in_recovery': False}],
-               'pg_stat_activity': activity,
-               'pg_locks': [{'pid': 11, 'locktype': 'relation', 'mode': 'RowExclusiveLock', 'relation': 'orders',
-                             'wait_s': 40.0}],
-               'pg_database': [{'datname': 'app', 'bytes': 7800000}],
-               'data_directory': [{'data_directory': '/nonexistent/pgdata'}],
-               'SELECT 1 AS ok': [{'ok': 1}]}
+    answers = dict(VIEW_ANSWERS)
+    answers.update({'version()': [{'version': 'PostgreSQL 15.5', 'server_version': '15.5', 'max_connections': 40,
+                                   'reserved_connections': 3, 'uptime_s': 3600.0, 'in_recovery': False}],
+                    'pg_stat_activity': activity,
+                    'pg_locks': [{'pid': 11, 'locktype': 'relation', 'mode': 'RowExclusiveLock', 'relation': 'orders',
+                                  'wait_s': 40.0}],
+                    'pg_database': [{'datname': 'app', 'bytes': 7800000}],
+                    'data_directory': [{'data_directory': '/nonexistent/pgdata'}],
+                    'SELECT 1 AS ok': [{'ok': 1}]})
 
     def answer(_argv, stdin):
         for needle, rows in answers.items():
@@ -349,8 +350,91 @@ def test_postgres_area_through_psql_evaluates_like_the_library(monkeypatch):
     assert by_check['pg.locks']['evidence']['client'] == 'cli'
     assert by_check['pg.locks']['evidence']['root_pids'] == [10]
     assert by_check['pg.connectivity']['status'] == 'ok'
-    assert set(by_check) == {'pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk'}
+    assert set(by_check) == {'pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk',
+                             'pg.replication', 'pg.vacuum', 'pg.temp', 'pg.statements'}
     assert out['executed_queries'] and PG_SECRET not in json.dumps(out)
+
+
+# --- the catalog views through psql: the same evidence as the library for the same rows --------------------
+
+VIEW_ANSWERS = {
+    'pg_replication_slots': [{
+        'slots': [{'name': 'lost_replica', 'type': 'physical', 'database': None, 'active': False, 'active_pid': None,
+                   'wal_status': 'reserved', 'retained_bytes': 3 * 1024 ** 3}],
+        'slot_count': 1,
+        'replicas': [{'application_name': 'standby-1', 'client_addr': '10.0.0.8', 'state': 'streaming',
+                      'sync_state': 'async', 'replay_lag_s': 2.5, 'lag_bytes': 8192}],
+        'archiver': {'archive_mode': 'off', 'archived_count': 0, 'failed_count': 0, 'last_failed_wal': None,
+                     'last_failed_age_s': None, 'last_archived_age_s': None}}],
+    'datfrozenxid': [{'databases': [{'database': 'app', 'xid_age': 1200000000}, {'database': 'postgres', 'xid_age': 90}],
+                      'tables': [{'table': 'public.orders', 'dead_tuples': 50000, 'live_tuples': 200,
+                                  'last_autovacuum_age_s': None, 'last_vacuum_age_s': None}],
+                      'autovacuum': 'on', 'autovacuum_freeze_max_age': 200000000}],
+    'temp_bytes': [{'database': 'app', 'temp_files': 3, 'temp_bytes': 4096, 'stats_reset_age_s': None}],
+    "extname = 'pg_stat_statements'": [{'version': '1.10', 'schema': 'public', 'database': 'app',
+                                        'server_version_num': 150005, 'on_search_path': True}],
+    'FROM pg_stat_statements': [{'queryid': '-42', 'calls': 7, 'total_ms': 1234.5678, 'mean_ms': 176.3654, 'rows': 7,
+                                 'query': "SELECT {{ lookup('pipe', 'id') }} FROM orders WHERE note = '%s' AND x = $1"
+                                          % PG_SECRET}],
+}
+
+
+def test_the_catalog_views_through_psql_give_the_library_evidence(monkeypatch):
+    """pg.replication, pg.vacuum, pg.temp and pg.statements read through psql are the findings the pure
+    evaluation gives for the same rows (what the library path hands it); statement text is data, redacted."""
+    answers = dict(VIEW_ANSWERS, **{'SELECT 1 AS ok': [{'ok': 1}]})
+    calls = []
+
+    def answer(_argv, stdin):
+        calls.append(stdin)
+        for needle, rows in answers.items():
+            if needle in stdin:
+                return 0, json.dumps(rows), ''
+        return 0, '[]', ''
+
+    monkeypatch.setattr(pg_cli, 'run_process', FakeRun(answer))
+    monkeypatch.setattr(pg_cli, 'find_psql', lambda which=None: '/usr/bin/psql')
+    module = AreaModule(pg_params())
+    out = area_postgres.run(module)
+    by_check = dict((f['check'], f) for f in out['findings'])
+    t = area_postgres.thresholds_of(module, area_postgres.THRESHOLD_SPEC, area_postgres.PAIRS)
+    data = {'replication': VIEW_ANSWERS['pg_replication_slots'][0], 'vacuum': VIEW_ANSWERS['datfrozenxid'][0],
+            'temp': VIEW_ANSWERS['temp_bytes'][0:], 'statements_ext': VIEW_ANSWERS["extname = 'pg_stat_statements'"][0],
+            'statements': VIEW_ANSWERS['FROM pg_stat_statements'], 'errors': {}}
+    expected = dict((f['check'], f) for f in area_postgres.view_findings('db-1', 'db', data, t, 900))
+    for check in area_postgres.VIEW_CHECKS:
+        got = dict(by_check[check]['evidence'])
+        assert got.pop('client') == 'cli'
+        assert by_check[check]['status'] == expected[check]['status'], check
+        if check != 'pg.statements':
+            assert got == expected[check]['evidence'], check
+        assert validate(by_check[check]) == [], check
+    assert by_check['pg.replication']['status'] == 'warn'  # 3 GiB retained by an inactive slot: past 1 GiB, under 10
+    assert by_check['pg.replication']['evidence']['inactive_retaining'] == ['lost_replica']
+    assert by_check['pg.vacuum']['status'] == 'warn'  # 1.2e9 is 55.9 % of 2^31
+    statement = by_check['pg.statements']['evidence']['statements'][0]
+    assert by_check['pg.statements']['status'] == 'ok' and statement['calls'] == 7
+    assert PG_SECRET not in json.dumps(out) and "{{ lookup('pipe', 'id') }}" in statement['query']  # data, not run
+    # cheap: every view query has a LIMIT; the statements view is read only where the extension is installed
+    views = [c for c in calls if 'pg_replication_slots' in c or 'datfrozenxid' in c or 'temp_bytes' in c
+             or 'FROM pg_stat_statements' in c]
+    assert len(views) == 4 and all('LIMIT 10' in c for c in views), views
+
+
+def test_pg_stat_statements_absent_through_psql_is_ok_with_a_hint(monkeypatch):
+    calls = []
+
+    def answer(_argv, stdin):
+        calls.append(stdin)
+        return 0, json.dumps([{'ok': 1}]) if 'SELECT 1 AS ok' in stdin else '[]', ''
+
+    monkeypatch.setattr(pg_cli, 'run_process', FakeRun(answer))
+    monkeypatch.setattr(pg_cli, 'find_psql', lambda which=None: '/usr/bin/psql')
+    by_check = dict((f['check'], f) for f in area_postgres.run(AreaModule(pg_params()))['findings'])
+    assert by_check['pg.statements']['status'] == 'ok'
+    assert by_check['pg.statements']['evidence']['installed'] is False
+    assert 'CREATE EXTENSION pg_stat_statements' in by_check['pg.statements']['evidence']['hint']
+    assert not [c for c in calls if 'FROM pg_stat_statements' in c], 'the view is not read where it does not exist'
 
 
 # --- the console: a missing client once per host ---------------------------------------------------------

@@ -40,6 +40,7 @@ TABLE = {
     'db_password_rotated': (None, 'db'),                 # auth: escalate, never restart a healthy database
     'tls_renewed': ('apply_cert', 'proxy'),              # the staged renewed pair
     'oom_kill': ('restart', 'backend'),                  # leaking: the kernel OOM-killed its own process
+    'pg_slot_retained': (None, 'db'),                    # wal_retained: escalate naming the slot, never drop or restart
 }
 
 

@@ -68,6 +68,76 @@ FROM pg_database WHERE datallowconn ORDER BY 2 DESC
 
 SQL_DATA_DIRECTORY = "SELECT current_setting('data_directory') AS data_directory"
 
+# --- the database's own catalog views: pg.replication, pg.vacuum, pg.temp, pg.statements -------------------------
+# Cheap by construction: catalog and statistics views only, each with a LIMIT, no user table read. Every number is
+# cast to bigint/float8 and every time is an age in seconds, so psycopg2 and psql give the same values (json
+# columns come back as lists on both paths).
+
+SQL_REPLICATION = """
+WITH cur AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn)
+SELECT
+  (SELECT coalesce(json_agg(s), '[]'::json) FROM (
+     SELECT slot_name::text AS name, slot_type AS type, database::text AS database, active, active_pid,
+            wal_status, pg_wal_lsn_diff(cur.lsn, restart_lsn)::bigint AS retained_bytes
+     FROM pg_replication_slots, cur
+     ORDER BY pg_wal_lsn_diff(cur.lsn, restart_lsn) DESC NULLS LAST, slot_name
+     LIMIT %(limit)s) s) AS slots,
+  (SELECT count(*) FROM pg_replication_slots)::int AS slot_count,
+  (SELECT coalesce(json_agg(r), '[]'::json) FROM (
+     SELECT application_name, client_addr::text AS client_addr, state, sync_state,
+            EXTRACT(EPOCH FROM replay_lag)::float8 AS replay_lag_s,
+            pg_wal_lsn_diff(cur.lsn, replay_lsn)::bigint AS lag_bytes
+     FROM pg_stat_replication, cur
+     ORDER BY replay_lag DESC NULLS LAST
+     LIMIT %(limit)s) r) AS replicas,
+  (SELECT row_to_json(a) FROM (
+     SELECT current_setting('archive_mode') AS archive_mode, archived_count, failed_count, last_failed_wal,
+            EXTRACT(EPOCH FROM (now() - last_failed_time))::float8 AS last_failed_age_s,
+            EXTRACT(EPOCH FROM (now() - last_archived_time))::float8 AS last_archived_age_s
+     FROM pg_stat_archiver) a) AS archiver
+"""
+
+SQL_VACUUM = """
+SELECT
+  (SELECT coalesce(json_agg(d), '[]'::json) FROM (
+     SELECT datname::text AS database, age(datfrozenxid)::bigint AS xid_age
+     FROM pg_database WHERE datallowconn ORDER BY age(datfrozenxid) DESC LIMIT %(limit)s) d) AS databases,
+  (SELECT coalesce(json_agg(t), '[]'::json) FROM (
+     SELECT schemaname::text || '.' || relname::text AS "table", n_dead_tup::bigint AS dead_tuples,
+            n_live_tup::bigint AS live_tuples,
+            EXTRACT(EPOCH FROM (now() - last_autovacuum))::float8 AS last_autovacuum_age_s,
+            EXTRACT(EPOCH FROM (now() - last_vacuum))::float8 AS last_vacuum_age_s
+     FROM pg_stat_user_tables WHERE n_dead_tup > 0 ORDER BY n_dead_tup DESC LIMIT %(limit)s) t) AS tables,
+  current_setting('autovacuum') AS autovacuum,
+  current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age
+"""
+
+SQL_TEMP = """
+SELECT datname::text AS database, temp_files::bigint AS temp_files, temp_bytes::bigint AS temp_bytes,
+       EXTRACT(EPOCH FROM (now() - stats_reset))::float8 AS stats_reset_age_s
+FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY temp_bytes DESC LIMIT %(limit)s
+"""
+
+SQL_STATEMENTS_EXT = """
+SELECT e.extversion AS version, n.nspname::text AS schema, current_database()::text AS database,
+       current_setting('server_version_num')::int AS server_version_num,
+       n.nspname = ANY (current_schemas(false)) AS on_search_path
+FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'pg_stat_statements'
+"""
+
+# pg_stat_statements of PostgreSQL 13 and later (total_exec_time), and before (total_time); the view is read
+# unqualified (the extension's schema must be on the search path: SQL_STATEMENTS_EXT tells).
+SQL_STATEMENTS = """
+SELECT queryid::text AS queryid, calls::bigint AS calls, total_exec_time::float8 AS total_ms,
+       mean_exec_time::float8 AS mean_ms, rows::bigint AS rows, left(query, %(query_chars)s) AS query
+FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %(limit)s
+"""
+SQL_STATEMENTS_12 = SQL_STATEMENTS.replace('total_exec_time', 'total_time').replace('mean_exec_time', 'mean_time')
+
+VIEW_ROWS = 10  # rows each catalog view keeps (slots, replicas, databases, tables, statements)
+XID_WRAP = 2 ** 31
+
 
 def rows(cursor):
     names = [d[0] for d in cursor.description]
@@ -83,22 +153,38 @@ def collect(conn, query_chars=500):
         ('lock_waits', SQL_LOCK_WAITS, None),
         ('db_sizes', SQL_DB_SIZES, None),
         ('data_directory', SQL_DATA_DIRECTORY, None),
+        ('replication', SQL_REPLICATION, {'limit': VIEW_ROWS}),
+        ('vacuum', SQL_VACUUM, {'limit': VIEW_ROWS}),
+        ('temp', SQL_TEMP, {'limit': VIEW_ROWS}),
+        ('statements_ext', SQL_STATEMENTS_EXT, None),
     )
     executed = []
-    for key, sql, params in queries:
+
+    def run_one(key, sql, params):
         cur = conn.cursor()
         try:
             cur.execute(sql, params)
             result = rows(cur)
-            data[key] = result[0] if key in ('server', 'data_directory') and result else result
+            data[key] = (result[0] if result else None) if key in SINGLE_ROW else result
         except Exception as exc:  # pylint: disable=broad-except
             data['errors'][key] = '%s: %s' % (type(exc).__name__, one_line(str(exc), 200))
             data[key] = None
         finally:
             cur.close()
         executed.append(' '.join(sql.split()))
+
+    for key, sql, params in queries:
+        run_one(key, sql, params)
+    ext = data.get('statements_ext')
+    if ext and ext.get('on_search_path'):  # only where the extension is installed: its view exists
+        sql = SQL_STATEMENTS if (ext.get('server_version_num') or 0) >= 130000 else SQL_STATEMENTS_12
+        run_one('statements', sql, {'query_chars': min(query_chars, STATEMENT_CHARS), 'limit': VIEW_ROWS})
     data['executed_queries'] = executed
     return data
+
+
+SINGLE_ROW = ('server', 'data_directory', 'replication', 'vacuum', 'statements_ext')
+STATEMENT_CHARS = 300  # characters of a statement's text kept (pg_stat_statements' text is normalized, $1 for values)
 
 
 def _client(activity):
@@ -312,6 +398,161 @@ def evaluate_disk(host, service, db_sizes, data_directory, fs, t, fs_error=None)
     return finding('pg.disk', host, service, 'unknown', 'no size information: %s' % (fs_error or 'queries failed'), evidence)
 
 
+def _age(seconds):
+    return timefmt.duration(seconds) if seconds is not None else 'never'
+
+
+def evaluate_replication(host, service, repl, t, window_s, error=None):
+    """pg.replication: slots and their retained WAL, replicas' lag, archiver failures.
+
+    An inactive slot keeps every WAL segment from its restart_lsn on: warn/crit past the retained-bytes thresholds
+    (the disk fills until someone drops the slot or starts its consumer). A replica's replay lag past its
+    thresholds; the archiver failing in the window (warn), failing now, its last failure after its last success
+    (crit)."""
+    if error or repl is None:
+        return not_checked('pg.replication', host, service, error or 'no answer')
+    slots = [dict(s) for s in repl.get('slots') or []]
+    replicas = repl.get('replicas') or []
+    archiver = repl.get('archiver') or {}
+    statuses, parts = [], []
+    inactive = [s for s in slots if not s.get('active')]
+    retaining = [s for s in inactive if (s.get('retained_bytes') or 0) >= t['slot_retained_warn_bytes']]
+    for s in slots:
+        s['past_threshold'] = s in retaining
+    for s in retaining:
+        statuses.append(level(s.get('retained_bytes'), t['slot_retained_warn_bytes'], t['slot_retained_crit_bytes']))
+    lost = [s for s in slots if s.get('wal_status') == 'lost']
+    if lost:
+        statuses.append('warn')
+    if retaining:
+        parts.append('inactive slot%s retaining WAL: %s' % ('' if len(retaining) == 1 else 's', ', '.join(
+            '%s (%s, %s)' % (_q(s.get('name'), 64), s.get('type') or '?', human_bytes(s.get('retained_bytes')))
+            for s in retaining[:3])))
+    if lost:
+        parts.append('slot%s lost (WAL removed, consumer must resync): %s' % (
+            '' if len(lost) == 1 else 's', ', '.join(_q(s.get('name'), 64) for s in lost[:3])))
+    lagging = [r for r in replicas if (r.get('replay_lag_s') or 0) >= t['replica_lag_warn_seconds']]
+    for r in lagging:
+        statuses.append(level(r.get('replay_lag_s'), t['replica_lag_warn_seconds'], t['replica_lag_crit_seconds']))
+    if lagging:
+        parts.append('replica lag: %s' % ', '.join('%s %s (%s behind)' % (
+            _q(r.get('application_name') or r.get('client_addr') or '?', 64), timefmt.duration(r.get('replay_lag_s')),
+            human_bytes(r.get('lag_bytes'))) for r in lagging[:3]))
+    failed_age = archiver.get('last_failed_age_s')
+    archived_age = archiver.get('last_archived_age_s')
+    archive_failing = failed_age is not None and failed_age <= window_s
+    if archive_failing:
+        failing_now = archived_age is None or failed_age < archived_age
+        statuses.append('crit' if failing_now else 'warn')
+        parts.append('archiver %s: %s failures, last %s ago (%s)%s' % (
+            'failing' if failing_now else 'failed in the window', archiver.get('failed_count'),
+            timefmt.duration(failed_age), _q(archiver.get('last_failed_wal'), 40),
+            ', last archived %s ago' % timefmt.duration(archived_age) if archived_age is not None else ', never archived'))
+    status = worst(statuses or ['ok'])
+    if not parts:
+        parts.append('%d slot%s (%d inactive, most retained %s), %d replica%s%s, archiver %s' % (
+            repl.get('slot_count') or 0, '' if (repl.get('slot_count') or 0) == 1 else 's', len(inactive),
+            human_bytes(slots[0].get('retained_bytes')) if slots and slots[0].get('retained_bytes') is not None else '0 B',
+            len(replicas), '' if len(replicas) == 1 else 's',
+            ' (longest lag %s)' % timefmt.duration(max(r.get('replay_lag_s') or 0 for r in replicas)) if replicas else '',
+            'off' if archiver.get('archive_mode') in (None, 'off') else 'ok'))
+    evidence = {
+        'slots': slots, 'slot_count': repl.get('slot_count'),
+        'inactive_retaining': [s.get('name') for s in retaining], 'replicas': replicas, 'archiver': archiver,
+        'archive_failing': archive_failing,
+        'thresholds': {'slot_retained_warn_bytes': t['slot_retained_warn_bytes'],
+                       'slot_retained_crit_bytes': t['slot_retained_crit_bytes'],
+                       'replica_lag_warn_seconds': t['replica_lag_warn_seconds'],
+                       'replica_lag_crit_seconds': t['replica_lag_crit_seconds']},
+    }
+    return finding('pg.replication', host, service, status, '; '.join(parts), evidence)
+
+
+def evaluate_vacuum(host, service, vac, t, error=None):
+    """pg.vacuum: transaction ID age per database against 2^31 (wraparound: the server stops assigning IDs near
+    it), and the tables with the most dead tuples with their last autovacuum (evidence; the age rates)."""
+    if error or vac is None:
+        return not_checked('pg.vacuum', host, service, error or 'no answer')
+    databases = [dict(d, pct_of_wraparound=pct(d.get('xid_age') or 0, XID_WRAP)) for d in vac.get('databases') or []]
+    tables = vac.get('tables') or []
+    oldest = databases[0] if databases else {}
+    oldest_pct = oldest.get('pct_of_wraparound')
+    status = level(oldest_pct, t['xid_age_warn_pct'], t['xid_age_crit_pct']) if databases else 'unknown'
+    summary = 'oldest transaction ID age %s in %s (%s of 2^31)' % (
+        '{:,}'.format(oldest.get('xid_age') or 0), _q(oldest.get('database'), 64), fmt_pct(oldest_pct)) \
+        if databases else 'no database visible'
+    if tables:
+        top = tables[0]
+        summary += '; most dead tuples: %s %s (live %s, last autovacuum %s%s)' % (
+            _q(top.get('table'), 80), '{:,}'.format(top.get('dead_tuples') or 0), '{:,}'.format(top.get('live_tuples') or 0),
+            _age(top.get('last_autovacuum_age_s')), ' ago' if top.get('last_autovacuum_age_s') is not None else '')
+    if vac.get('autovacuum') == 'off':
+        summary += '; autovacuum is off'
+        status = worst([status, 'warn'])
+    evidence = {'databases': databases, 'tables': tables, 'autovacuum': vac.get('autovacuum'),
+                'autovacuum_freeze_max_age': vac.get('autovacuum_freeze_max_age'),
+                'xid_age_warn_pct': t['xid_age_warn_pct'], 'xid_age_crit_pct': t['xid_age_crit_pct']}
+    return finding('pg.vacuum', host, service, status, summary, evidence)
+
+
+def evaluate_temp(host, service, temp, t, error=None):
+    """pg.temp: temporary files written per database since its statistics were reset (totals: one probe has no
+    rate); warn past temp_bytes_warn."""
+    if error or temp is None:
+        return not_checked('pg.temp', host, service, error or 'no answer')
+    total_files = sum(d.get('temp_files') or 0 for d in temp)
+    total_bytes = sum(d.get('temp_bytes') or 0 for d in temp)
+    over = [d for d in temp if (d.get('temp_bytes') or 0) >= t['temp_bytes_warn']]
+    status = 'warn' if over else 'ok'
+    top = temp[0] if temp else {}
+    reset = top.get('stats_reset_age_s')
+    summary = '%d temp file%s, %s since statistics reset%s%s' % (
+        total_files, '' if total_files == 1 else 's', human_bytes(total_bytes),
+        ' (%s ago)' % timefmt.duration(reset) if reset is not None else ' (never reset)',
+        '; most: %s %s in %d files' % (_q(top.get('database'), 64), human_bytes(top.get('temp_bytes')),
+                                       top.get('temp_files') or 0) if total_bytes else '')
+    if over:
+        summary += '; past %s: %s' % (human_bytes(t['temp_bytes_warn']), ', '.join(_q(d.get('database'), 64) for d in over[:3]))
+    evidence = {'databases': temp, 'temp_files': total_files, 'temp_bytes': total_bytes,
+                'temp_bytes_warn': t['temp_bytes_warn']}
+    return finding('pg.temp', host, service, status, summary, evidence)
+
+
+STATEMENTS_HINT = ('pg_stat_statements is not installed in this database: add it to shared_preload_libraries '
+                   '(restart needed) and run CREATE EXTENSION pg_stat_statements; to see the top statements')
+
+
+def evaluate_statements(host, service, ext, statements, error=None, ext_error=None):
+    """pg.statements: the top statements by total execution time when pg_stat_statements is installed in the
+    probed database. Not installed (or not loaded) is ok with a hint, never a failure. Statement texts are the
+    server's (normalized, $1 for values), cut to STATEMENT_CHARS: data, never templated."""
+    if ext_error:
+        return not_checked('pg.statements', host, service, ext_error)
+    if not ext:
+        return finding('pg.statements', host, service, 'ok', 'pg_stat_statements not installed (no top statements)',
+                       {'installed': False, 'hint': STATEMENTS_HINT, 'statements': []})
+    base = {'installed': True, 'version': ext.get('version'), 'schema': ext.get('schema'), 'statements': []}
+    if not ext.get('on_search_path'):
+        base['hint'] = 'pg_stat_statements is installed in schema %s, not on the probe role\'s search_path' % _q(
+            ext.get('schema'), 64)
+        return finding('pg.statements', host, service, 'ok', base['hint'], base)
+    if error:
+        if 'shared_preload_libraries' in error:
+            base['hint'] = 'pg_stat_statements is installed but not loaded: add it to shared_preload_libraries (restart needed)'
+            return finding('pg.statements', host, service, 'ok', base['hint'], base)
+        return not_checked('pg.statements', host, service, error)
+    rows_ = [dict(r, total_ms=round(r.get('total_ms') or 0, 1), mean_ms=round(r.get('mean_ms') or 0, 2),
+                  query=_q(r.get('query'), STATEMENT_CHARS)) for r in statements or []]
+    base['statements'] = rows_
+    if not rows_:
+        return finding('pg.statements', host, service, 'ok', 'pg_stat_statements has no statements yet', base)
+    top = rows_[0]
+    summary = 'top statement by total time: %s over %s calls (mean %.1f ms): %s' % (
+        timefmt.duration((top['total_ms'] or 0) / 1000.0), '{:,}'.format(top.get('calls') or 0), top['mean_ms'],
+        _q(top.get('query'), 80))
+    return finding('pg.statements', host, service, 'ok', summary, base)
+
+
 def parse_df(kb_output, inode_output=None):
     """Filesystem usage from `df -P -k PATH` (and `df -P -i PATH`) output."""
     def last_fields(text):
@@ -361,9 +602,20 @@ THRESHOLD_SPEC = dict(
     blocked_sessions_warn=dict(type='int', default=3),
     disk_warn_pct=dict(type='float', default=90),
     disk_crit_pct=dict(type='float', default=95),
+    slot_retained_warn_bytes=dict(type='int', default=1073741824),
+    slot_retained_crit_bytes=dict(type='int', default=10737418240),
+    replica_lag_warn_seconds=dict(type='float', default=60),
+    replica_lag_crit_seconds=dict(type='float', default=300),
+    xid_age_warn_pct=dict(type='float', default=50),
+    xid_age_crit_pct=dict(type='float', default=75),
+    temp_bytes_warn=dict(type='int', default=107374182400),
 )
 PAIRS = (('connections_warn_pct', 'connections_crit_pct'), ('long_query_seconds', 'long_query_crit_seconds'),
-         ('lock_wait_warn_seconds', 'lock_wait_crit_seconds'), ('disk_warn_pct', 'disk_crit_pct'))
+         ('lock_wait_warn_seconds', 'lock_wait_crit_seconds'), ('disk_warn_pct', 'disk_crit_pct'),
+         ('slot_retained_warn_bytes', 'slot_retained_crit_bytes'), ('replica_lag_warn_seconds', 'replica_lag_crit_seconds'),
+         ('xid_age_warn_pct', 'xid_age_crit_pct'))
+# the checks of the catalog views (one finding each)
+VIEW_CHECKS = ('pg.replication', 'pg.vacuum', 'pg.temp', 'pg.statements')
 
 
 def data_dir_usage(module, path):
@@ -438,7 +690,7 @@ def _run(module, client='library'):
         error = pg_common.describe_error(exc, secrets)
         findings = [evaluate_connectivity(host, service, None, None, error=error)]
         findings += [not_checked(c, host, service, 'no connection to %s:%s' % (p['login_host'], p['login_port']))
-                     for c in ('pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk')]
+                     for c in ('pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk') + VIEW_CHECKS]
         return dict(changed=False, findings=findings, evidence_files={}, executed_queries=[])
     latency_ms = round((time.monotonic() - started) * 1000, 1)
     try:
@@ -457,11 +709,24 @@ def _run(module, client='library'):
     datadir = (data.get('data_directory') or {}).get('data_directory') or p['data_directory']
     fs, fs_error = data_dir_usage(module, datadir)
     findings.append(evaluate_disk(host, service, data.get('db_sizes'), datadir, fs, t, fs_error))
+    findings += view_findings(host, service, data, t, parse_duration(p.get('window') or '15m'))
     files = {'pg-activity-%s.json' % service: data.get('activity') or [],
              'pg-locks-%s.json' % service: data.get('lock_waits') or []}
     if errors:
         files['pg-errors-%s.json' % service] = errors
     return dict(changed=False, findings=findings, evidence_files=files, executed_queries=data['executed_queries'])
+
+
+def view_findings(host, service, data, t, window_s):
+    """pg.replication, pg.vacuum, pg.temp, pg.statements from collect()'s data (a failed query: unknown)."""
+    errors = data.get('errors') or {}
+    return [
+        evaluate_replication(host, service, data.get('replication'), t, window_s, errors.get('replication')),
+        evaluate_vacuum(host, service, data.get('vacuum'), t, errors.get('vacuum')),
+        evaluate_temp(host, service, data.get('temp'), t, errors.get('temp')),
+        evaluate_statements(host, service, data.get('statements_ext'), data.get('statements'),
+                            errors.get('statements'), errors.get('statements_ext')),
+    ]
 
 
 # --- pg.log: the server's own log in the window ----------------------------------------------------------------

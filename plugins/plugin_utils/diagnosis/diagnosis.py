@@ -823,8 +823,34 @@ def rule_db_auth_failures(findings, ctx, cmd):
     return out
 
 
+def rule_wal_retained_by_slot(findings, ctx, cmd):
+    """An inactive replication slot retains WAL (pg.replication, areas/postgres.py): its consumer (a replica, a
+    CDC or backup tool) is gone or stopped, and the database keeps every WAL segment for it until the disk is full.
+    Disk pressure on the same host (pg.disk, host.disk) points at the slot. No automated action: dropping the
+    slot frees the WAL but breaks the consumer that owns it (it must be rebuilt), and a restart frees nothing; an
+    escalation naming the slot, for a person to decide."""
+    out = []
+    for finding in _bad(findings, 'pg.replication'):
+        slots = [s for s in (_values(finding, ('inactive_retaining',)) or [[]])[0] if isinstance(s, str)]
+        if not slots:
+            continue
+        service = finding.get('service') or 'db'
+        disk = [f for f in _bad(findings, 'pg.disk', 'host.disk')
+                if f.get('host') == finding.get('host') or (f.get('service') and f.get('service') == service)]
+        named = ', '.join(safety.as_data(s) for s in slots[:3])
+        hyp = _hypothesis(
+            'gradual_degradation',
+            '%sinactive replication slot %s retains WAL on %s: its consumer is gone or stopped' % (
+                'Disk pressure on %s: ' % finding.get('host') if disk else '', named, service),
+            [finding] + disk, 0.85 if disk else 0.6, cmd.investigate('db'), service=service, action=None)
+        hyp['escalation'] = safety.slot_escalation(service, slots, ctx)
+        hyp['then'] = hyp['escalation']
+        out.append(hyp)
+    return out
+
+
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
-         rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures)
+         rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures, rule_wal_retained_by_slot)
 
 
 def evidence_of(doc, action, service=None):

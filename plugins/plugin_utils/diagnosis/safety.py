@@ -42,6 +42,7 @@ EVIDENCE_ACTIONS = {
     'authz': (),                              # a permission or pg_hba rule refuses a client
     'config': (),                             # a setting is wrong (unknown database, TLS mode, ...)
     'client_slots': ('kill_query',),          # too many clients: end the holders, never restart the server
+    'wal_retained': (),                       # an inactive replication slot keeps WAL: a person decides on the slot
 }
 
 # What a person must do, per class that allows no automated action.
@@ -49,6 +50,8 @@ ESCALATION = {
     'auth': 'a credential is refused: set the same secret on both sides (the server and every client that uses it)',
     'authz': 'a permission or access rule refuses the client: fix the grant or the access rule (pg_hba.conf, ACL)',
     'config': 'a setting is wrong: fix the named setting in the client\'s or the server\'s configuration',
+    'wal_retained': 'an inactive replication slot retains WAL: start its consumer, or drop the slot (which breaks the '
+                    'consumer that owns it)',
 }
 
 _ERROR_CLASSES = (
@@ -160,6 +163,8 @@ def own_evidence(findings, service, ctx=None):
             kind = classify_error(_error_texts(finding))
             if kind:
                 classes.setdefault(kind, finding)
+        elif check == 'pg.replication' and status in contract.BAD and contract.evidence(finding).get('inactive_retaining'):
+            classes.setdefault('wal_retained', finding)  # the database is up; a slot's consumer is not
         elif check == 'host.oom' and status in contract.BAD:
             classes.setdefault('leaking', finding)  # the kernel OOM-killed the service's own process
         elif check == 'container.resources' and status in contract.BAD and _memory(finding):
@@ -197,6 +202,17 @@ def escalation(kind, service, finding, ctx=None):
         ('; failing: %s' % what) if what else '')
 
 
+def slot_escalation(service, slots, ctx=None):
+    """The escalation for replication slots that retain WAL: the slots (as data), what dropping one breaks, who
+    owns the service. Never an automated drop, never a restart."""
+    named = ', '.join(as_data(s) for s in list(slots or [])[:3]) or 'an inactive slot'
+    return ('Do not restart %s and do not drop slot %s automatically: dropping it frees the retained WAL but breaks '
+            'the consumer that owns it (a replica, CDC or backup tool must then be rebuilt or resynced). Escalate to '
+            '%s (owner of %s): find the consumer of slot %s and start it, or decide to drop the slot '
+            '(pg_drop_replication_slot) and rebuild the consumer.' % (
+                service, named, owner_of(service, ctx), service, named))
+
+
 def judge(action, service, findings, ctx=None, reasons=()):
     """May this action run against this service, on this evidence?
 
@@ -220,6 +236,10 @@ def judge(action, service, findings, ctx=None, reasons=()):
             kind = blocking[0]
             return {'allowed': False, 'reason': 'the server answers (%s): a restart cannot help' % _KIND_WORDS[kind],
                     'classes': classes, 'escalation': escalation(kind, service, own[kind], ctx), 'kind': kind}
+        if 'wal_retained' in own and not [k for k in allowed_by if k in ('down', 'crashing', 'leaking', 'hung')]:
+            slots = contract.evidence(own['wal_retained']).get('inactive_retaining') or []
+            return {'allowed': False, 'reason': 'an inactive replication slot retains WAL: a restart frees none of it',
+                    'classes': classes, 'kind': 'wal_retained', 'escalation': slot_escalation(service, slots, ctx)}
         if 'client_slots' in own and not [k for k in allowed_by if k in ('down', 'crashing')]:
             return {'allowed': False, 'reason': 'client slots exhausted: a restart drops every client and frees '
                                                 'nothing the holders will not take again',
