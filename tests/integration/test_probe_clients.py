@@ -20,7 +20,8 @@ from test_investigate import assert_no_secrets, investigate
 pytestmark = pytest.mark.skipif(not (shutil.which('psql') and shutil.which('redis-cli')),
                                 reason='psql and redis-cli are needed (scripts/setup-system.sh installs them)')
 
-CHECKS = ('pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk',
+CHECKS = ('pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk', 'pg.replication', 'pg.vacuum',
+          'pg.temp', 'pg.statements',
           'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')
 
 
