@@ -592,9 +592,9 @@ class FlushKeys(object):
             self.svc.get('name'), int(res.get('keys_removed') or 0), ', '.join(self.patterns),
             human_bytes(int(res.get('bytes_freed') or 0)), ', '.join(self.protected) or 'none'))
         return {'changed': bool(res.get('changed')), 'summary': summary, 'lines': [],
-                'result': dict((k, res.get(k)) for k in ('patterns', 'keys_removed', 'bytes', 'bytes_freed',
-                                                        'protected_keys', 'protected_skipped', 'memory_before',
-                                                        'memory_after'))}
+                'result': dict((k, res.get(k)) for k in (
+                    'patterns', 'keys_removed', 'bytes', 'bytes_freed', 'protected_keys', 'protected_skipped',
+                    'memory_before', 'memory_after'))}
 
     def verify(self, plan, applied):
         mem = self.after.get('memory_after') or {}
