@@ -35,9 +35,10 @@ from ansible_collections.sre.incident_response.plugins.action.finding import fin
 from ansible_collections.sre.incident_response.plugins.action.remediation_gate import ActionModule as GateAction
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
 from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area_health
+from ansible_collections.sre.incident_response.plugins.module_utils.remediation import human_bytes
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 
-ACTIONS = ('kill_query', 'restart')
+ACTIONS = ('kill_query', 'restart', 'flush_keys')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -110,7 +111,7 @@ class ActionModule(GateAction):
             out = self._verify_elsewhere(args)
         else:
             svc = self._service(args['service'])
-            handler = {'kill_query': KillQuery, 'restart': Restart}[args['action']](self, svc, args['options'])
+            handler = HANDLERS[args['action']](self, svc, args['options'])
             handler.preflight()
             out = self._run(args, handler, store)
         result.update(out)
@@ -133,6 +134,10 @@ class ActionModule(GateAction):
             action, service, len(plan['lines']), (' - ' + plan['lines'][0][:160]) if plan['lines'] else ''), {
             'action': action, 'service': service, 'targets': plan['lines'], 'plan': plan['data'],
             'check_mode': bool(self._task.check_mode)})
+        if applying and plan.get('refuse'):
+            # a plan that cannot help says so before the gate: no approval is recorded, nothing changes
+            return dict(changed=False, plan=plan['data'], plan_lines=plan['lines'], gate={}, evidence=[], verify_on='',
+                        next=[], lines=lines, failure=plan['refuse'], verified=None, msg=plan['refuse'])
         decision, evidence, following = self.gate(args, self._vars, store)
         out = dict(changed=False, plan=plan['data'], plan_lines=plan['lines'], gate=decision, evidence=evidence, verify_on='',
                    next=following, lines=lines, failure='', verified=None, msg=decision['msg'])
@@ -240,6 +245,30 @@ class ActionModule(GateAction):
     def settings(self, role):
         return probe_action.role_settings(role, self._vars, self._templar, self._loader,
                                           cache_dir=probe_action.settings_cache_dir())
+
+    def findings_of(self, area, checks, service=None):
+        """(ok, summary, findings): the probe `area` re-run on this host with the triage settings (kept for the symptom
+        checks of the hypothesis), recorded; ok when every finding of `checks` (of `service`, when given) is ok."""
+        probed = self._probe([area])
+        self._probed[(self._host, (area,))] = probed
+        probe = [f for f in probed if service is None or f.get('service') in (None, service)]
+        mine = [f for f in probe if f.get('check') in checks]
+        self.record_findings(probe)
+        ok = bool(mine) and all(f.get('status') == 'ok' for f in mine)
+        return ok, ', '.join('%s %s' % (f['check'], f['status']) for f in mine) or 'no finding', mine
+
+    def dependents(self, name):
+        """The services of every host with a health endpoint that depend on the service `name`."""
+        users = []
+        hostvars = self._vars.get('hostvars') or {}
+        for host in (self._vars.get('groups') or {}).get('all') or []:
+            try:
+                svcs = self._templar.template(hostvars[host].get('incident_services') or [])
+            except Exception:  # pylint: disable=broad-except
+                svcs = []
+            users.extend(s.get('name') for s in svcs if isinstance(s, dict) and s.get('health')
+                         and name in (s.get('depends_on') or []))
+        return users
 
     def secret(self, name):
         return probe_action._secret(self._vars, self._templar, name)  # pylint: disable=protected-access
@@ -509,3 +538,87 @@ class Restart(object):
             'ok' if health_ok else 'NOT ok', '; '.join(health_lines)[:200])
         return {'ok': running and health_ok, 'summary': summary.strip(),
                 'result': {'started_at': started or '', 'health': health_lines}}
+
+
+class FlushKeys(object):
+    """flush_keys (role redis_evict): redis_evict (plan, then SCAN + UNLINK of the evictable patterns) on the
+    service's connection settings; never a protected key, never KEYS/FLUSHALL."""
+
+    evidence_retries = 5
+
+    def __init__(self, engine, svc, options):
+        self.e, self.svc, self.o = engine, svc, options
+
+    def preflight(self):
+        rd = self.svc.get('redis') if isinstance(self.svc.get('redis'), dict) else None
+        self.patterns = as_list(self.o.get('patterns')) or as_list((rd or {}).get('evictable_patterns'))
+        self.protected = as_list((rd or {}).get('protected_patterns')) + as_list(self.o.get('protected_patterns'))
+        if rd is None or not self.patterns or [x for x in self.patterns if x[:1] in ('*', '?', '[')] \
+                or int(self.o.get('batch_size', 500)) <= 0:
+            raise AnsibleActionFail(
+                'redis_evict needs a service %s with a redis section in incident_services of %s and evictable '
+                'patterns with a literal prefix (redis_evict_patterns or redis.evictable_patterns, e.g. "cache:*"); '
+                'got %s.' % (self.svc.get('name') or '?', self.e._host, self.patterns))
+        s = self.e.settings('redis')
+        self.login = dict((k, v) for k, v in {
+            'login_host': rd.get('host', '127.0.0.1'), 'login_port': int(rd.get('port', 6379)),
+            'login_user': rd.get('user'), 'login_password': self.e.secret(rd.get('password_var')),
+            'db': int(rd.get('db', 0)), 'tls': bool(rd.get('tls', False)),
+            'validate_certs': bool(rd.get('validate_certs', True)), 'ca_cert': rd.get('ca_cert'),
+            'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
+            'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout']}.items()
+            if v not in (None, ''))
+        self.limit = float(self.o.get('max_used_percent', 90))
+
+    def _evict(self, state):
+        return self.e.module('sre.incident_response.redis_evict', dict(
+            self.login, patterns=self.patterns, protected_patterns=self.protected,
+            batch_size=int(self.o.get('batch_size', 500)), max_keys=int(self.o.get('max_keys', 0)),
+            max_used_percent=self.limit, state=state), check=False)
+
+    def plan(self):
+        res = self._evict('plan')
+        out = {'lines': res.get('plan') or [], 'targets': [1] if res.get('keys') else [],
+               'data': dict((k, res.get(k)) for k in ('patterns', 'keys', 'bytes', 'protected_keys', 'memory_before'))}
+        if not res.get('enough', True) and not self.o.get('allow_partial'):
+            out['refuse'] = ('flush_keys on %s was not applied, nothing changed: %s. Set -e redis_evict_allow_partial=true '
+                             'to remove the evictable keys anyway.' % (self.svc.get('name'), res.get('sufficiency')))
+        return out
+
+    def apply(self, plan, decision):
+        res = self._evict('absent')
+        self.after = res
+        summary = ('flush_keys on %s: removed %d key(s) of %s, %s freed; protected %s untouched' % (
+            self.svc.get('name'), int(res.get('keys_removed') or 0), ', '.join(self.patterns),
+            human_bytes(int(res.get('bytes_freed') or 0)), ', '.join(self.protected) or 'none'))
+        return {'changed': bool(res.get('changed')), 'summary': summary, 'lines': [],
+                'result': dict((k, res.get(k)) for k in (
+                    'patterns', 'keys_removed', 'bytes', 'bytes_freed', 'protected_keys', 'protected_skipped',
+                    'memory_before', 'memory_after'))}
+
+    def verify(self, plan, applied):
+        mem = self.after.get('memory_after') or {}
+        pct = 100.0 * mem.get('used_memory', 0) / mem['maxmemory'] if mem.get('maxmemory') else 0.0
+        intact = bool(self.after.get('protected_intact', True))
+        findings_ok, findings, dummy = self.e.findings_of(
+            'redis', as_list(self.o.get('verify_checks')) or ['redis.memory'], self.svc.get('name'))
+        health_ok, health_lines = True, []
+        users = self.e.dependents(self.svc.get('name')) if self.o.get('verify_health', True) else []
+        if users:
+            health_ok, health_lines, dummy = self.e.health(users, int(self.o.get('health_retries', 15)))
+        protected = ', '.join('%s=%s' % (k, v.get('after')) for k, v in sorted((self.after.get('protected_keys') or {}).items()))
+        summary = 'memory %s (%.1f %% of maxmemory, limit %s %%), protected keys %s (%s), health %s' % (
+            mem.get('used_memory_human') or mem.get('used_memory'), pct, self.o.get('max_used_percent', 90),
+            'intact' if intact else 'CHANGED', protected, 'ok' if health_ok else 'NOT ok')
+        return {'ok': findings_ok and pct < self.limit and intact, 'summary': summary, 'findings': findings,
+                'remaining': '' if health_ok else 'health NOT ok: %s' % '; '.join(health_lines)[:200],
+                'result': {'memory_after': mem, 'protected_keys': self.after.get('protected_keys') or {},
+                           'health': health_lines}}
+
+
+# the action -> its handler (plan, apply, verify); one line per action
+HANDLERS = {
+    'kill_query': KillQuery,
+    'restart': Restart,
+    'flush_keys': FlushKeys,
+}

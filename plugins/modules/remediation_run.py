@@ -11,7 +11,8 @@ module: remediation_run
 short_description: Plan, approve, apply, record and verify one remediation in one task
 version_added: 0.2.0
 description:
-  - The engine of the remediation roles C(pg_terminate) (kill_query) and C(restart). Action plugin. The controller
+  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart) and C(redis_evict) (flush_keys).
+    Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
     check mode, C(systemctl show)) and records the C(plan) event.
@@ -36,7 +37,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart]
+    choices: [kill_query, restart, flush_keys]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -86,6 +87,9 @@ options:
         C(exclude_application_names), C(pids), C(include_blockers), C(allow_superuser)), C(grace_period),
         C(verify_health), C(health_retries) and C(verify_checks).
       - For restart, C(stop_timeout), C(health_retries) and C(force).
+      - For flush_keys, the redis_evict settings (C(patterns), C(protected_patterns), C(batch_size), C(max_keys),
+        C(max_used_percent)), C(allow_partial) (apply even when the plan says the keys cannot free enough; otherwise
+        the apply is refused before the gate), C(verify_health), C(health_retries) and C(verify_checks).
     type: dict
     default: {}
   stage:

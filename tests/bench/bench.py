@@ -77,6 +77,15 @@ GOAL_PLAN_RATIO = 1.5
 GOAL_APPLY_RATIO = 1.0
 GOAL_REMEDIATION_TASKS = 3
 GRACE_PERIOD_S = 5.0  # pg_terminate_grace_period's default
+# (action, fault, target host, extra vars, own wait): the remediations `--only remediate` measures
+# (--actions picks some); an action with no wait of its own (flush_keys, clean_disk) compares with triage alone
+REMEDIATE_CASES = (
+    ('kill_query', 'db_lock', 'app-db', ['-e', 'pg_terminate_min_age=1'], 'grace'),
+    ('restart', None, 'app-backend', [], 'restart'),
+    ('flush_keys', 'redis_full', 'app-redis', [], None),
+    ('clean_disk', 'disk_full', 'app-backend', [], None),
+)
+DEFAULT_ACTIONS = ('kill_query', 'restart')
 RUN_TIMEOUT = 3600
 
 PING_PLAYBOOK = """---
@@ -525,16 +534,16 @@ class Bench(object):
     def run_remediate(self, runs):
         """kill_query (the db_lock fault) and restart (the backend): triage, plan and apply + verify on one
         incident, alternately; plan / triage and apply+verify / (triage + the action's own wait)."""
-        print('\n== remediation: triage, plan, apply + verify (kill_query on db_lock, restart of the backend), '
+        print('\n== remediation: triage, plan, apply + verify (%s), ' % ', '.join(self.opts.actions) +
               '%d runs each' % runs, flush=True)
         settings = self.read_lab_settings()
         base = shell_invocation(settings)[0][0]
         backend = [s for svcs in settings['services'].values() for s in svcs if s.get('kind') == 'backend'][0]
         container = backend['deploy']['container']
         approval = ['-e', 'apply=true', '-e', 'approved_by=bench-approver', '-e', 'approval_reason=bench']
-        for action, fault, target, extra, wait_of in (
-                ('kill_query', 'db_lock', 'app-db', ['-e', 'pg_terminate_min_age=1'], 'grace'),
-                ('restart', None, 'app-backend', [], 'restart')):
+        for action, fault, target, extra, wait_of in REMEDIATE_CASES:
+            if action not in self.opts.actions:
+                continue
             keys = dict((k, '%s_%s' % (action, k)) for k in ('triage', 'plan', 'apply', 'wait'))
             self.measure(keys['triage'], 'triage.yml (%s fault)' % (fault or 'no'))
             self.measure(keys['plan'], '%s plan' % action)
@@ -559,7 +568,8 @@ class Bench(object):
                         self.lab_fault(fault, 'absent')
                 # kill_query's own wait: the grace period between cancel and terminate (5 s by default), which a
                 # holder in an open transaction uses up (a cancelled statement leaves its transaction open)
-                wait = self.own_wait_restart(base, container) if wait_of == 'restart' else GRACE_PERIOD_S
+                wait = (self.own_wait_restart(base, container) if wait_of == 'restart'
+                        else GRACE_PERIOD_S if wait_of == 'grace' else 0.0)
                 self.record(keys['wait'], {'rc': 0, 'wall': wait, 'cpu': 0.0}, counts=False)
             triage = median(self.measures[keys['triage']]['walls'])
             wait = median(self.measures[keys['wait']]['walls'])
@@ -766,6 +776,9 @@ def parse_args(argv=None):
     parser.add_argument('--fleet-size', dest='fleet_size', type=int,
                         default=int(os.environ.get('FLEET_SIZE') or 0) or None,
                         help='fleet hosts used by the ssh measures (default FLEET_SIZE, else every host up)')
+    parser.add_argument('--actions', default=','.join(DEFAULT_ACTIONS),
+                        help='remediations of the remediate measure, comma-separated subset of %s (default %s)' % (
+                            ','.join(c[0] for c in REMEDIATE_CASES), ','.join(DEFAULT_ACTIONS)))
     parser.add_argument('--json', dest='json_out', help='write every measure to this file')
     parser.add_argument('--keep', action='store_true', help='keep the temporary directory (incidents, inventories)')
     opts = parser.parse_args(argv)
@@ -774,6 +787,10 @@ def parse_args(argv=None):
     if unknown:
         parser.error('--only: unknown measure(s) %s (use %s)' % (', '.join(unknown), ','.join(MEASURES)))
     opts.only = only
+    opts.actions = [x.strip() for x in opts.actions.split(',') if x.strip()]
+    unknown = [x for x in opts.actions if x not in [c[0] for c in REMEDIATE_CASES]]
+    if unknown:
+        parser.error('--actions: unknown action(s) %s' % ', '.join(unknown))
     return opts
 
 
