@@ -157,7 +157,7 @@ EVIDENCE = {
     # area_network.evaluate_container_resources (docker) / evaluate_unit_resources (systemd)
     'container.resources': ('container', 'cpu_pct', 'online_cpus', 'cpu_pct_of_capacity', 'memory_used', 'memory_limit',
                             'memory_pct', 'network', 'network.rx_bytes', 'network.tx_bytes', 'pids', 'unit',
-                            'memory_source', 'main_pid', 'active_state',
+                            'memory_source', 'main_pid', 'active_state', 'source',
                             'exceeded'),  # the measures past their threshold: memory, cpu
     # area_host.evaluate_oom: kernel OOM kills (kernel log of the window, the services' cgroup counters)
     'host.oom': ('kills', 'kills[].ts', 'kills[].pid', 'kills[].process', 'kills[].cgroup', 'kills[].constraint',
