@@ -40,7 +40,7 @@ TABLE = {
     'db_password_rotated': (None, 'db'),                 # auth: escalate, never restart a healthy database
     'tls_renewed': ('apply_cert', 'proxy'),              # the staged renewed pair
     'oom_kill': ('restart', 'backend'),                  # leaking: the kernel OOM-killed its own process
-    'redis_maxclients': ('kill_clients', 'redis'),       # client_slots: end the idle holders, never restart redis
+    'redis_maxclients': (None, 'redis'),                 # client_slots: name the holders, never restart redis
 }
 
 
@@ -174,13 +174,13 @@ def test_redis_maxclients_names_the_holders_and_never_restarts_redis():
     doc = dx.diagnose(findings, CTX)
     top = doc['hypotheses'][0]
     assert top['likely_cause'].startswith('Redis client connections exhausted by ') and 'batch-report' in top['likely_cause']
-    assert '-e kill_clients_pids=' in top['first_action'] and 'Do not restart redis' in top['then']
+    assert 'investigate.yml' in top['first_action'] and 'Do not restart redis' in top['then']
+    assert 'stop or fix that process' in top['then']
     for hyp in doc['hypotheses']:
         assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
         assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
     verdict = safety.judge('restart', 'redis', findings, CTX)
     assert verdict['allowed'] is False and verdict['kind'] == 'client_slots'
-    assert safety.judge('kill_clients', 'redis', findings, CTX, ('client_slots',))['allowed'] is True
 
 
 def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name():
@@ -193,5 +193,5 @@ def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name()
                     'idle_min_s': 0, 'idle_max_s': 3, 'ids': [3]}]}}
     doc = dx.diagnose([clients], CTX)
     top = doc['hypotheses'][0]
-    assert top['action'] == 'kill_clients' and '-e kill_clients_names=batch-report' in top['first_action']
+    assert top['action'] is None and 'investigate.yml' in top['first_action'] and 'CLIENT KILL ID' in top['then']
     assert 'batch-report from 10.0.0.7' in top['likely_cause']

@@ -648,18 +648,16 @@ def _redis_exhausted(findings, clients, cmd):
     symptoms = _bad(findings, 'health.endpoint', 'app.errors')
     cause = 'Redis client connections exhausted by %s' % (who or 'holders not visible from the Redis host (%s)' % (
         _ev(clients).get('holders_note') or 'see redis.clients'))
-    if extra is None:
-        return _hypothesis(
-            'gradual_degradation', cause, [clients] + refused + symptoms, 0.85, cmd.investigate('redis'),
-            then='Do not restart %s (it drops the cache and frees nothing the holders will not take again): find the '
-                 'client that holds the connections and end its idle ones (CLIENT KILL ID) or stop it' % service,
-            service=service, symptom=[clients] + refused)
+    # kill_clients (remediation_run) is not built yet: name the holders and what a person does; never a restart
+    how = ('stop or fix that process, or end its idle connections with CLIENT KILL ID (ids from CLIENT LIST once one '
+           'slot is free)' if extra and extra[0][0] == 'kill_clients_pids' else
+           'end their idle connections with CLIENT KILL ID (redis.clients evidence by_client[].ids)' if extra else
+           'find the client that holds the connections and end its idle ones (CLIENT KILL ID) or stop it')
     return _hypothesis(
-        'gradual_degradation', cause, [clients] + refused + symptoms, 0.9,
-        cmd.remediate('kill_clients', service, extra=extra),
-        then='Do not restart %s (it drops the cache): end the idle connections of the holders with %s; then fix '
-             'the client that leaks them' % (service, cmd.remediate('kill_clients', service, apply=True, extra=extra)),
-        service=service, action='kill_clients', symptom=refused or [clients], claims=('client_slots',))
+        'gradual_degradation', cause, [clients] + refused + symptoms, 0.9, cmd.investigate('redis'),
+        then='Do not restart %s (it drops the cache and frees nothing the holders will not take again): %s; then fix '
+             'the client that leaks them' % (service, how),
+        service=service, symptom=refused or [clients])
 
 
 def rule_gradual_degradation(findings, ctx, cmd):
