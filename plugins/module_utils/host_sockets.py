@@ -46,7 +46,7 @@ def _hex_ip(text):
 
 
 def _endpoint(text):
-    addr, _, port = text.partition(':')
+    addr, dummy, port = text.partition(':')
     return _hex_ip(addr), int(port, 16)
 
 

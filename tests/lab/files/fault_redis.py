@@ -28,7 +28,7 @@ def command(sock, *args):
             raise ConnectionError("closed")
         reply += chunk
     if reply.startswith(b"$"):  # a bulk string: read until the announced length
-        head, _, rest = reply.partition(b"\r\n")
+        head, dummy, rest = reply.partition(b"\r\n")
         size = int(head[1:])
         while size >= 0 and len(rest) < size + 2:
             rest += sock.recv(65536)
