@@ -226,6 +226,20 @@ def parse_slowlog(reply):
     return out
 
 
+def parse_client_list(text, limit=100000):
+    """CLIENT LIST's reply as redis-py's client_list() gives it: one dict of str per client line (id=.. addr=..)."""
+    out = []
+    for line in str(text or '').splitlines()[:limit]:
+        row = {}
+        for field in line.split(' '):
+            key, sep, value = field.partition('=')
+            if sep and key:
+                row[key] = value
+        if 'id' in row:
+            out.append(row)
+    return out
+
+
 def connection_error(stderr, stdout, secrets=None):
     """The one line of a connection that failed, named as redis-py names its exception."""
     text = ' '.join(x.strip() for x in ((stderr or '') + '\n' + (stdout or '')).splitlines() if x.strip())
@@ -233,7 +247,9 @@ def connection_error(stderr, stdout, secrets=None):
         if secret and len(str(secret)) >= 4:
             text = text.replace(str(secret), '********')
     name = 'ConnectionError'
-    if 'WRONGPASS' in text or 'NOAUTH' in text or 'AUTH failed' in text:
+    if 'max number of clients reached' in text:  # the server is up and full, as redis-py names it
+        text = 'max number of clients reached'
+    elif 'WRONGPASS' in text or 'NOAUTH' in text or 'AUTH failed' in text:
         name = 'AuthenticationError'
     return RedisCliError(text[:300] or 'redis-cli failed', name)
 
@@ -336,6 +352,17 @@ class Client(object):
 
     def slowlog_len(self):
         return self.command('SLOWLOG', 'LEN')
+
+    def client_list(self):
+        return parse_client_list(self.command('CLIENT', 'LIST'))
+
+    def client_list_with_id(self):
+        """(this call's own client id, CLIENT LIST) over one connection, as the library path reads them."""
+        replies = self.call([], stdin='CLIENT ID\nCLIENT LIST\n')
+        if len(replies) < 2 or any(isinstance(r, ReplyError) for r in replies):
+            raise RedisCliError('unexpected CLIENT ID/LIST reply')
+        # redis-cli prints the list's lines as they are when it reads commands from stdin: one reply per line
+        return replies[0], parse_client_list('\n'.join(str(r) for r in replies[1:]))
 
     def scan(self, cursor=0, count=None):
         args = ['SCAN', int(cursor)] + (['COUNT', int(count)] if count else [])

@@ -323,6 +323,21 @@ def check_pg_slot_retained(present):
         assert slots == []
 
 
+def check_redis_maxclients(present):
+    if present:
+        with pytest.raises(redis.ConnectionError, match='max number of clients reached'):
+            rds().ping()
+        status, body = http('/health/ready')
+        assert status == 503 and 'max number of clients reached' in body.decode(), body
+        assert http('/health')[0] == 200, 'the backend itself is alive'
+        assert docker('top', L.prefix + 'app-fault-redis').count('batch-report') >= 1, 'the holder runs'
+    else:
+        client = rds()
+        assert client.ping()
+        assert client.config_get('maxclients') == {'maxclients': '10000'}
+        assert not [c for c in client.client_list() if c.get('name') == 'batch-report']
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -339,7 +354,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 21
+    assert len(listed) == 22
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

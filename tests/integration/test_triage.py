@@ -89,6 +89,7 @@ FAULTS = [
     ('dependency_down', {'partial_failures'}, 'dependency.reachability', 'SEV3'),
     ('memory_growth', {'memory_growth'}, 'container.resources', 'SEV3'),
     ('oom_kill', {'memory_growth'}, 'app-backend/host.oom', 'SEV4'),
+    ('redis_maxclients', {'gradual_degradation'}, 'app-redis/redis.clients', 'SEV2'),
 ]
 
 
@@ -126,6 +127,14 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
         assert top['first_action'] == ('ansible-playbook playbooks/remediate.yml -i inventory/lab -e remediation_action=rollback '
                                        '-e incident_id=%s -e service=backend' % incident['id'])
         assert 'roll back immediately' in out['res'].stdout
+    if fault_name == 'redis_maxclients':  # issue 21: the holders named from the host's sockets, never a restart
+        clients = [f for f in out['findings'] if f['check'] == 'redis.clients'][0]
+        assert clients['status'] == 'crit' and clients['evidence']['max_clients_reached'] is True
+        assert any('batch-report' in (h.get('process') or '') for h in clients['evidence']['holders']), clients
+        assert 'batch-report' in top['likely_cause'] and 'Do not restart redis' in top['then']
+        for hyp in dx['hypotheses']:
+            assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
+            assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
     assert_no_secrets(incident, out['res'])
 
 

@@ -37,6 +37,8 @@ EXPECTED = {
     'disk_deleted_open': ({'gradual_degradation'}, 'app-backend/host.disk', '-e remediation_action=clean_disk', None),
     'redis_full_unmarked': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e remediation_action=raise_maxmemory', None),
     'pool_foreign': ({'gradual_degradation'}, 'app-db/pg.connections', '-e pg_terminate_application_names=batch-exporter', None),
+    # issue 21: a Redis out of client slots is up: kill the idle holders' connections, never "unreachable -> restart"
+    'redis_maxclients': ({'gradual_degradation'}, 'app-redis/redis.clients', '-e area=redis', None),
 }
 AVAILABLE = sorted(name for name in EXPECTED if os.path.exists(os.path.join(FIXTURES, name + '.json')))
 

@@ -41,6 +41,7 @@ TABLE = {
     'tls_renewed': ('apply_cert', 'proxy'),              # the staged renewed pair
     'oom_kill': ('restart', 'backend'),                  # leaking: the kernel OOM-killed its own process
     'pg_slot_retained': (None, 'db'),                    # wal_retained: escalate naming the slot, never drop or restart
+    'redis_maxclients': (None, 'redis'),                 # client_slots: name the holders, never restart redis
 }
 
 
@@ -166,3 +167,32 @@ def test_the_summary_and_the_console_print_the_escalation():
         doc = dx.diagnose(json.load(handle), CTX)
     line = triage.hypothesis_lines(doc['hypotheses'])[0]
     assert '-> ESCALATE: Do not restart db' in line and 'role "app"' in line, line
+
+
+def test_redis_maxclients_names_the_holders_and_never_restarts_redis():
+    with open(os.path.join(FIXTURES, 'redis_maxclients.json')) as handle:
+        findings = json.load(handle)
+    doc = dx.diagnose(findings, CTX)
+    top = doc['hypotheses'][0]
+    assert top['likely_cause'].startswith('Redis client connections exhausted by ') and 'batch-report' in top['likely_cause']
+    assert 'investigate.yml' in top['first_action'] and 'Do not restart redis' in top['then']
+    assert 'stop or fix that process' in top['then']
+    for hyp in doc['hypotheses']:
+        assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
+        assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
+    verdict = safety.judge('restart', 'redis', findings, CTX)
+    assert verdict['allowed'] is False and verdict['kind'] == 'client_slots'
+
+
+def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name():
+    clients = {'check': 'redis.clients', 'host': 'app-redis', 'service': 'redis', 'status': 'crit',
+               'summary': '9600 clients connected (96% of maxclients 10000)',
+               'evidence': {'connected_clients': 9600, 'maxclients': 10000, 'by_client': [
+                   {'name': 'batch-report', 'host': '10.0.0.7', 'cmd': 'get', 'kind': 'normal', 'count': 9500,
+                    'idle_min_s': 300, 'idle_max_s': 900, 'ids': [1, 2]},
+                   {'name': None, 'host': '10.0.0.5', 'cmd': 'get', 'kind': 'normal', 'count': 90,
+                    'idle_min_s': 0, 'idle_max_s': 3, 'ids': [3]}]}}
+    doc = dx.diagnose([clients], CTX)
+    top = doc['hypotheses'][0]
+    assert top['action'] is None and 'investigate.yml' in top['first_action'] and 'CLIENT KILL ID' in top['then']
+    assert 'batch-report from 10.0.0.7' in top['likely_cause']

@@ -21,7 +21,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.sre.incident_response.plugins.module_utils import redis_common, timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils import host_sockets, redis_common, timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     fmt_pct, human_bytes, level, one_line, pct, thresholds_of, window_seconds)
@@ -46,7 +46,83 @@ def collect(client, slowlog_count=10):
     data['info'] = run('INFO', client.info, 'everything') or {}
     data['slowlog'] = run('SLOWLOG GET', client.slowlog_get, slowlog_count) or []
     data['slowlog_len'] = run('SLOWLOG LEN', client.slowlog_len)
+    listed = run('CLIENT LIST', list_clients, client)
+    if listed:
+        data['own_client_id'], data['clients'] = listed
     return data
+
+
+def list_clients(client):
+    """(the probe's own client id, CLIENT LIST rows as dicts of str): both paths read them over one connection."""
+    if hasattr(client, 'client_list_with_id'):
+        return client.client_list_with_id()
+    return client.client_id(), client.client_list()
+
+
+MAX_CLIENT_GROUPS = 10
+MAX_GROUP_IDS = 100
+# CLIENT LIST flags of connections that are not an application's: never grouped with them, never killed
+_SPECIAL_FLAGS = (('S', 'replica'), ('M', 'master'), ('O', 'monitor'), ('P', 'pubsub'))
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def client_kind(row):
+    flags = str(row.get('flags') or '')
+    for flag, kind in _SPECIAL_FLAGS:
+        if flag in flags:
+            return kind
+    return 'normal'
+
+
+def _text(value, limit=64):
+    value = value.decode('utf-8', 'replace') if isinstance(value, bytes) else str(value or '')
+    return one_line(value, limit)
+
+
+def group_clients(rows, own_id=None, limit=MAX_CLIENT_GROUPS):
+    """CLIENT LIST grouped by client name, address (host part) and last command, the probe's own connection left
+    out: [{name, host, cmd, kind, count, idle_min_s, idle_max_s, ids}], most connections first."""
+    groups = {}
+    own = str(own_id) if own_id is not None else None
+    for row in rows or []:
+        if not isinstance(row, dict):
+            continue
+        if own is not None and _text(row.get('id')) == own:
+            continue
+        addr = _text(row.get('addr'), 80)
+        key = (_text(row.get('name')) or None, addr.rsplit(':', 1)[0] if ':' in addr else addr or None,
+               _text(row.get('cmd')) or None, client_kind(row))
+        group = groups.setdefault(key, {'name': key[0], 'host': key[1], 'cmd': key[2], 'kind': key[3], 'count': 0,
+                                        'idle_min_s': None, 'idle_max_s': None, 'ids': []})
+        group['count'] += 1
+        idle = _int(row.get('idle'))
+        if idle is not None:
+            group['idle_min_s'] = idle if group['idle_min_s'] is None else min(group['idle_min_s'], idle)
+            group['idle_max_s'] = idle if group['idle_max_s'] is None else max(group['idle_max_s'], idle)
+        if len(group['ids']) < MAX_GROUP_IDS and _int(row.get('id')) is not None:
+            group['ids'].append(_int(row.get('id')))
+    out = sorted(groups.values(), key=lambda g: (-g['count'], -(g['idle_max_s'] or 0), str(g['name']), str(g['host'])))
+    return out[:limit]
+
+
+def describe_group(group):
+    return '%s from %s x%d (idle %s-%s s, last %s)' % (
+        group.get('name') or '(no name)', group.get('host') or '?', group.get('count') or 0,
+        group.get('idle_min_s') if group.get('idle_min_s') is not None else '?',
+        group.get('idle_max_s') if group.get('idle_max_s') is not None else '?', group.get('cmd') or '?')
+
+
+MAX_CLIENTS_TEXT = 'max number of clients reached'
+
+
+def max_clients_reached(error):
+    return MAX_CLIENTS_TEXT in str(error or '').lower()
 
 
 def _prefix(key):
@@ -93,6 +169,10 @@ def top_prefixes(sizes, sampled, total_keys, evictable=None, protected=None, lim
 
 
 def evaluate_connectivity(host, service, data, error=None):
+    if error and max_clients_reached(error):
+        return finding('redis.connectivity', host, service, 'crit', 'refuses new connections: max number of clients '
+                       'reached (Redis is up, every client slot is taken: see redis.clients)',
+                       {'error': error, 'max_clients_reached': True})
     if error:
         return finding('redis.connectivity', host, service, 'crit', 'cannot connect: %s' % error, {'error': error})
     if not data.get('ping'):
@@ -139,7 +219,7 @@ def evaluate_memory(host, service, info, t):
     return finding('redis.memory', host, service, status, text, evidence)
 
 
-def evaluate_clients(host, service, info, t):
+def evaluate_clients(host, service, info, t, groups=None):
     connected = info.get('connected_clients')
     blocked = info.get('blocked_clients', 0)
     rejected = info.get('rejected_connections', 0)
@@ -153,8 +233,33 @@ def evaluate_clients(host, service, info, t):
     statuses.append('warn' if blocked and blocked >= t['blocked_clients_warn'] else 'ok')
     statuses.append('warn' if rejected and rejected >= t['rejected_connections_warn'] else 'ok')
     status = worst(statuses)
-    return finding('redis.clients', host, service, status, '%d clients connected (%s of maxclients %s), %d blocked, %d rejected since start' % (
-        connected, fmt_pct(used_pct), maxclients, blocked or 0, rejected or 0), evidence)
+    text = '%d clients connected (%s of maxclients %s), %d blocked, %d rejected since start' % (
+        connected, fmt_pct(used_pct), maxclients, blocked or 0, rejected or 0)
+    if groups is not None:
+        evidence['by_client'] = groups
+        if groups:
+            text += '; most: %s' % '; '.join(describe_group(g) for g in groups[:2])
+    return finding('redis.clients', host, service, status, text, evidence)
+
+
+def evaluate_clients_refused(host, service, error, holders):
+    """redis.clients when the server refuses new connections (max number of clients reached): crit, with the
+    holders read from this host's own sockets (host_sockets.holders_of_port) instead of CLIENT LIST."""
+    evidence = {'error': error, 'max_clients_reached': True, 'holders_source': 'host sockets',
+                'holders': holders.get('holders') or [], 'holders_port': holders.get('port'),
+                'holders_connections': holders.get('connections'), 'remote_peers': holders.get('remote_peers') or {}}
+    if holders.get('note'):
+        evidence['holders_note'] = holders['note']
+    named = [h for h in evidence['holders'] if h.get('process')]
+    if named:
+        who = ', '.join('%s (pid %s) x%d' % (h['process'], h['pid'], h['connections']) for h in named[:3])
+        text = 'client slots exhausted (max number of clients reached): %d connections to port %s, held by %s' % (
+            holders.get('connections') or 0, holders.get('port'), who)
+    else:
+        text = 'client slots exhausted (max number of clients reached): %d connections to port %s; holders not ' \
+               'visible from this host%s' % (holders.get('connections') or 0, holders.get('port'),
+                                             (' (%s)' % holders['note']) if holders.get('note') else '')
+    return finding('redis.clients', host, service, 'crit', text, evidence)
 
 
 # Introspection and administration commands: a monitoring agent's own scrape (the Redis exporter's
@@ -298,8 +403,10 @@ def _run(module, kind='library'):
     except Exception as exc:  # pylint: disable=broad-except
         error = redis_common.describe_error(exc, secrets)
         findings = [evaluate_connectivity(host, service, {}, error=error)]
+        if max_clients_reached(error):  # the server is up and full: who holds the slots, from this host's sockets
+            findings.append(evaluate_clients_refused(host, service, error, read_holders(p)))
         findings += [not_checked(c, host, service, 'no connection to %s:%s' % (p['login_host'], p['login_port']))
-                     for c in others]
+                     for c in others if c not in [f['check'] for f in findings]]
         if client is not None:
             client.close()
         return dict(changed=False, findings=findings, evidence_files={}, executed_commands=['PING'])
@@ -316,11 +423,24 @@ def _run(module, kind='library'):
     return dict(changed=False, findings=findings, evidence_files=files, executed_commands=data['executed_commands'])
 
 
+def read_holders(p):
+    """host_sockets.holders_of_port for the Redis port, with what this host cannot see said in the note."""
+    try:
+        holders = host_sockets.holders_of_port(int(p['login_port']))
+    except Exception as exc:  # pylint: disable=broad-except
+        return {'port': p.get('login_port'), 'holders': [], 'note': 'host sockets unreadable: %s' % one_line(str(exc), 200)}
+    if str(p.get('login_host')) not in ('127.0.0.1', 'localhost', '::1') and not holders.get('note'):
+        holders['note'] = ('Redis is reached at %s, not on loopback: the sockets read are this host\'s (port %s)'
+                           % (p.get('login_host'), p.get('login_port')))
+    return holders
+
+
 def _evaluate(client, host, service, data, info, t, p):
     findings = [evaluate_connectivity(host, service, data)]
     if info:
         findings.append(evaluate_memory(host, service, info, t))
-        findings.append(evaluate_clients(host, service, info, t))
+        groups = group_clients(data['clients'], data.get('own_client_id')) if 'clients' in data else None
+        findings.append(evaluate_clients(host, service, info, t, groups))
         findings.append(evaluate_keyspace(host, service, info))
         mem = findings[1]
         if mem['status'] != 'ok' and p['prefix_sample_keys'] > 0:

@@ -607,6 +607,59 @@ def renewal_problem(tls):
     return None
 
 
+def redis_slots_exhausted(finding):
+    """A redis.clients finding that says every client slot is taken: the server refused the probe (max number of
+    clients reached) or CLIENT LIST was read at the crit threshold."""
+    ev = _ev(finding)
+    return ev.get('max_clients_reached') is True or (finding.get('status') == 'crit' and bool(ev.get('by_client')))
+
+
+def redis_holders(finding):
+    """(who, extra): the holders of the slots as a person reads them, and the kill_clients selection for them
+    (kill_clients_pids from the host's sockets, kill_clients_names or kill_clients_addrs from CLIENT LIST)."""
+    ev = _ev(finding)
+    holders = [h for h in ev.get('holders') or [] if isinstance(h, dict) and h.get('pid') is not None]
+    if holders:
+        top = max(int(h.get('connections') or 0) for h in holders)
+        chosen = [h for h in holders if int(h.get('connections') or 0) * 2 >= top and str(h.get('pid')).isdigit()]
+        who = ', '.join('%s (pid %s, %s connections)' % (h.get('process') or '?', h.get('pid'), h.get('connections'))
+                        for h in chosen[:3])
+        return who, [('kill_clients_pids', sorted(int(h['pid']) for h in chosen))]
+    groups = [g for g in ev.get('by_client') or [] if isinstance(g, dict) and g.get('kind', 'normal') == 'normal']
+    if groups:
+        top = max(int(g.get('count') or 0) for g in groups)
+        chosen = [g for g in groups if int(g.get('count') or 0) * 2 >= top]
+        who = ', '.join('%s from %s (%s connections, idle up to %s s)' % (
+            g.get('name') or '(no name)', g.get('host') or '?', g.get('count'), g.get('idle_max_s')) for g in chosen[:3])
+        names = sorted({g.get('name') for g in chosen if g.get('name')})
+        if names and all(plain_value(n) for n in names) and all(g.get('name') for g in chosen):
+            return who, [('kill_clients_names', names)]
+        addrs = sorted({g.get('host') for g in chosen if g.get('host')})
+        if addrs and all(plain_value(a) for a in addrs):
+            return who, [('kill_clients_addrs', addrs)]
+        return who, None
+    return None, None
+
+
+def _redis_exhausted(findings, clients, cmd):
+    service = _service([clients], 'redis')
+    who, extra = redis_holders(clients)
+    refused = [f for f in _by(findings, 'redis.connectivity') if _ev(f).get('max_clients_reached') is True]
+    symptoms = _bad(findings, 'health.endpoint', 'app.errors')
+    cause = 'Redis client connections exhausted by %s' % (who or 'holders not visible from the Redis host (%s)' % (
+        _ev(clients).get('holders_note') or 'see redis.clients'))
+    # kill_clients (remediation_run) is not built yet: name the holders and what a person does; never a restart
+    how = ('stop or fix that process, or end its idle connections with CLIENT KILL ID (ids from CLIENT LIST once one '
+           'slot is free)' if extra and extra[0][0] == 'kill_clients_pids' else
+           'end their idle connections with CLIENT KILL ID (redis.clients evidence by_client[].ids)' if extra else
+           'find the client that holds the connections and end its idle ones (CLIENT KILL ID) or stop it')
+    return _hypothesis(
+        'gradual_degradation', cause, [clients] + refused + symptoms, 0.9, cmd.investigate('redis'),
+        then='Do not restart %s (it drops the cache and frees nothing the holders will not take again): %s; then fix '
+             'the client that leaks them' % (service, how),
+        service=service, symptom=refused or [clients])
+
+
 def rule_gradual_degradation(findings, ctx, cmd):
     out = []
     conns = _bad(findings, 'pg.connections')
@@ -655,7 +708,10 @@ def rule_gradual_degradation(findings, ctx, cmd):
             then='The plan lists the evictable keys and bytes; apply with %s' % cmd.remediate('flush_keys', service, apply=True),
             service=service, action='flush_keys', symptom=mem, claims=('memory_full',)))
     clients = _bad(findings, 'redis.clients')
-    if clients and not mem:
+    exhausted = [f for f in clients if redis_slots_exhausted(f)]
+    if exhausted:
+        out.append(_redis_exhausted(findings, exhausted[0], cmd))
+    elif clients and not mem:
         out.append(_hypothesis(
             'gradual_degradation', 'Redis client connections piling up (connection leak)', clients, 0.55,
             cmd.investigate('redis'), service=_service(clients, 'redis')))
@@ -748,7 +804,9 @@ def rule_partial_failures(findings, ctx, cmd):
             then='Endpoints using %s fail while the rest work; degrade the feature or contact the provider' % names,
             service=_service(deps, None)))
     for check, svc_default, label in (('pg.connectivity', 'db', 'Database'), ('redis.connectivity', 'redis', 'Redis')):
-        down = [f for f in findings if f.get('check') == check and f.get('status') == 'crit']
+        # a server that refuses new clients because every slot is taken is up: rule_gradual_degradation names them
+        down = [f for f in findings if f.get('check') == check and f.get('status') == 'crit'
+                and not (check == 'redis.connectivity' and _ev(f).get('max_clients_reached') is True)]
         if down:
             service = _service(down, svc_default)
             out.append(_hypothesis(

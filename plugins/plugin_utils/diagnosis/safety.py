@@ -244,7 +244,8 @@ def judge(action, service, findings, ctx=None, reasons=()):
             return {'allowed': False, 'reason': 'client slots exhausted: a restart drops every client and frees '
                                                 'nothing the holders will not take again',
                     'classes': classes, 'kind': 'client_slots',
-                    'escalation': 'End the sessions that hold the slots (kill_query), never restart %s' % service}
+                    'escalation': 'End the sessions or clients that hold the slots (kill_query; Redis: CLIENT KILL '
+                                  'ID), never restart %s' % service}
     if allowed_by:
         return {'allowed': True, 'reason': '%s: %s' % (action, ', '.join(allowed_by)), 'classes': classes,
                 'escalation': None, 'kind': None}
