@@ -101,7 +101,7 @@ def test_errors_that_stopped_rate_ok_and_stay_in_the_evidence():
 
 def test_a_slow_recurring_kind_is_live_until_three_of_its_intervals_pass():
     every_minute = '\n'.join('2026-12-05 13:%02d:00.000 UTC [4%d] batch@app FATAL:  password authentication failed for '
-                              'user "batch"' % (minute, minute) for minute in range(10, 16))
+                             'user "batch"' % (minute, minute) for minute in range(10, 16))
     parsed = area.parse_pg_log(every_minute, 0)
     last = parsed['groups']['auth_failed']['last_ts']
     assert area.log_kind_stopped(parsed['groups']['auth_failed'], last + 150) is None  # 2.5 intervals: still failing
