@@ -871,7 +871,8 @@ def rule_db_auth_failures(findings, ctx, cmd):
         if not roles:
             continue
         names = ', '.join(one_line(r, 40) for r in roles[:3])
-        errors = _bad(findings, 'app.errors', 'health.endpoint', 'pg.connectivity')
+        # corroboration only from what fails now: application errors that all recovered are history
+        errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint', 'pg.connectivity') if signals.is_live(f)]
         out.append(_hypothesis(
             'partial_failures', 'Database logins rejected for role %s (%s)' % (names, finding.get('host')),
             [finding] + errors, 0.75 if errors else 0.5, cmd.investigate('db'),
