@@ -132,7 +132,10 @@ def test_fault_to_incident_without_a_command_one_incident_per_group_resolved_dra
             _wait('a re-sent alert in the timeline', lambda: len([e for e in _events(path) if e['kind'] == 'note'
                                                                  and e['data']['status'] == 'firing']) >= 2)
             notes = [e for e in _events(path) if e['kind'] == 'note' and e['data']['status'] == 'firing']
-            assert 're-sent' in notes[1]['summary'] and notes[1]['data']['triage'] is False, notes[1]
+            # the same alert re-sent, or (when the backend's scrape came back between two injections and the alert
+            # resolved) fired again within the throttle window: either way appended, no second triage
+            assert notes[1]['data']['triage'] is False, notes[1]
+            assert 're-sent' in notes[1]['summary'] or 'throttled' in notes[1]['summary'], notes[1]
             assert _incidents_of(incident_dir, GROUP) == [incident_id], _opened(incident_dir)
         finally:
             heal('backend_down')
