@@ -319,7 +319,7 @@ def test_postgres_area_through_psql_evaluates_like_the_library(monkeypatch):
         {'pid': 10, 'usename': 'app', 'application_name': 'report-job', 'client_addr': None, 'backend_type': 'client backend',
          'datname': 'app', 'state': 'idle in transaction', 'wait_event_type': None, 'wait_event': None, 'xact_age_s': 95.0,
          'query_age_s': 94.0, 'state_age_s': 94.0, 'blocked_by': [], 'query': 'LOCK TABLE orders'},
-        {'pid': 11, 'usename': 'app', 'application_name': 'checkout-worker', 'client_addr': '10.0.0.5',
+        {'pid': 11, 'usename': 'app', 'application_name': 'checkout-worker', 'client_addr': '127.0.0.5',
          'backend_type': 'client backend', 'datname': 'app', 'state': 'active', 'wait_event_type': 'Lock',
          'wait_event': 'relation', 'xact_age_s': 40.0, 'query_age_s': 40.0, 'state_age_s': 40.0, 'blocked_by': [10],
          'query': 'UPDATE orders\nSET x = 1 -- "|"'}]
@@ -362,7 +362,7 @@ VIEW_ANSWERS = {
         'slots': [{'name': 'lost_replica', 'type': 'physical', 'database': None, 'active': False, 'active_pid': None,
                    'wal_status': 'reserved', 'retained_bytes': 3 * 1024 ** 3}],
         'slot_count': 1,
-        'replicas': [{'application_name': 'standby-1', 'client_addr': '10.0.0.8', 'state': 'streaming',
+        'replicas': [{'application_name': 'standby-1', 'client_addr': '127.0.0.8', 'state': 'streaming',
                       'sync_state': 'async', 'replay_lag_s': 2.5, 'lag_bytes': 8192}],
         'archiver': {'archive_mode': 'off', 'archived_count': 0, 'failed_count': 0, 'last_failed_wal': None,
                      'last_failed_age_s': None, 'last_archived_age_s': None}}],

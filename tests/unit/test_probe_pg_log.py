@@ -25,11 +25,11 @@ DOCKER = '\n'.join([
 ])
 
 DEBIAN = '\n'.join([
-    '2026-12-05 14:12:00.100 +01 [300] LOG:  connection received: host=10.0.0.7 port=51234',
+    '2026-12-05 14:12:00.100 +01 [300] LOG:  connection received: host=127.0.0.7 port=51234',
     '2026-12-05 14:12:00.200 +01 [300] app@app FATAL:  password authentication failed for user "app"',
     '2026-12-05 14:12:05.000 +01:00 [301] LOG:  checkpoints are occurring too frequently (9 seconds apart)',
     '2026-12-05 13:12:06.000 UTC [302] postgres@app ERROR:  could not extend file "base/16384/16385": No space left on device',
-    '2026-12-05 13:12:07.000 UTC [303] [unknown]@[unknown] FATAL:  no pg_hba.conf entry for host "192.0.2.9", user "report", database "app", no encryption',
+    '2026-12-05 13:12:07.000 UTC [303] [unknown]@[unknown] FATAL:  no pg_hba.conf entry for host "127.0.0.29", user "report", database "app", no encryption',
 ])
 
 
@@ -55,7 +55,7 @@ def test_lines_of_the_window_are_grouped_by_kind_and_auth_failures_by_role():
 def test_debian_prefix_offsets_and_clients_from_connection_lines():
     parsed = area.parse_pg_log(DEBIAN, SINCE, NOW)
     groups = parsed['groups']
-    assert groups['auth_failed']['by_role'] == {'app from 10.0.0.7': 1, 'report from 192.0.2.9': 1}
+    assert groups['auth_failed']['by_role'] == {'app from 127.0.0.7': 1, 'report from 127.0.0.29': 1}
     assert groups['checkpoints_too_frequent']['count'] == 1 and groups['disk_full']['count'] == 1
     f = _valid(area.evaluate_log('db-1', 'db', parsed, '/var/log/postgresql/postgresql-15-main.log', 900))
     assert f['status'] == 'crit' and groups['auth_failed']['status'] == 'ok'  # 2 failures: below AUTH_FAILED_WARN

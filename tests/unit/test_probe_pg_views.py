@@ -44,7 +44,7 @@ def test_inactive_slot_warns_then_crits_by_retained_bytes_and_an_active_one_does
 
 
 def test_replica_lag_and_archiver_failures():
-    lag = {'application_name': 'standby-1', 'client_addr': '10.0.0.8', 'state': 'streaming', 'sync_state': 'async',
+    lag = {'application_name': 'standby-1', 'client_addr': '127.0.0.8', 'state': 'streaming', 'sync_state': 'async',
            'replay_lag_s': 120.0, 'lag_bytes': 64 * 1048576}
     f = _valid(area.evaluate_replication('db-1', 'db', repl(replicas=[lag]), T, 900))
     assert f['status'] == 'warn' and 'replica lag: standby-1' in f['summary']

@@ -20,13 +20,13 @@ def line(n, local, remote, state, inode):
 TCP = HEADER + line(0, '0100007F:405F', '00000000:0000', '0A', 100) \
     + line(1, '0100007F:405F', '0100007F:8DF0', '01', 101) + line(2, '0100007F:8DF0', '0100007F:405F', '01', 201) \
     + line(3, '0100007F:405F', '0100007F:8DFE', '01', 102) + line(4, '0100007F:8DFE', '0100007F:405F', '01', 202) \
-    + line(5, '0100007F:405F', '0700000A:C350', '01', 103)   # a client on 10.0.0.7:50000 (another host)
+    + line(5, '0100007F:405F', '0700007F:C350', '01', 103)   # a client on 127.0.0.7:50000 that no process here owns (as from another host)
 
 
 def test_parse_proc_net_tcp_ipv4_and_ipv6():
     rows = hs.parse_proc_net_tcp(TCP)
     assert rows[0] == {'local': ('127.0.0.1', 16479), 'remote': ('0.0.0.0', 0), 'state': '0A', 'inode': 100}
-    assert rows[5]['remote'] == ('10.0.0.7', 50000)
+    assert rows[5]['remote'] == ('127.0.0.7', 50000)
     six = HEADER + line(0, '0000000000000000FFFF00000100007F:405F', '0000000000000000FFFF00000100007F:8DF0', '01', 7) \
         + line(1, '00000000000000000000000001000000:405F', '00000000000000000000000000000000:0000', '0A', 8)
     rows = hs.parse_proc_net_tcp(six)
@@ -68,7 +68,7 @@ def test_holders_of_port_names_the_process_and_the_remote_peers(tmp_path):
     assert out['connections'] == 3 and out['listening'] is True
     assert out['holders'] == [{'process': 'python3 /lab/fault_redis.py batch-report', 'pid': 4242, 'connections': 2,
                                'peers': ['127.0.0.1:36336', '127.0.0.1:36350']}]
-    assert out['remote_peers'] == {'10.0.0.7': 1} and 'other hosts' in out['note']
+    assert out['remote_peers'] == {'127.0.0.7': 1} and 'other hosts' in out['note']
 
 
 def test_holders_without_a_readable_process_say_so(tmp_path):
@@ -94,8 +94,8 @@ def test_cmdline_never_shows_secrets():
 CLIENT_LIST = '\n'.join([
     'id=3 addr=127.0.0.1:40000 laddr=127.0.0.1:6379 fd=8 name=batch-report age=400 idle=390 flags=N db=0 cmd=client|setname',
     'id=4 addr=127.0.0.1:40002 laddr=127.0.0.1:6379 fd=9 name=batch-report age=400 idle=380 flags=N db=0 cmd=client|setname',
-    'id=5 addr=10.0.0.5:5000 laddr=127.0.0.1:6379 fd=10 name= age=4 idle=0 flags=N db=0 cmd=get',
-    'id=6 addr=10.0.0.9:6000 laddr=127.0.0.1:6379 fd=11 name= age=4000 idle=0 flags=S db=0 cmd=replconf',
+    'id=5 addr=127.0.0.5:5000 laddr=127.0.0.1:6379 fd=10 name= age=4 idle=0 flags=N db=0 cmd=get',
+    'id=6 addr=127.0.0.9:6000 laddr=127.0.0.1:6379 fd=11 name= age=4000 idle=0 flags=S db=0 cmd=replconf',
     'id=7 addr=127.0.0.1:40010 laddr=127.0.0.1:6379 fd=12 name= age=0 idle=0 flags=N db=0 cmd=client|list',
     'not a client line', ''])
 
@@ -106,7 +106,7 @@ def test_client_list_is_grouped_by_name_host_and_command_without_the_probe():
     groups = area.group_clients(rows, own_id=7)
     assert groups[0] == {'name': 'batch-report', 'host': '127.0.0.1', 'cmd': 'client|setname', 'kind': 'normal',
                          'count': 2, 'idle_min_s': 380, 'idle_max_s': 390, 'ids': [3, 4]}
-    assert [(g['host'], g['kind']) for g in groups[1:]] == [('10.0.0.5', 'normal'), ('10.0.0.9', 'replica')]
+    assert [(g['host'], g['kind']) for g in groups[1:]] == [('127.0.0.5', 'normal'), ('127.0.0.9', 'replica')]
     assert 7 not in [i for g in groups for i in g['ids']]
 
 

@@ -105,7 +105,7 @@ EXITED = f('app-db', 'health.container', 'crit', 'app-db exited (1)', 'db', runn
 NOT_CHECKED = f('app-db', 'pg.connectivity', 'unknown', 'not checked', 'db')
 UNIT_FAILED = f('db-1', 'health.container', 'crit', 'postgresql@15-main failed', 'db', unit='postgresql@15-main',
                 properties={'ActiveState': 'failed', 'SubState': 'failed'})
-HBA = 'FATAL: no pg_hba.conf entry for host "10.0.0.9", user "app", database "app"'
+HBA = 'FATAL: no pg_hba.conf entry for host "127.0.0.9", user "app", database "app"'
 
 # (case, findings of the service, action, claims, allowed?, refusing class)
 CASES = [
@@ -145,7 +145,7 @@ def test_a_role_from_a_log_line_is_data():
 def test_foreign_sessions_younger_than_the_threshold_get_kill_query_not_a_backend_restart():
     """35 of 40 slots idle in transaction by another client, none past the threshold yet; a stale slowlog entry."""
     conns = f('app-db', 'pg.connections', 'warn', '35 of 40 connections idle in transaction', 'db', max_connections=40,
-              holders=[{'application_name': 'etl-loader', 'role': 'etl', 'client_addr': '10.0.0.7',
+              holders=[{'application_name': 'etl-loader', 'role': 'etl', 'client_addr': '127.0.0.7',
                         'state': 'idle in transaction', 'count': 35, 'oldest_s': 20, 'past_threshold': 0,
                         'pids': [11, 12]}], idle_in_transaction_threshold_s=30)
     slow = f('app-redis', 'redis.slowlog', 'warn', '1 command slower than 20 ms', 'redis',
@@ -188,11 +188,11 @@ def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name()
     clients = {'check': 'redis.clients', 'host': 'app-redis', 'service': 'redis', 'status': 'crit',
                'summary': '9600 clients connected (96% of maxclients 10000)',
                'evidence': {'connected_clients': 9600, 'maxclients': 10000, 'by_client': [
-                   {'name': 'batch-report', 'host': '10.0.0.7', 'cmd': 'get', 'kind': 'normal', 'count': 9500,
+                   {'name': 'batch-report', 'host': '127.0.0.7', 'cmd': 'get', 'kind': 'normal', 'count': 9500,
                     'idle_min_s': 300, 'idle_max_s': 900, 'ids': [1, 2]},
-                   {'name': None, 'host': '10.0.0.5', 'cmd': 'get', 'kind': 'normal', 'count': 90,
+                   {'name': None, 'host': '127.0.0.5', 'cmd': 'get', 'kind': 'normal', 'count': 90,
                     'idle_min_s': 0, 'idle_max_s': 3, 'ids': [3]}]}}
     doc = dx.diagnose([clients], CTX)
     top = doc['hypotheses'][0]
     assert top['action'] is None and 'investigate.yml' in top['first_action'] and 'CLIENT KILL ID' in top['then']
-    assert 'batch-report from 10.0.0.7' in top['likely_cause']
+    assert 'batch-report from 127.0.0.7' in top['likely_cause']
