@@ -158,6 +158,16 @@ EVIDENCE = {
                                'recent_in_window'),
     'redis.keyspace': _ERROR + ('databases', 'keys', 'expires', 'keyspace_hits', 'keyspace_misses', 'hit_rate_pct',
                                 'expired_keys'),
+    # areas/redis.evaluate_persistence (INFO persistence; dir and dir_error: CONFIG GET dir when it failed)
+    'redis.persistence': _ERROR + ('rdb_last_bgsave_status', 'rdb_last_save_time', 'rdb_last_save_age_s',
+                                   'rdb_changes_since_last_save', 'rdb_bgsave_in_progress', 'aof_enabled',
+                                   'aof_last_write_status', 'aof_last_bgrewrite_status', 'loading', 'misconf_errors',
+                                   'dir', 'dir_error'),
+    # areas/redis.evaluate_replication (INFO replication)
+    'redis.replication': _ERROR + ('role', 'connected_replicas', 'replicas', 'replicas[].address', 'replicas[].state',
+                                   'replicas[].offset', 'replicas[].lag_s', 'master_host', 'master_port',
+                                   'master_link_status', 'master_last_io_seconds_ago', 'master_sync_in_progress',
+                                   'master_link_down_since_seconds', 'master_repl_offset'),
     # net_probe.controller_checks (net_probe.grouped: every item with its status and summary)
     'net.dns': ('items', 'items[].name', 'items[].resolver', 'items[].port', 'items[].rdtype', 'items[].answers',
                 'items[].latency_ms', 'items[].error', 'items[].ttl', 'items[].status', 'items[].summary'),

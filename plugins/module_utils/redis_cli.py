@@ -353,6 +353,13 @@ class Client(object):
     def slowlog_len(self):
         return self.command('SLOWLOG', 'LEN')
 
+    def config_get(self, pattern):
+        """CONFIG GET as redis-py returns it: {name: value}."""
+        reply = self.command('CONFIG', 'GET', pattern)
+        if not isinstance(reply, list):
+            raise RedisCliError('unexpected CONFIG GET reply')
+        return dict(zip([str(x) for x in reply[0::2]], [str(x) for x in reply[1::2]]))
+
     def client_list(self):
         return parse_client_list(self.command('CLIENT', 'LIST'))
 

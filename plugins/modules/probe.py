@@ -563,6 +563,10 @@ options:
             description: Rejected connections since start that make C(redis.clients) C(warn).
             type: int
             default: 1
+          replication_lag_warn_s:
+            description: Seconds a replica may lag (or hear nothing from its master) before C(redis.replication) warns.
+            type: int
+            default: 30
           slowlog_crit_count:
             description: This many such commands make it C(crit).
             type: int

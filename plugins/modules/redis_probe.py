@@ -16,10 +16,12 @@ description:
   - Connects once (plain TCP or TLS, with timeouts) and returns the findings C(redis.connectivity) (PING),
     C(redis.memory) (used vs maxmemory, fragmentation, evicted keys, policy, OOM errors), C(redis.clients)
     (connected, blocked, rejected), C(redis.slowlog) (the top entries, those inside the window rated) and
-    C(redis.keyspace) (keys per database, hit rate).
+    C(redis.keyspace) (keys per database, hit rate), C(redis.persistence) (last background save, AOF writes; a
+    failed save is C(crit)) and C(redis.replication) (a replica's link to its master, a master's replicas and lag).
   - A server that cannot be reached or refuses the credentials gives a C(crit) C(redis.connectivity) finding with
     the error in one line and C(unknown) for the other checks; the module itself does not fail.
-  - Read-only (PING, INFO, SLOWLOG GET/LEN only).
+  - Read-only (PING, INFO, SLOWLOG GET/LEN, CLIENT LIST; CONFIG GET dir after a failed save; SCAN and MEMORY USAGE
+    of a sample of keys when memory is not ok).
 author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
@@ -117,6 +119,10 @@ options:
         description: This many such commands make it C(crit).
         type: int
         default: 10
+      replication_lag_warn_s:
+        description: Seconds a replica may lag (or hear nothing from its master) before C(redis.replication) warns.
+        type: int
+        default: 30
 attributes:
   check_mode:
     support: full
@@ -139,7 +145,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 findings:
-  description: The findings redis.connectivity, redis.memory, redis.clients, redis.slowlog and redis.keyspace.
+  description: The findings redis.connectivity, redis.memory, redis.clients, redis.keyspace, redis.persistence,
+    redis.replication and redis.slowlog.
   returned: always
   type: list
   elements: dict

@@ -37,6 +37,28 @@ def _firing(alertname):
     return [a for a in alerts if a['labels'].get('alertname') == alertname and a['state'] == 'firing']
 
 
+ALERTS_DIR = os.path.join(ROOT, 'tests/lab/build/state%s/alerts' % (INSTANCE or ''))
+WATCHED = []  # the incident directories of this module's tests: what they hold is shown when a wait times out
+
+
+def _what_happened():
+    """The end of the rulebook's log and the events of each watched incident: why a wait timed out, in CI's output."""
+    out = []
+    try:
+        with open(os.path.join(ALERTS_DIR, 'rulebook.log'), errors='replace') as handle:
+            tail = handle.read().splitlines()[-80:]
+        out.append('--- rulebook.log (last %d lines)\n%s' % (len(tail), '\n'.join(tail)))
+    except OSError as exc:
+        out.append('--- rulebook.log: %s' % exc)
+    for incident_dir in WATCHED:
+        out.append('--- %s: groups %s' % (incident_dir, json.dumps(_registry(incident_dir), sort_keys=True)[:1500]))
+        for name in sorted(n for n in os.listdir(incident_dir) if n.startswith('INC-')):
+            events = _events(os.path.join(incident_dir, name))
+            out.append('%s: %s' % (name, '; '.join('%s %s %s' % (e.get('ts'), e.get('kind'), str(e.get('summary'))[:160])
+                                                   for e in events[-40:])))
+    return '\n'.join(out)
+
+
 def _wait(what, predicate, timeout=WAIT, every=1.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -44,7 +66,7 @@ def _wait(what, predicate, timeout=WAIT, every=1.0):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError('waited %d s for %s' % (timeout, what))
+            raise AssertionError('waited %d s for %s\n%s' % (timeout, what, _what_happened()))
         time.sleep(every)
 
 
@@ -88,6 +110,7 @@ def _incidents_of(incident_dir, group):
 @pytest.fixture(scope='module')
 def alerts_lab(lab, tmp_path_factory):
     incident_dir = str(tmp_path_factory.mktemp('alert-incidents'))
+    WATCHED[:] = [incident_dir]
     with lab_lock():
         res = run('tests/lab/playbooks/alerts.yml', {'lab_alerts_state': 'present', 'lab_alerts_incident_dir': incident_dir})
         assert res.rc == 0, res
@@ -178,6 +201,7 @@ def test_stopping_backend_postgres_redis_each_opens_an_incident_from_its_down_ru
     *Down rule (backend first: a backend error-rate alert while the database is down then joins the backend's
     open incident instead of taking its place)."""
     incident_dir = str(tmp_path / 'down-incidents')
+    WATCHED[:] = [incident_dir]
     with lab_lock():
         # a fresh incident directory: the rulebook restarts with it (the backend group of the test above is open)
         res = run('tests/lab/playbooks/alerts.yml', {'lab_alerts_state': 'present', 'lab_alerts_incident_dir': incident_dir})

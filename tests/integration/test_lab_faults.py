@@ -338,6 +338,21 @@ def check_redis_maxclients(present):
         assert not [c for c in client.client_list() if c.get('name') == 'batch-report']
 
 
+def check_redis_save_failing(present):
+    client = rds()
+    if present:
+        assert client.info('persistence')['rdb_last_bgsave_status'] == 'err'
+        with pytest.raises(redis.ResponseError, match='MISCONF'):
+            client.set('lab:probe-write', '1')
+        status, body = http('/api/sessions', method='POST')
+        assert status == 500 and 'MISCONF' in body.decode(), body
+        assert http('/health/ready')[0] == 200, 'PING, and so the health check, still answer'
+    else:
+        assert client.info('persistence')['rdb_last_bgsave_status'] == 'ok'
+        assert client.config_get('save') == {'save': ''} and client.config_get('dir') == {'dir': '/'}
+        assert client.set('lab:probe-write', '1') and client.delete('lab:probe-write') == 1
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -354,7 +369,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 22
+    assert len(listed) == 23
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

@@ -50,13 +50,16 @@ FAULTS = {
     'pg_slot_retained': ('app-db/pg.replication', 'db', None),
     # issue 21: Redis out of client slots names the holder (batch-report); never a restart of redis (kill_clients: not built)
     'redis_maxclients': ('app-redis/redis.clients', 'redis', None),
+    # issue 21: Redis cannot save its snapshot (writes refused, MISCONF) is escalated naming the directory; never a
+    # restart of redis (it would lose the writes since the last good save)
+    'redis_save_failing': ('app-redis/redis.persistence', 'redis', None),
 }
-# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 22 ~33 min. `make test` runs
+# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 23 ~35 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
 # pg_slot_retained: ~25 s (an escalation: inject, triage, heal)
 CI_FAULTS = ['disk_deleted_open', 'redis_full_unmarked', 'pool_foreign', 'db_password_rotated', 'tls_renewed',
-             'pg_slot_retained']
+             'pg_slot_retained', 'redis_save_failing']
 # Triage runs within seconds of the injection, while a real incident is minutes old when someone triages it:
 # leaked sessions count once idle in transaction for postgres_idle_in_transaction_warn_seconds (30 s by
 # default), so the test says 1 s rather than waiting for the clock (as test_fleet_triage does).
@@ -149,6 +152,11 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
                     assert 'breaks the consumer' in top['escalation'] and 'platform' in top['escalation'], top
                     assert 'app-db/pg.replication' in top['evidence'], top
                     assert not any(h.get('action') in ('restart', 'kill_query') and h.get('service') == 'db'
+                                   for h in diag['hypotheses']), diag['hypotheses']
+                if name == 'redis_save_failing':  # the directory named, no restart of redis anywhere
+                    assert '/tmp/lab-rdb-readonly' in top['escalation'] and 'BGSAVE' in top['escalation'], top
+                    assert 'app-redis/redis.persistence' in top['evidence'], top
+                    assert not any(h.get('action') == 'restart' and h.get('service') == 'redis'
                                    for h in diag['hypotheses']), diag['hypotheses']
                 if name == 'redis_maxclients':  # the holder named from the host's sockets, Redis left running
                     assert 'batch-report' in top['likely_cause'], top

@@ -42,6 +42,7 @@ TABLE = {
     'oom_kill': ('restart', 'backend'),                  # leaking: the kernel OOM-killed its own process
     'pg_slot_retained': (None, 'db'),                    # wal_retained: escalate naming the slot, never drop or restart
     'redis_maxclients': (None, 'redis'),                 # client_slots: name the holders, never restart redis
+    'redis_save_failing': (None, 'redis'),               # save_failing: name the directory, never restart redis
 }
 
 
@@ -196,3 +197,37 @@ def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name()
     top = doc['hypotheses'][0]
     assert top['action'] is None and 'investigate.yml' in top['first_action'] and 'CLIENT KILL ID' in top['then']
     assert 'batch-report from 127.0.0.7' in top['likely_cause']
+
+
+def _save_failed(extra=()):
+    info = {'rdb_last_bgsave_status': 'err', 'rdb_changes_since_last_save': 40, 'rdb_last_save_time': 0,
+            'aof_enabled': 0, 'errorstat_MISCONF': {'count': 3}}
+    from ansible_collections.sre.incident_response.plugins.module_utils.areas import redis as area
+    persistence = area.evaluate_persistence('app-redis', 'redis', info)
+    persistence['evidence']['dir'] = '/var/lib/redis'
+    return [persistence] + list(extra)
+
+
+def test_a_failed_save_never_restarts_redis_and_names_the_directory():
+    verdict = safety.judge('restart', 'redis', _save_failed(), CTX)
+    assert not verdict['allowed'] and verdict['kind'] == 'save_failing', verdict
+    assert '/var/lib/redis' in verdict['escalation'] and 'Do not restart redis' in verdict['escalation']
+    doc = dx.diagnose(_save_failed(), CTX)
+    top = doc['hypotheses'][0]
+    assert top['action'] is None and 'investigate.yml' in top['first_action'] and '-e area=redis' in top['first_action']
+    assert 'MISCONF' in top['likely_cause'] and '/var/lib/redis' in top['likely_cause'], top
+    assert 'BGSAVE' in top['escalation']
+
+
+def test_a_failed_save_with_redis_down_still_restarts_it():
+    down = {'check': 'redis.connectivity', 'host': 'app-redis', 'service': 'redis', 'status': 'crit',
+            'summary': 'cannot connect: Connection refused', 'evidence': {'error': 'ConnectionError: Connection refused'}}
+    assert safety.judge('restart', 'redis', _save_failed([down]), CTX)['allowed']
+
+
+def test_a_directory_name_is_data_in_the_escalation():
+    hostile = _save_failed()
+    hostile[0]['evidence']['dir'] = '/srv/{{ lookup("pipe", "id") }}\n<script>'
+    text = safety.judge('restart', 'redis', hostile, CTX)['escalation']
+    assert '{{' not in text and '<script>' not in text and '\n' not in text, text
+    assert '"/srv/\\x7b\\x7b' in text, text

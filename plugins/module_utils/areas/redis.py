@@ -329,6 +329,113 @@ def evaluate_keyspace(host, service, info):
         total, ': ' + parts if parts else '', fmt_pct(hit_pct) if hit_pct is not None else 'n/a'), evidence)
 
 
+def _age(now, stamp):
+    try:
+        stamp = int(stamp)
+    except (TypeError, ValueError):
+        return None
+    return max(0, int(now - stamp)) if stamp > 0 else None
+
+
+def evaluate_persistence(host, service, info, now=None):
+    """redis.persistence from INFO persistence: a failed background save or AOF write is crit (with
+    stop-writes-on-bgsave-error on, the default, Redis then refuses every write with MISCONF while save points are
+    configured; and a restart would lose every write since the last good save); a failed AOF rewrite or a dataset
+    still loading warns. The age of the last save is evidence, not a rating (a cache may run without saves)."""
+    now = time.time() if now is None else now
+    mis = info.get('errorstat_MISCONF')
+    evidence = {'rdb_last_bgsave_status': info.get('rdb_last_bgsave_status'),
+                'rdb_last_save_time': info.get('rdb_last_save_time'),
+                'rdb_last_save_age_s': _age(now, info.get('rdb_last_save_time')),
+                'rdb_changes_since_last_save': info.get('rdb_changes_since_last_save'),
+                'rdb_bgsave_in_progress': info.get('rdb_bgsave_in_progress'),
+                'aof_enabled': info.get('aof_enabled'), 'aof_last_write_status': info.get('aof_last_write_status'),
+                'aof_last_bgrewrite_status': info.get('aof_last_bgrewrite_status'), 'loading': info.get('loading'),
+                'misconf_errors': mis.get('count') if isinstance(mis, dict) else None}
+    if evidence['rdb_last_bgsave_status'] is None and evidence['aof_enabled'] is None:
+        return finding('redis.persistence', host, service, 'unknown', 'INFO persistence unavailable', evidence)
+    problems, status = [], 'ok'
+    if evidence['rdb_last_bgsave_status'] == 'err':
+        status = 'crit'
+        problems.append('the last background save (RDB) failed, %d change(s) since the last good save%s' % (
+            int(evidence['rdb_changes_since_last_save'] or 0),
+            (' %s ago' % timefmt.duration(evidence['rdb_last_save_age_s'])) if evidence['rdb_last_save_age_s'] is not None else ''))
+    if evidence['aof_enabled'] and evidence['aof_last_write_status'] == 'err':
+        status = 'crit'
+        problems.append('writes to the append-only file (AOF) fail')
+    if evidence['aof_enabled'] and evidence['aof_last_bgrewrite_status'] == 'err':
+        status = worst([status, 'warn'])
+        problems.append('the last AOF rewrite failed')
+    if evidence['loading']:
+        status = worst([status, 'warn'])
+        problems.append('the dataset is still loading')
+    if problems:
+        text = '; '.join(problems)
+        if status == 'crit':
+            text += ': writes are refused with MISCONF while save points are configured (stop-writes-on-bgsave-error)'
+        if evidence['misconf_errors']:
+            text += ', %d MISCONF error(s) since start' % evidence['misconf_errors']
+        return finding('redis.persistence', host, service, status, text, evidence)
+    parts = ['last save ok' + ((' %s ago' % timefmt.duration(evidence['rdb_last_save_age_s']))
+                               if evidence['rdb_last_save_age_s'] is not None else '')]
+    parts.append('AOF %s' % ('on, writes ok' if evidence['aof_enabled'] else 'off'))
+    return finding('redis.persistence', host, service, 'ok', ', '.join(parts), evidence)
+
+
+def _replicas(info):
+    """The replicas a master lists in INFO replication (slaveN: ip=..,port=..,state=..,offset=..,lag=..)."""
+    out = []
+    for key in sorted(k for k in info if str(k).startswith('slave') and str(k)[5:].isdigit()):
+        value = info[key]
+        if isinstance(value, str):  # redis-py parses it into a dict; a raw value is "ip=..,port=..,..."
+            value = dict(part.split('=', 1) for part in value.split(',') if '=' in part)
+        if isinstance(value, dict):
+            out.append({'address': '%s:%s' % (value.get('ip'), value.get('port')), 'state': value.get('state'),
+                        'offset': _int(value.get('offset')), 'lag_s': _int(value.get('lag'))})
+    return out[:32]
+
+
+def evaluate_replication(host, service, info, t):
+    """redis.replication from INFO replication: a replica whose link to its master is down is crit, one still
+    syncing or silent for longer than replication_lag_warn_s warns; a master whose replicas lag or are not online
+    warns. A master without replicas is ok (most caches)."""
+    role = info.get('role')
+    lag_warn = t['replication_lag_warn_s']
+    evidence = {'role': role, 'connected_replicas': info.get('connected_slaves'), 'replicas': _replicas(info),
+                'master_host': info.get('master_host'), 'master_port': info.get('master_port'),
+                'master_link_status': info.get('master_link_status'),
+                'master_last_io_seconds_ago': info.get('master_last_io_seconds_ago'),
+                'master_sync_in_progress': info.get('master_sync_in_progress'),
+                'master_link_down_since_seconds': info.get('master_link_down_since_seconds'),
+                'master_repl_offset': info.get('master_repl_offset')}
+    if role is None:
+        return finding('redis.replication', host, service, 'unknown', 'INFO replication unavailable', evidence)
+    if role == 'slave':
+        master = '%s:%s' % (evidence['master_host'], evidence['master_port'])
+        if evidence['master_link_status'] != 'up':
+            down = evidence['master_link_down_since_seconds']
+            return finding('redis.replication', host, service, 'crit', 'replica of %s: link to the master is %s%s' % (
+                master, evidence['master_link_status'] or 'unknown',
+                (' since %s' % timefmt.duration(down)) if isinstance(down, int) and down >= 0 else ''), evidence)
+        io = evidence['master_last_io_seconds_ago']
+        if evidence['master_sync_in_progress'] or (isinstance(io, int) and io > lag_warn):
+            return finding('redis.replication', host, service, 'warn', 'replica of %s: %s' % (
+                master, 'full sync in progress' if evidence['master_sync_in_progress']
+                else 'nothing from the master for %d s (over %d s)' % (io, lag_warn)), evidence)
+        return finding('redis.replication', host, service, 'ok', 'replica of %s, link up, last contact %s s ago' % (
+            master, io), evidence)
+    replicas = evidence['replicas']
+    behind = [r for r in replicas if r['state'] != 'online' or (r['lag_s'] or 0) > lag_warn]
+    if behind:
+        return finding('redis.replication', host, service, 'warn', 'master with %d replica(s); behind or not online: %s' % (
+            len(replicas), ', '.join('%s %s lag %s s' % (r['address'], r['state'], r['lag_s']) for r in behind[:3])),
+            evidence)
+    if not replicas:
+        return finding('redis.replication', host, service, 'ok', 'master, no replicas', evidence)
+    return finding('redis.replication', host, service, 'ok', 'master with %d replica(s) online, lag at most %d s' % (
+        len(replicas), max((r['lag_s'] or 0) for r in replicas)), evidence)
+
+
 def not_checked(check, host, service, reason):
     return finding(check, host, service, 'unknown', 'not checked: %s' % reason, {'error': reason})
 
@@ -352,12 +459,15 @@ THRESHOLD_SPEC = dict(
     rejected_connections_warn=dict(type='int', default=1),
     slowlog_warn_ms=dict(type='float', default=20),
     slowlog_crit_count=dict(type='int', default=10),
+    replication_lag_warn_s=dict(type='int', default=30),
 )
 INFO_KEYS = ('redis_version', 'role', 'uptime_in_seconds', 'used_memory', 'used_memory_human', 'used_memory_rss',
              'used_memory_peak', 'maxmemory', 'maxmemory_policy', 'mem_fragmentation_ratio', 'evicted_keys',
              'expired_keys', 'connected_clients', 'blocked_clients', 'rejected_connections', 'maxclients',
              'keyspace_hits', 'keyspace_misses', 'total_commands_processed', 'instantaneous_ops_per_sec',
-             'total_error_replies')
+             'total_error_replies', 'rdb_last_bgsave_status', 'rdb_last_save_time', 'rdb_changes_since_last_save',
+             'aof_enabled', 'aof_last_write_status', 'aof_last_bgrewrite_status', 'loading', 'connected_slaves',
+             'master_link_status', 'master_last_io_seconds_ago')
 
 
 SPEC = redis_common.redis_argument_spec()
@@ -395,7 +505,7 @@ def _run(module, kind='library'):
     t['window_seconds'] = window_seconds(module)
     host, service = p['report_host'], p['service']
     secrets = [p['login_password']]
-    others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')
+    others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace', 'redis.persistence', 'redis.replication')
     client = None
     try:
         client = redis_common.redis_connect(p, client=kind)
@@ -442,17 +552,34 @@ def _evaluate(client, host, service, data, info, t, p):
         groups = group_clients(data['clients'], data.get('own_client_id')) if 'clients' in data else None
         findings.append(evaluate_clients(host, service, info, t, groups))
         findings.append(evaluate_keyspace(host, service, info))
+        findings.append(evaluate_persistence(host, service, info))
+        if findings[-1]['status'] == 'crit':
+            describe_dir(client, findings[-1])
+        findings.append(evaluate_replication(host, service, info, t))
         mem = findings[1]
         if mem['status'] != 'ok' and p['prefix_sample_keys'] > 0:
             describe_prefixes(client, mem, info, p)
     else:
         findings += [not_checked(c, host, service, 'INFO: %s' % data['errors'].get('INFO', 'empty'))
-                     for c in ('redis.memory', 'redis.clients', 'redis.keyspace')]
+                     for c in ('redis.memory', 'redis.clients', 'redis.keyspace', 'redis.persistence', 'redis.replication')]
     if 'SLOWLOG GET' in data['errors']:
         findings.append(not_checked('redis.slowlog', host, service, data['errors']['SLOWLOG GET']))
     else:
         findings.append(evaluate_slowlog(host, service, data['slowlog'], data.get('slowlog_len'), t))
     return findings
+
+
+def describe_dir(client, persistence):
+    """Where Redis writes its snapshot (CONFIG GET dir) on a failed save: the directory a person must fix (disk
+    full, permissions, gone). CONFIG may be renamed or refused (ACL): then the finding says so."""
+    try:
+        value = (client.config_get('dir') or {}).get('dir')
+    except Exception as exc:  # pylint: disable=broad-except
+        persistence['evidence']['dir_error'] = one_line(str(exc), 200)
+        return
+    if value:
+        persistence['evidence']['dir'] = one_line(value, 300)
+        persistence['summary'] += '; snapshot directory %s' % one_line(value, 120)
 
 
 def describe_prefixes(client, mem, info, p):

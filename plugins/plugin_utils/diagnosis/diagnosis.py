@@ -908,8 +908,33 @@ def rule_wal_retained_by_slot(findings, ctx, cmd):
     return out
 
 
+def rule_redis_save_failing(findings, ctx, cmd):
+    """Redis cannot write its snapshot (redis.persistence crit, areas/redis.py): with stop-writes-on-bgsave-error
+    on (the default) it refuses every write with MISCONF, and the application's errors follow. A full disk on the
+    same host (host.disk) is the usual cause: the disk rule then proposes clean_disk, and this names the directory.
+    No automated action: a restart loses every write since the last good save and the save fails again; an
+    escalation naming the directory."""
+    out = []
+    for finding in [f for f in _by(findings, 'redis.persistence') if f.get('status') == 'crit']:
+        service = finding.get('service') or 'redis'
+        disk = [f for f in _bad(findings, 'host.disk') if f.get('host') == finding.get('host')]
+        errors = _bad(findings, 'app.errors', 'health.endpoint')
+        where = _ev(finding).get('dir')
+        hyp = _hypothesis(
+            'gradual_degradation',
+            'Redis cannot save its snapshot%s: writes are refused (MISCONF)%s' % (
+                (' to %s' % safety.as_data(where, 120, allow='/')) if where else '', ' and the disk is full' if disk else ''),
+            [finding] + disk + errors, 0.9 if (disk or errors) else 0.7, cmd.investigate('redis'), service=service,
+            action=None)
+        hyp['escalation'] = safety.save_escalation(service, finding, ctx)
+        hyp['then'] = hyp['escalation']
+        out.append(hyp)
+    return out
+
+
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
-         rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures, rule_wal_retained_by_slot)
+         rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures, rule_wal_retained_by_slot,
+         rule_redis_save_failing)
 
 
 def evidence_of(doc, action, service=None):

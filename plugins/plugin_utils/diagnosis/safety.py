@@ -43,6 +43,7 @@ EVIDENCE_ACTIONS = {
     'config': (),                             # a setting is wrong (unknown database, TLS mode, ...)
     'client_slots': ('kill_query',),          # too many clients: end the holders, never restart the server
     'wal_retained': (),                       # an inactive replication slot keeps WAL: a person decides on the slot
+    'save_failing': (),                       # Redis cannot write its snapshot: fix the directory, never restart
 }
 
 # What a person must do, per class that allows no automated action.
@@ -52,6 +53,8 @@ ESCALATION = {
     'config': 'a setting is wrong: fix the named setting in the client\'s or the server\'s configuration',
     'wal_retained': 'an inactive replication slot retains WAL: start its consumer, or drop the slot (which breaks the '
                     'consumer that owns it)',
+    'save_failing': 'Redis cannot write its snapshot: free space in or fix the permissions of its directory, then '
+                    'BGSAVE',
 }
 
 _ERROR_CLASSES = (
@@ -77,13 +80,13 @@ _HBA_RE = re.compile(r'no pg_hba\.conf entry for host "([^"]{1,128})"', re.I)
 _SAFE_CHARS = re.compile(r'[A-Za-z0-9_.@:-]')
 
 
-def as_data(text, limit=64):
-    """Outside text (a role from a log line) as printable data: every character outside [A-Za-z0-9_.@:-]
-    escaped as \\xNN / \\uNNNN, cut at ``limit``, in double quotes. Templating, shell and markup syntax in it is
-    never active: '{{' becomes \\x7b\\x7b."""
+def as_data(text, limit=64, allow=''):
+    """Outside text (a role from a log line) as printable data: every character outside [A-Za-z0-9_.@:-] (and
+    ``allow``: '/' for a path) escaped as \\xNN / \\uNNNN, cut at ``limit``, in double quotes. Templating, shell
+    and markup syntax in it is never active: '{{' becomes \\x7b\\x7b."""
     out = []
     for char in str(text)[:limit]:
-        if _SAFE_CHARS.match(char):
+        if _SAFE_CHARS.match(char) or (char in allow):
             out.append(char)
         elif ord(char) < 0x100:
             out.append('\\x%02x' % ord(char))
@@ -165,6 +168,8 @@ def own_evidence(findings, service, ctx=None):
                 classes.setdefault(kind, finding)
         elif check == 'pg.replication' and status in contract.BAD and contract.evidence(finding).get('inactive_retaining'):
             classes.setdefault('wal_retained', finding)  # the database is up; a slot's consumer is not
+        elif check == 'redis.persistence' and status == 'crit':
+            classes.setdefault('save_failing', finding)  # Redis is up; its snapshot directory is not writable
         elif check == 'host.oom' and status in contract.BAD:
             classes.setdefault('leaking', finding)  # the kernel OOM-killed the service's own process
         elif check == 'container.resources' and status in contract.BAD and _memory(finding):
@@ -213,6 +218,17 @@ def slot_escalation(service, slots, ctx=None):
                 service, named, owner_of(service, ctx), service, named))
 
 
+def save_escalation(service, finding, ctx=None):
+    """The escalation for a Redis whose background save fails: the directory (as data), why a restart harms (the
+    writes since the last good save are lost, and the save fails again), who owns the service."""
+    ev = contract.evidence(finding) if finding else {}
+    where = as_data(ev.get('dir'), 120, allow='/') if ev.get('dir') else 'its snapshot directory (CONFIG GET dir)'
+    return ('Do not restart %s: its last background save failed, a restart loses every write since the last good '
+            'save and the save fails again. Escalate to %s (owner of %s): make %s writable (free space, permissions, '
+            'a mount that is gone), then run BGSAVE and check INFO persistence shows rdb_last_bgsave_status:ok; '
+            'writes refused with MISCONF resume then.' % (service, owner_of(service, ctx), service, where))
+
+
 def judge(action, service, findings, ctx=None, reasons=()):
     """May this action run against this service, on this evidence?
 
@@ -240,6 +256,10 @@ def judge(action, service, findings, ctx=None, reasons=()):
             slots = contract.evidence(own['wal_retained']).get('inactive_retaining') or []
             return {'allowed': False, 'reason': 'an inactive replication slot retains WAL: a restart frees none of it',
                     'classes': classes, 'kind': 'wal_retained', 'escalation': slot_escalation(service, slots, ctx)}
+        if 'save_failing' in own and not [k for k in allowed_by if k in ('down', 'crashing', 'hung')]:
+            return {'allowed': False, 'reason': 'the last background save failed: a restart loses the writes since '
+                                                'the last good save', 'classes': classes, 'kind': 'save_failing',
+                    'escalation': save_escalation(service, own['save_failing'], ctx)}
         if 'client_slots' in own and not [k for k in allowed_by if k in ('down', 'crashing')]:
             return {'allowed': False, 'reason': 'client slots exhausted: a restart drops every client and frees '
                                                 'nothing the holders will not take again',
