@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.comms import alerts as a
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident import files as f
+from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore
 
 NOW = datetime.datetime(2026, 12, 1, 3, 12, tzinfo=datetime.timezone.utc)
 HOSTS = {
@@ -97,9 +98,16 @@ def test_resend_and_second_alert_of_the_group_append_to_the_same_incident(tmp_pa
     assert 're-sent' in notes[1]['summary'] and 'fired' in notes[2]['summary']
 
 
+def diagnosed(out):
+    """The triage the intake decided ran and wrote its diagnosis."""
+    IncidentStore.of_path(out['incident_path'], out['incident_id']).write_diagnosis(
+        {'incident_id': out['incident_id'], 'hypotheses': [{'pattern': 'backend_down'}]})
+    return out
+
+
 def test_throttle_one_triage_per_group_per_window(tmp_path):
     d = str(tmp_path)
-    assert a.intake(event(), incident_dir=d, throttle_minutes=10, now=NOW)['triage'] is True
+    assert diagnosed(a.intake(event(), incident_dir=d, throttle_minutes=10, now=NOW))['triage'] is True
     flap = a.intake(event(), incident_dir=d, throttle_minutes=10, now=later(3))
     assert flap['triage'] is False and flap['triage_reason'].startswith('throttled')
     assert a.intake(event(fingerprint='f2'), incident_dir=d, throttle_minutes=10, now=later(9))['triage'] is False
@@ -109,6 +117,21 @@ def test_throttle_one_triage_per_group_per_window(tmp_path):
     assert a.intake(event(), incident_dir=d, throttle_minutes=10, now=later(15))['triage'] is False
     # throttle 0: every firing alert triages
     assert a.intake(event(), incident_dir=d, throttle_minutes=0, now=later(15))['triage'] is True
+
+
+def test_a_triage_that_left_no_diagnosis_is_not_a_reason_to_throttle(tmp_path):
+    d = str(tmp_path)
+    first = a.intake(event(), incident_dir=d, throttle_minutes=10, now=NOW)
+    assert first['triage'] is True
+    # a re-send while the first triage may still run: throttled (no second triage at once)
+    soon = a.intake(event(), incident_dir=d, throttle_minutes=10, now=later(1))
+    assert soon['triage'] is False and soon['triage_reason'].startswith('throttled')
+    # the first triage failed or was cut off: the next alert triages again, once
+    retry = a.intake(event(), incident_dir=d, throttle_minutes=10, now=later(3))
+    assert retry['triage'] is True and 'left no diagnosis' in retry['triage_reason'], retry
+    assert a.intake(event(), incident_dir=d, throttle_minutes=10, now=later(4))['triage'] is False
+    diagnosed(retry)
+    assert a.intake(event(), incident_dir=d, throttle_minutes=10, now=later(7))['triage'] is False
 
 
 def test_resolved_alert_records_and_drafts_only_when_the_whole_group_resolved(tmp_path):

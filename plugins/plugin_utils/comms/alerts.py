@@ -285,6 +285,10 @@ def _verb(status, previous, fired):
     return 'fired and resolved' if fired and previous != 'firing' else 'resolved'
 
 
+# A triage takes well under a minute; one started this long ago that left no diagnosis failed or was cut off.
+TRIAGE_RETRY_SECONDS = 120
+
+
 def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=None, throttle_minutes=10,
            contacts=None, now=None, host=None, inventory_names=None, redactor=None):
     """Record one batch of alerts of one group in the incident of the group; decide triage and the Resolved draft.
@@ -350,6 +354,10 @@ def intake(batch, incident_dir='incidents', hosts_services=None, severity_map=No
         elif since is None or since >= float(throttle_minutes):
             triage, reason = True, 'findings refreshed (last triage %s)' % (
                 'never' if since is None else '%.1f min ago' % since)
+        elif since * 60 >= TRIAGE_RETRY_SECONDS and not IncidentStore.at(root, incident['id']).diagnosis():
+            # the last triage started long enough ago to have ended and left no diagnosis (it failed or was cut
+            # off): the throttle protects the hosts from repeated triages, not an incident from having none
+            triage, reason = True, 'triage again: the last one (%.1f min ago) left no diagnosis' % since
         else:
             triage, reason = False, 'throttled: last triage of this group %.1f min ago (< %s min)' % (
                 since, throttle_minutes)
