@@ -11,17 +11,21 @@ module: remediation_run
 short_description: Plan, approve, apply, record and verify one remediation in one task
 version_added: 0.2.0
 description:
-  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart) and C(redis_evict) (flush_keys).
+  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
+    C(tls_cert) (apply_cert).
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
-    check mode, C(systemctl show)) and records the C(plan) event.
+    check mode, C(systemctl show), C(redis_evict) with C(state=plan), C(tls_cert_install) in check mode with the
+    certificate served now read from the controller) and records the C(plan) event. A plan that cannot help (a
+    certificate pair that fails a check, keys that cannot free enough) refuses the apply before the gate.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
   - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, or the container's start
     time. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
   - B(verify) judges the action's own symptom. That is the re-listed sessions and the PostgreSQL findings of
-    the C(verify_checks) of O(options), or the container running and its health endpoints. It also re-runs the symptom checks
+    the C(verify_checks) of O(options), or the container running and its health endpoints, or the certificate the
+    TLS endpoint serves and the triage's TLS check (C(net.tls_expiry)). It also re-runs the symptom checks
     of the hypothesis (the gate's C(evidence)) with the probe areas and the same settings and connection options
     as triage, TLS included. The C(verify) event follows. When the own symptom is gone but the services are still
     unhealthy, the action is VERIFIED and the result names the next action of the diagnosis (C(next_action)).
@@ -37,7 +41,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys]
+    choices: [kill_query, restart, flush_keys, apply_cert]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -90,6 +94,10 @@ options:
       - For flush_keys, the redis_evict settings (C(patterns), C(protected_patterns), C(batch_size), C(max_keys),
         C(max_used_percent)), C(allow_partial) (apply even when the plan says the keys cannot free enough; otherwise
         the apply is refused before the gate), C(verify_health), C(health_retries) and C(verify_checks).
+      - For apply_cert, the tls_cert settings (C(src), C(key_src) - both empty looks for the renewed pair in the
+        endpoint's C(renewal_dir) on the host -, C(dest), C(key_dest), C(hostnames), C(endpoint), C(reload_command),
+        C(min_days_valid), C(backup_dir)), C(allow_older) (install a certificate that is not newer than the one in
+        place; otherwise the apply is refused before the gate), C(health_retries) and C(verify_checks).
     type: dict
     default: {}
   stage:

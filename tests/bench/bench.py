@@ -78,12 +78,15 @@ GOAL_APPLY_RATIO = 1.0
 GOAL_REMEDIATION_TASKS = 3
 GRACE_PERIOD_S = 5.0  # pg_terminate_grace_period's default
 # (action, fault, target host, extra vars, own wait): the remediations `--only remediate` measures
-# (--actions picks some); an action with no wait of its own (flush_keys, clean_disk) compares with triage alone
+# (--actions picks some); an action with no wait of its own (flush_keys, clean_disk, apply_cert) compares with triage alone
 REMEDIATE_CASES = (
     ('kill_query', 'db_lock', 'app-db', ['-e', 'pg_terminate_min_age=1'], 'grace'),
     ('restart', None, 'app-backend', [], 'restart'),
     ('flush_keys', 'redis_full', 'app-redis', [], None),
     ('clean_disk', 'disk_full', 'app-backend', [], None),
+    # the renewed pair the tls_renewed fault stages ({state}: the lab's state directory of LAB_INSTANCE)
+    ('apply_cert', 'tls_renewed', 'app-backend', ['-e', 'tls_cert_src={state}/tls/renewed/fullchain.pem',
+                                                  '-e', 'tls_cert_key_src={state}/tls/renewed/privkey.pem'], None),
 )
 DEFAULT_ACTIONS = ('kill_query', 'restart')
 RUN_TIMEOUT = 3600
@@ -557,7 +560,8 @@ class Bench(object):
                     run = self.playbook([LAB_INVENTORY], 'playbooks/triage.yml')
                     self.record(keys['triage'], run)
                     incident = ['-e', 'incident_id=%s' % run['incidents'][0]] if run['incidents'] else []
-                    args = ['-e', 'remediation_action=%s' % action] + incident + extra
+                    state = os.path.join(ROOT, 'tests', 'lab', 'build', 'state%s' % (self.instance or ''))
+                    args = ['-e', 'remediation_action=%s' % action] + incident + [x.format(state=state) for x in extra]
                     self.record(keys['plan'], self.playbook([LAB_INVENTORY], 'playbooks/remediate.yml', args),
                                 counts=False)
                     applied = self.playbook([LAB_INVENTORY], 'playbooks/remediate.yml', args + approval)

@@ -10,8 +10,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OWN = {'ansible.builtin', 'sre.incident_response'}
 # Playbooks that configure AWX from a workstation; awx.awx is in requirements.yml and the EE, not a dependency.
 WORKSTATION_ONLY = {'awx.awx'}
-# community.docker builds and drives the lab (tests/lab, molecule): test tooling, not a runtime dependency.
-TEST_TOOLING = {'community.docker'}
+# community.docker builds and drives the lab (tests/lab, molecule), community.crypto makes the lab's certificates:
+# test tooling, not runtime dependencies.
+TEST_TOOLING = {'community.docker', 'community.crypto'}
 
 CANDIDATES = ('community.crypto', 'community.docker', 'community.general', 'community.postgresql', 'awx.awx')
 # a module key (`community.docker.docker_container:`), a lookup/filter/test/fragment/import naming one of them
@@ -45,7 +46,7 @@ def test_runtime_dependencies_are_exactly_what_plugins_roles_and_playbooks_use()
 def test_test_tooling_is_used_by_the_lab_only():
     lab = collections_used(['tests/lab', 'molecule'])
     assert TEST_TOOLING <= lab, 'the lab no longer uses %s: drop it from requirements.yml' % (TEST_TOOLING - lab)
-    assert not TEST_TOOLING & collections_used(['plugins', 'roles', 'playbooks']), 'community.docker is test tooling only'
+    assert not TEST_TOOLING & collections_used(['plugins', 'roles', 'playbooks']), '%s is test tooling only' % sorted(TEST_TOOLING)
 
 
 def test_requirements_and_the_execution_environment_list_the_dependencies():
