@@ -137,7 +137,7 @@ EVIDENCE = {
                                'statements[].calls', 'statements[].total_ms', 'statements[].mean_ms',
                                'statements[].rows', 'statements[].query'),
     # area_redis (+ area_redis.describe_prefixes on a redis.memory that is not ok)
-    'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s', 'max_clients_reached'),
+    'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s', 'max_clients_reached', 'refuses_writes'),
     'redis.memory': _ERROR + ('used_memory', 'used_memory_human', 'used_memory_peak', 'maxmemory', 'maxmemory_policy',
                               'mem_fragmentation_ratio', 'evicted_keys', 'oom_errors', 'used_memory_rss', 'used_pct',
                               'top_prefixes', 'top_prefixes[].prefix', 'top_prefixes[].sampled_keys',

@@ -93,7 +93,8 @@ def test_healthy_lab_every_finding_ok(lab, run_playbook, incident, lab_env):
         'app-backend': {'health.endpoint', 'health.container', 'app.errors', 'app.process', 'host.disk',
                         'container.resources', 'dependency.reachability', 'deploy.recent', 'host.changes'},
         'app-db': {'pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk', 'health.container'},
-        'app-redis': {'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace'},
+        'app-redis': {'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace',
+                      'redis.persistence', 'redis.replication'},
         'controller': {'net.dns', 'net.tls_expiry'},
     }
     for host, checks in expected.items():

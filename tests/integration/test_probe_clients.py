@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(not (shutil.which('psql') and shutil.which('redi
 
 CHECKS = ('pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk', 'pg.replication', 'pg.vacuum',
           'pg.temp', 'pg.statements',
-          'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace')
+          'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace', 'redis.persistence',
+          'redis.replication')
 
 
 def both(run_playbook, incident, area='all'):

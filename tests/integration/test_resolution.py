@@ -154,7 +154,7 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
                     assert not any(h.get('action') in ('restart', 'kill_query') and h.get('service') == 'db'
                                    for h in diag['hypotheses']), diag['hypotheses']
                 if name == 'redis_save_failing':  # the directory named, no restart of redis anywhere
-                    assert '/tmp/lab-rdb-readonly' in top['escalation'] and 'BGSAVE' in top['escalation'], top
+                    assert '/var/lib/redis' in top['escalation'] and 'BGSAVE' in top['escalation'], top
                     assert 'app-redis/redis.persistence' in top['evidence'], top
                     assert not any(h.get('action') == 'restart' and h.get('service') == 'redis'
                                    for h in diag['hypotheses']), diag['hypotheses']

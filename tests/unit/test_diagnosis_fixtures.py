@@ -39,6 +39,8 @@ EXPECTED = {
     'pool_foreign': ({'gradual_degradation'}, 'app-db/pg.connections', '-e pg_terminate_application_names=batch-exporter', None),
     # issue 21: a Redis out of client slots is up: kill the idle holders' connections, never "unreachable -> restart"
     'redis_maxclients': ({'gradual_degradation'}, 'app-redis/redis.clients', '-e area=redis', None),
+    # issue 21: a Redis whose save fails refuses writes and PING (MISCONF): escalate naming the directory, no restart
+    'redis_save_failing': ({'gradual_degradation'}, 'app-redis/redis.persistence', '-e area=redis', None),
     # issue 20 (live over stale): tls_renewed triaged seconds after db_password_rotated was healed: the auth failures
     # in pg.log are still fresh but every application error has recovered; the certificate is what needs doing
     'tls_renewed_after_rotation': ({'gradual_degradation'}, 'net.tls_expiry', '-e remediation_action=apply_cert', None),

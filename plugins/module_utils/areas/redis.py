@@ -121,6 +121,12 @@ def describe_group(group):
 MAX_CLIENTS_TEXT = 'max number of clients reached'
 
 
+def refuses_writes(error):
+    """A server that answers with MISCONF: its last background save failed and stop-writes-on-bgsave-error refuses
+    writes, and PING too; INFO still answers, so the area goes on."""
+    return 'MISCONF' in str(error or '')
+
+
 def max_clients_reached(error):
     return MAX_CLIENTS_TEXT in str(error or '').lower()
 
@@ -175,10 +181,15 @@ def evaluate_connectivity(host, service, data, error=None):
                        {'error': error, 'max_clients_reached': True})
     if error:
         return finding('redis.connectivity', host, service, 'crit', 'cannot connect: %s' % error, {'error': error})
+    info = data.get('info') or {}
     if not data.get('ping'):
         err = data['errors'].get('PING', 'no PONG')
+        if refuses_writes(err):
+            return finding('redis.connectivity', host, service, 'crit', 'answers but refuses writes and PING (MISCONF: '
+                           'the last background save failed, see redis.persistence): %s' % err,
+                           {'error': err, 'refuses_writes': True, 'version': info.get('redis_version'),
+                            'role': info.get('role'), 'uptime_s': info.get('uptime_in_seconds')})
         return finding('redis.connectivity', host, service, 'crit', 'PING failed: %s' % err, {'error': err})
-    info = data.get('info') or {}
     return finding('redis.connectivity', host, service, 'ok', 'PONG in %d ms (Redis %s, %s, up %s)' % (
         data['ping_ms'], info.get('redis_version', '?'), info.get('role', '?'), timefmt.duration(info.get('uptime_in_seconds'))),
         {'ping_ms': data['ping_ms'], 'version': info.get('redis_version'), 'role': info.get('role'),
@@ -512,6 +523,8 @@ def _run(module, kind='library'):
         client.ping()
     except Exception as exc:  # pylint: disable=broad-except
         error = redis_common.describe_error(exc, secrets)
+        if client is not None and refuses_writes(error):
+            return _collect_and_evaluate(client, host, service, t, p)
         findings = [evaluate_connectivity(host, service, {}, error=error)]
         if max_clients_reached(error):  # the server is up and full: who holds the slots, from this host's sockets
             findings.append(evaluate_clients_refused(host, service, error, read_holders(p)))
@@ -520,6 +533,10 @@ def _run(module, kind='library'):
         if client is not None:
             client.close()
         return dict(changed=False, findings=findings, evidence_files={}, executed_commands=['PING'])
+    return _collect_and_evaluate(client, host, service, t, p)
+
+
+def _collect_and_evaluate(client, host, service, t, p):
     try:
         data = collect(client, p['slowlog_count'])
         info = data.get('info') or {}

@@ -804,9 +804,11 @@ def rule_partial_failures(findings, ctx, cmd):
             then='Endpoints using %s fail while the rest work; degrade the feature or contact the provider' % names,
             service=_service(deps, None)))
     for check, svc_default, label in (('pg.connectivity', 'db', 'Database'), ('redis.connectivity', 'redis', 'Redis')):
-        # a server that refuses new clients because every slot is taken is up: rule_gradual_degradation names them
+        # a server that refuses new clients because every slot is taken is up: rule_gradual_degradation names them;
+        # one that refuses writes (and PING) after a failed save is up too: rule_redis_save_failing names the directory
         down = [f for f in findings if f.get('check') == check and f.get('status') == 'crit'
-                and not (check == 'redis.connectivity' and _ev(f).get('max_clients_reached') is True)]
+                and not (check == 'redis.connectivity' and (_ev(f).get('max_clients_reached') is True
+                                                            or _ev(f).get('refuses_writes') is True))]
         if down:
             service = _service(down, svc_default)
             out.append(_hypothesis(
@@ -920,11 +922,14 @@ def rule_redis_save_failing(findings, ctx, cmd):
         disk = [f for f in _bad(findings, 'host.disk') if f.get('host') == finding.get('host')]
         errors = _bad(findings, 'app.errors', 'health.endpoint')
         where = _ev(finding).get('dir')
+        refused = [f for f in _by(findings, 'redis.connectivity') if f.get('service') == finding.get('service')
+                   and _ev(f).get('refuses_writes') is True]
         hyp = _hypothesis(
             'gradual_degradation',
-            'Redis cannot save its snapshot%s: writes are refused (MISCONF)%s' % (
-                (' to %s' % safety.as_data(where, 120, allow='/')) if where else '', ' and the disk is full' if disk else ''),
-            [finding] + disk + errors, 0.9 if (disk or errors) else 0.7, cmd.investigate('redis'), service=service,
+            'Redis cannot save its snapshot%s: writes%s are refused (MISCONF)%s' % (
+                (' to %s' % safety.as_data(where, 120, allow='/')) if where else '', ' and PING' if refused else '',
+                ' and the disk is full' if disk else ''),
+            [finding] + refused + disk + errors, 0.9 if (disk or errors) else 0.7, cmd.investigate('redis'), service=service,
             action=None)
         hyp['escalation'] = safety.save_escalation(service, finding, ctx)
         hyp['then'] = hyp['escalation']
