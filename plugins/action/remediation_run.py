@@ -37,8 +37,9 @@ from ansible_collections.sre.incident_response.plugins.module_utils import probe
 from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area_health
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import human_bytes
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_rollback import Rollback
 
-ACTIONS = ('kill_query', 'restart', 'flush_keys')
+ACTIONS = ('kill_query', 'restart', 'flush_keys', 'rollback')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -621,4 +622,5 @@ HANDLERS = {
     'kill_query': KillQuery,
     'restart': Restart,
     'flush_keys': FlushKeys,
+    'rollback': Rollback,  # plugins/plugin_utils/remediation_rollback.py
 }
