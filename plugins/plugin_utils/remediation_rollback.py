@@ -315,9 +315,10 @@ class Rollback(object):
         failing = bad_paths(paths)
         running_ok, running, logs_ok, logs_summary, window = self._probe_after(target)
         where = ', '.join(x for x in (where, running) if x)
-        summary = '%s on %s: %s, health %s%s' % (
+        summary = '%s on %s: %s, %s%s' % (
             self.svc.get('name'), target.get('image') or target.get('release') or '?', where,
-            'ok' if health_ok else 'NOT ok %s' % '; '.join(health_lines)[:200],
+            'no health endpoint' if not self.svc.get('health') else
+            'health ok' if health_ok else 'health NOT ok %s' % '; '.join(health_lines)[:200],
             (', critical paths %s' % (('still failing: ' + ', '.join(failing)) if failing else
                                       '%s answer without 5xx' % ', '.join(p for p, dummy in paths))) if paths else '')
         return {'ok': link_ok and running_ok and health_ok and not failing and logs_ok, 'summary': summary,
