@@ -12,7 +12,7 @@ DOCKER = {'name': 'backend', 'kind': 'backend', 'deploy': {'type': 'docker', 'co
 SYMLINK = {'name': 'backend', 'kind': 'backend',
            'deploy': {'type': 'systemd', 'unit': 'app-backend.service', 'release_link': '/opt/app/current'},
            'health': [{'name': 'ready', 'url': 'http://127.0.0.1:18000/health/ready'}]}
-RELEASES = ['/opt/app/releases/1.0.0', '/opt/app/releases/1.1.0', '/opt/app/releases/0.9.0']
+RELEASES = ('/opt/app/releases/1.0.0', '/opt/app/releases/1.1.0', '/opt/app/releases/0.9.0')
 
 
 class Store(object):
