@@ -198,7 +198,7 @@ class Rollback(object):
         lines, targets, refuse = judge_docker_plan(res, bool(self.o.get('image')))
         data = {'current': res.get('current') or {}, 'target': res.get('target') or {}}
         if refuse:
-            return self._refused(lines, refuse, data)
+            return self._refused(lines + ['cannot roll back: %s' % refuse], refuse, data)
         return {'lines': lines, 'targets': targets, 'data': data}
 
     def _stat(self, path):
