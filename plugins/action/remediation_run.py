@@ -30,6 +30,15 @@ import time
 
 from ansible.errors import AnsibleActionFail
 
+try:  # ansible-core 2.19+
+    from ansible.executor.module_common import _apply_action_arg_defaults as apply_module_defaults
+except ImportError:  # ansible-core 2.17, 2.18
+    from ansible.executor.module_common import get_action_args_with_defaults
+
+    def apply_module_defaults(action, task, args, templar):
+        return get_action_args_with_defaults(action, args, task.module_defaults, templar,
+                                             action_groups=task._parent._play._action_groups)  # pylint: disable=protected-access
+
 from ansible_collections.sre.incident_response.plugins.action import probe as probe_action
 from ansible_collections.sre.incident_response.plugins.action.finding import finding_event, prepare
 from ansible_collections.sre.incident_response.plugins.action.remediation_gate import ActionModule as GateAction
@@ -38,8 +47,9 @@ from ansible_collections.sre.incident_response.plugins.module_utils.areas import
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import human_bytes
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_tls import ApplyCert
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_rollback import Rollback
 
-ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert')
+ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -231,7 +241,10 @@ class ActionModule(GateAction):
         return {}
 
     def module(self, name, args, check=None):
-        """Run a module on this host; raise AnsibleActionFail with its message when it fails."""
+        """Run a module on this host with the play's module_defaults for it and its action group (docker_host for
+        group/sre.incident_response.docker, as when the roles ran the modules as tasks); raise AnsibleActionFail with
+        its message when it fails."""
+        args = apply_module_defaults(name, self._task, dict(args), self._templar)
         saved = self._task.check_mode
         if check is not None:
             self._task.check_mode = check
@@ -623,4 +636,5 @@ HANDLERS = {
     'restart': Restart,
     'flush_keys': FlushKeys,
     'apply_cert': ApplyCert,  # role tls_cert: plugins/plugin_utils/remediation_tls.py
+    'rollback': Rollback,  # plugins/plugin_utils/remediation_rollback.py
 }

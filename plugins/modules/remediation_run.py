@@ -12,20 +12,24 @@ short_description: Plan, approve, apply, record and verify one remediation in on
 version_added: 0.2.0
 description:
   - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
-    C(tls_cert) (apply_cert).
+    C(tls_cert) (apply_cert), C(rollback).
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
     check mode, C(systemctl show), C(redis_evict) with C(state=plan), C(tls_cert_install) in check mode with the
-    certificate served now read from the controller) and records the C(plan) event. A plan that cannot help (a
-    certificate pair that fails a check, keys that cannot free enough) refuses the apply before the gate.
+    certificate served now read from the controller, C(docker_rollback) in check mode, or C(stat) and C(find) of a
+    release symlink) and records the C(plan) event. A plan that cannot help (a certificate pair that fails a check,
+    keys that cannot free enough, no previous image or release, the previous one is the one running) refuses the
+    apply before the gate.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
-  - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, or the container's start
-    time. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
+  - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, the container's start
+    time, or the rollback's target image or release. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
   - B(verify) judges the action's own symptom. That is the re-listed sessions and the PostgreSQL findings of
     the C(verify_checks) of O(options), or the container running and its health endpoints, or the certificate the
-    TLS endpoint serves and the triage's TLS check (C(net.tls_expiry)). It also re-runs the symptom checks
+    TLS endpoint serves and the triage's TLS check (C(net.tls_expiry)). For rollback, the
+    container (or the link and the unit) on the target, health, the critical paths without 5xx and the C(app_logs)
+    checks on the log lines since the switch. It also re-runs the symptom checks
     of the hypothesis (the gate's C(evidence)) with the probe areas and the same settings and connection options
     as triage, TLS included. The C(verify) event follows. When the own symptom is gone but the services are still
     unhealthy, the action is VERIFIED and the result names the next action of the diagnosis (C(next_action)).
@@ -41,7 +45,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys, apply_cert]
+    choices: [kill_query, restart, flush_keys, apply_cert, rollback]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -98,6 +102,9 @@ options:
         endpoint's C(renewal_dir) on the host -, C(dest), C(key_dest), C(hostnames), C(endpoint), C(reload_command),
         C(min_days_valid), C(backup_dir)), C(allow_older) (install a certificate that is not newer than the one in
         place; otherwise the apply is refused before the gate), C(health_retries) and C(verify_checks).
+      - For rollback, C(image) (Docker target C(repo:tag)), C(release) (release-symlink target directory),
+        C(health_timeout), C(keep_previous), C(verify_critical_paths), C(verify_checks) (the C(app_logs) checks
+        judged on the log lines since the switch) and C(health_retries) (0 means C(health_timeout) / 2).
     type: dict
     default: {}
   stage:
