@@ -11,11 +11,13 @@ module: remediation_run
 short_description: Plan, approve, apply, record and verify one remediation in one task
 version_added: 0.2.0
 description:
-  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart) and C(redis_evict) (flush_keys).
-    Action plugin. The controller
+  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
+    C(redis_maxmemory) (raise_maxmemory). Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
-    check mode, C(systemctl show)) and records the C(plan) event.
+    check mode, C(systemctl show), C(redis_evict) or C(redis_maxmemory) with C(state=plan)) and records the C(plan)
+    event. A plan that cannot help (flush_keys that cannot free enough, raise_maxmemory whose increase does not fit in
+    the host's available memory) refuses the apply before the gate; raise_maxmemory fails a plan only run too.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
   - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, or the container's start
@@ -37,7 +39,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys]
+    choices: [kill_query, restart, flush_keys, raise_maxmemory]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -90,6 +92,9 @@ options:
       - For flush_keys, the redis_evict settings (C(patterns), C(protected_patterns), C(batch_size), C(max_keys),
         C(max_used_percent)), C(allow_partial) (apply even when the plan says the keys cannot free enough; otherwise
         the apply is refused before the gate), C(verify_health), C(health_retries) and C(verify_checks).
+      - For raise_maxmemory, the redis_maxmemory settings (C(target_used_percent), C(max_free_fraction), C(persist)),
+        C(verify_health), C(health_retries) and C(verify_checks). One raise per approval; the verification needs
+        the planned C(maxmemory) in effect.
     type: dict
     default: {}
   stage:
