@@ -29,6 +29,7 @@ import re
 import time
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 
 try:  # ansible-core 2.19+
     from ansible.executor.module_common import _apply_action_arg_defaults as apply_module_defaults
@@ -49,7 +50,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_sto
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_tls import ApplyCert
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_rollback import Rollback
 
-ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback')
+ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback', 'raise_maxmemory')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -68,6 +69,38 @@ def as_list(value, kind=str):
         return [kind(x) for x in items]
     except (TypeError, ValueError):
         raise AnsibleActionFail('not a list of %s: %r' % (kind.__name__, value))
+
+
+def as_bool(value):
+    """A role setting that is a boolean, or its string as -e gives it (-e redis_maxmemory_persist=false)."""
+    return boolean(value, strict=False)
+
+
+def redis_login(engine, rd):
+    """The redis module options of a service's `redis` section (host, port, ACL user, password_var, db, TLS and its
+    certificates) with the triage's Redis timeouts (the `redis` role's settings)."""
+    s = engine.settings('redis')
+    return dict((k, v) for k, v in {
+        'login_host': rd.get('host', '127.0.0.1'), 'login_port': int(rd.get('port', 6379)),
+        'login_user': rd.get('user'), 'login_password': engine.secret(rd.get('password_var')),
+        'db': int(rd.get('db', 0)), 'tls': as_bool(rd.get('tls', False)),
+        'validate_certs': as_bool(rd.get('validate_certs', True)), 'ca_cert': rd.get('ca_cert'),
+        'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
+        'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout']}.items()
+        if v not in (None, ''))
+
+
+def maxmemory_refusal(service, plan_lines):
+    """Why raise_maxmemory is refused before the gate (the increase does not fit in the host's available memory)."""
+    return ('raise_maxmemory on %s cannot be done safely: %s. Nothing was changed. Free memory on the host, raise '
+            'redis_maxmemory_target_used_percent deliberately (a smaller increase), or find and stop the writer of the '
+            'top key prefix (redis.memory evidence).' % (service, '; '.join(plan_lines or []) or 'no plan'))
+
+
+def maxmemory_in_effect(in_effect, expected):
+    """The maxmemory Redis reports is at least the one the apply set (another run may have raised it further; 0, no
+    limit, stays no limit)."""
+    return int(in_effect or 0) >= int(expected or 0)
 
 
 def area_of(check):
@@ -145,8 +178,9 @@ class ActionModule(GateAction):
             action, service, len(plan['lines']), (' - ' + plan['lines'][0][:160]) if plan['lines'] else ''), {
             'action': action, 'service': service, 'targets': plan['lines'], 'plan': plan['data'],
             'check_mode': bool(self._task.check_mode)})
-        if applying and plan.get('refuse'):
-            # a plan that cannot help says so before the gate: no approval is recorded, nothing changes
+        if plan.get('refuse') and (applying or getattr(handler, 'refuse_plan', False)):
+            # a plan that cannot help says so before the gate: no approval is recorded, nothing changes (a handler
+            # with refuse_plan fails a plan only run too: no option of the apply would make it help)
             return dict(changed=False, plan=plan['data'], plan_lines=plan['lines'], gate={}, evidence=[], verify_on='',
                         next=[], lines=lines, failure=plan['refuse'], verified=None, msg=plan['refuse'])
         decision, evidence, following = self.gate(args, self._vars, store)
@@ -573,15 +607,7 @@ class FlushKeys(object):
                 'redis_evict needs a service %s with a redis section in incident_services of %s and evictable '
                 'patterns with a literal prefix (redis_evict_patterns or redis.evictable_patterns, e.g. "cache:*"); '
                 'got %s.' % (self.svc.get('name') or '?', self.e._host, self.patterns))
-        s = self.e.settings('redis')
-        self.login = dict((k, v) for k, v in {
-            'login_host': rd.get('host', '127.0.0.1'), 'login_port': int(rd.get('port', 6379)),
-            'login_user': rd.get('user'), 'login_password': self.e.secret(rd.get('password_var')),
-            'db': int(rd.get('db', 0)), 'tls': bool(rd.get('tls', False)),
-            'validate_certs': bool(rd.get('validate_certs', True)), 'ca_cert': rd.get('ca_cert'),
-            'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
-            'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout']}.items()
-            if v not in (None, ''))
+        self.login = redis_login(self.e, rd)
         self.limit = float(self.o.get('max_used_percent', 90))
 
     def _evict(self, state):
@@ -630,6 +656,97 @@ class FlushKeys(object):
                            'health': health_lines}}
 
 
+class RaiseMaxmemory(object):
+    """raise_maxmemory (role redis_maxmemory): redis_maxmemory (plan against the host's MemAvailable, then CONFIG SET
+    maxmemory, CONFIG REWRITE with persist) on the service's connection settings; deletes no key, never lowers
+    maxmemory, and refuses an increase the host has no room for."""
+
+    evidence_retries = 5
+    refuse_plan = True  # the old role's check: a plan the host has no room for fails, plan only too (no override)
+
+    def __init__(self, engine, svc, options):
+        self.e, self.svc, self.o = engine, svc, options
+        self.after, self.expect = {}, 0
+
+    def preflight(self):
+        rd = self.svc.get('redis') if isinstance(self.svc.get('redis'), dict) else None
+        try:
+            self.target = float(self.o.get('target_used_percent', 75))
+            self.fraction = float(self.o.get('max_free_fraction', 0.5))
+        except (TypeError, ValueError):
+            self.target = self.fraction = -1.0
+        if rd is None or not 1 <= self.target < 100 or not 0 < self.fraction <= 1:
+            raise AnsibleActionFail(
+                'redis_maxmemory needs a service %s with a redis section in incident_services of %s, '
+                'redis_maxmemory_target_used_percent in [1, 100) (got %s) and redis_maxmemory_max_free_fraction in '
+                '(0, 1] (got %s).' % (self.svc.get('name') or '?', self.e._host, self.o.get('target_used_percent', 75),
+                                      self.o.get('max_free_fraction', 0.5)))
+        self.login = redis_login(self.e, rd)
+
+    def _maxmemory(self, state):
+        return self.e.module('sre.incident_response.redis_maxmemory', dict(
+            self.login, target_used_percent=self.target, max_free_fraction=self.fraction,
+            persist=as_bool(self.o.get('persist', False)), state=state), check=False)
+
+    def plan(self):
+        res = self._maxmemory('plan')
+        before = res.get('memory_before') or {}
+        needed = int(res.get('new_maxmemory') or 0) > int(before.get('maxmemory') or 0) and bool(before.get('maxmemory'))
+        out = {'lines': res.get('plan') or [], 'targets': [1] if needed else [],
+               'data': dict((k, res.get(k)) for k in ('memory_before', 'new_maxmemory', 'host_available', 'fits'))}
+        out['data']['needed'] = needed
+        if not res.get('fits', True):
+            out['refuse'] = maxmemory_refusal(self.svc.get('name'), res.get('plan'))
+        return out
+
+    def apply(self, plan, decision):
+        name = self.svc.get('name')
+        if decision.get('already_applied') and decision.get('already_applied_state') == 'done':
+            # single use per approval: the approver approved one raise of the planned size; what the plan reads now
+            # (the writer may have filled the new room) needs a new approval (another reason or change_ref)
+            self.after = {'memory_after': plan['data'].get('memory_before') or {}}
+            self.expect = int((plan['data'].get('memory_before') or {}).get('maxmemory') or 0)
+            return {'changed': False, 'lines': [
+                'maxmemory of %s was already raised under this approval at %s; nothing to do. Another raise needs a new '
+                'approval (another reason or change_ref).' % (name, decision.get('already_applied_at'))],
+                'summary': 'raise_maxmemory on %s: already raised under this approval, nothing done; no key deleted' % name,
+                'result': dict((k, plan['data'].get(k)) for k in ('memory_before', 'new_maxmemory', 'host_available'))}
+        res = self._maxmemory('present')
+        self.after = res
+        self.expect = int(res.get('new_maxmemory') or 0)  # the apply's own plan (never below the maxmemory it read)
+        before, after = res.get('memory_before') or {}, res.get('memory_after') or {}
+        summary = 'raise_maxmemory on %s: maxmemory %s -> %s%s; no key deleted' % (
+            name, human_bytes(before.get('maxmemory')), human_bytes(after.get('maxmemory')),
+            '' if res.get('changed') else ' (already there)')
+        return {'changed': bool(res.get('changed')), 'summary': summary, 'lines': [],
+                'result': dict((k, res.get(k)) for k in ('memory_before', 'memory_after', 'new_maxmemory', 'host_available'))}
+
+    def verify(self, plan, applied):
+        name = self.svc.get('name')
+        findings_ok, findings, dummy = self.e.findings_of(
+            'redis', as_list(self.o.get('verify_checks')) or ['redis.memory'], name)
+        # the maxmemory in effect as the probe reads it (its own connection), else as the apply read it back
+        probed = [f for f in self.e._probed.get((self.e._host, ('redis',))) or []  # pylint: disable=protected-access
+                  if f.get('check') == 'redis.memory' and f.get('service') in (None, name)]
+        seen = (probed[0].get('evidence') or {}) if probed else {}
+        mem = self.after.get('memory_after') or {}
+        in_effect = int(seen.get('maxmemory') if seen.get('maxmemory') is not None else mem.get('maxmemory') or 0)
+        used = int(seen.get('used_memory') if seen.get('used_memory') is not None else mem.get('used_memory') or 0)
+        planned = self.expect
+        effect_ok = maxmemory_in_effect(in_effect, planned)
+        health_ok, health_lines = True, []
+        users = self.e.dependents(name) if as_bool(self.o.get('verify_health', True)) else []
+        if users:
+            health_ok, health_lines, dummy = self.e.health(users, int(self.o.get('health_retries', 15)))
+        summary = 'maxmemory %s (planned %s: %s), used %s (%.1f %% of it), health %s' % (
+            human_bytes(in_effect), human_bytes(planned), 'in effect' if effect_ok else 'NOT in effect',
+            human_bytes(used), (100.0 * used / in_effect) if in_effect else 0.0, 'ok' if health_ok else 'NOT ok')
+        return {'ok': findings_ok and effect_ok, 'summary': summary, 'findings': findings,
+                'remaining': '' if health_ok else 'health NOT ok: %s' % '; '.join(health_lines)[:200],
+                'result': {'memory_after': dict(mem, maxmemory=in_effect, used_memory=used), 'planned': planned,
+                           'in_effect': effect_ok, 'health': health_lines}}
+
+
 # the action -> its handler (plan, apply, verify); one line per action
 HANDLERS = {
     'kill_query': KillQuery,
@@ -637,4 +754,5 @@ HANDLERS = {
     'flush_keys': FlushKeys,
     'apply_cert': ApplyCert,  # role tls_cert: plugins/plugin_utils/remediation_tls.py
     'rollback': Rollback,  # plugins/plugin_utils/remediation_rollback.py
+    'raise_maxmemory': RaiseMaxmemory,
 }

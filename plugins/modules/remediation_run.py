@@ -12,14 +12,14 @@ short_description: Plan, approve, apply, record and verify one remediation in on
 version_added: 0.2.0
 description:
   - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
-    C(tls_cert) (apply_cert), C(rollback).
+    C(tls_cert) (apply_cert), C(rollback), C(redis_maxmemory) (raise_maxmemory).
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
-    check mode, C(systemctl show), C(redis_evict) with C(state=plan), C(tls_cert_install) in check mode with the
+    check mode, C(systemctl show), C(redis_evict) or C(redis_maxmemory) with C(state=plan), C(tls_cert_install) in check mode with the
     certificate served now read from the controller, C(docker_rollback) in check mode, or C(stat) and C(find) of a
     release symlink) and records the C(plan) event. A plan that cannot help (a certificate pair that fails a check,
-    keys that cannot free enough, no previous image or release, the previous one is the one running) refuses the
+    keys that cannot free enough, a maxmemory increase that does not fit in the host's available memory, no previous image or release, the previous one is the one running) refuses the
     apply before the gate.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
@@ -45,7 +45,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys, apply_cert, rollback]
+    choices: [kill_query, restart, flush_keys, apply_cert, rollback, raise_maxmemory]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -105,6 +105,9 @@ options:
       - For rollback, C(image) (Docker target C(repo:tag)), C(release) (release-symlink target directory),
         C(health_timeout), C(keep_previous), C(verify_critical_paths), C(verify_checks) (the C(app_logs) checks
         judged on the log lines since the switch) and C(health_retries) (0 means C(health_timeout) / 2).
+      - For raise_maxmemory, the redis_maxmemory settings (C(target_used_percent), C(max_free_fraction), C(persist)),
+        C(verify_health), C(health_retries) and C(verify_checks). One raise per approval; the verification needs
+        the planned C(maxmemory) in effect.
     type: dict
     default: {}
   stage:

@@ -78,12 +78,14 @@ GOAL_APPLY_RATIO = 1.0
 GOAL_REMEDIATION_TASKS = 3
 GRACE_PERIOD_S = 5.0  # pg_terminate_grace_period's default
 # (action, fault, target host, extra vars, own wait): the remediations `--only remediate` measures
-# (--actions picks some); an action with no wait of its own (flush_keys, clean_disk, apply_cert) compares with triage alone;
-# rollback's own wait (a new container from the previous image, the old one stopped, health) is taken as a restart's
+# (--actions picks some); an action with no wait of its own (flush_keys, raise_maxmemory, clean_disk, apply_cert)
+# compares with triage alone; rollback's own wait (a new container from the previous image, the old one stopped,
+# health) is taken as a restart's
 REMEDIATE_CASES = (
     ('kill_query', 'db_lock', 'app-db', ['-e', 'pg_terminate_min_age=1'], 'grace'),
     ('restart', None, 'app-backend', [], 'restart'),
     ('flush_keys', 'redis_full', 'app-redis', [], None),
+    ('raise_maxmemory', 'redis_full_unmarked', 'app-redis', [], None),
     ('clean_disk', 'disk_full', 'app-backend', [], None),
     # the renewed pair the tls_renewed fault stages ({state}: the lab's state directory of LAB_INSTANCE)
     ('apply_cert', 'tls_renewed', 'app-backend', ['-e', 'tls_cert_src={state}/tls/renewed/fullchain.pem',

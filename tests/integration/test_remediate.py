@@ -253,6 +253,45 @@ def test_flush_keys_redis_full(fault, run_playbook, incident, lab_env):
         no_secrets(incident, lab_env)
 
 
+# --- raise_maxmemory (redis_maxmemory) ------------------------------------------------------
+
+def test_raise_maxmemory_redis_full_unmarked(fault, run_playbook, incident, lab_env):
+    client = redis_client(lab_env)
+    with fault('redis_full_unmarked'):
+        maxmemory = int(client.config_get('maxmemory')['maxmemory'])
+        keys = client.dbsize()
+        assert client.info('memory')['used_memory'] >= maxmemory * 0.95
+
+        plan = remediate(run_playbook, incident, 'raise_maxmemory', check=True, approve=True)
+        assert plan.rc == 0, plan
+        assert re.search(r'raise maxmemory 64\.0 MiB -> [\d.]+ MiB \(used [\d.]+ MiB = \d+ % of the new limit\)', plan.stdout), plan
+        assert int(client.config_get('maxmemory')['maxmemory']) == maxmemory
+
+        # an increase the host has no room for fails the plan before the gate: nothing approved, nothing changed
+        tight = remediate(run_playbook, incident, 'raise_maxmemory', {'redis_maxmemory_max_free_fraction': '0.000001'},
+                          approve=True)
+        assert tight.rc != 0 and 'raise_maxmemory on redis cannot be done safely' in tight.stdout, tight
+        assert 'does NOT fit' in tight.stdout and not events(incident, 'approval'), tight
+        assert int(client.config_get('maxmemory')['maxmemory']) == maxmemory
+
+        refused = remediate(run_playbook, incident, 'raise_maxmemory', {'apply': True})
+        assert_refused(refused, incident)
+        assert int(client.config_get('maxmemory')['maxmemory']) == maxmemory
+
+        applied = remediate(run_playbook, incident, 'raise_maxmemory', approve=True)
+        act = assert_applied(applied, incident, 'raise_maxmemory', ['redis.memory'])
+        raised = int(client.config_get('maxmemory')['maxmemory'])
+        assert raised > maxmemory and raised == act['data']['result']['new_maxmemory'], act
+        assert client.dbsize() >= keys, 'no key is deleted'
+        assert 'in effect' in applied.stdout and 'NOT in effect' not in applied.stdout, applied
+
+        again = remediate(run_playbook, incident, 'raise_maxmemory', approve=True)
+        assert again.rc == 0, again
+        assert recap_changed(again, 'app-redis') == 0
+        assert int(client.config_get('maxmemory')['maxmemory']) == raised
+        no_secrets(incident, lab_env)
+
+
 # --- clean_disk (disk_cleanup) --------------------------------------------------------------
 
 def test_clean_disk_disk_full(fault, run_playbook, incident, lab_env, tmp_path):
