@@ -11,17 +11,19 @@ module: remediation_run
 short_description: Plan, approve, apply, record and verify one remediation in one task
 version_added: 0.2.0
 description:
-  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart) and C(redis_evict) (flush_keys).
-    Action plugin. The controller
+  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
+    C(disk_cleanup) (clean_disk). Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
-    check mode, C(systemctl show)) and records the C(plan) event.
+    check mode, C(systemctl show), C(redis_evict) or C(disk_cleanup) with C(state=plan)) and records the C(plan) event.
+    A clean_disk run first checks the paths against the service's C(disk_paths) and refuses before the plan.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
   - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, or the container's start
     time. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
   - B(verify) judges the action's own symptom. That is the re-listed sessions and the PostgreSQL findings of
-    the C(verify_checks) of O(options), or the container running and its health endpoints. It also re-runs the symptom checks
+    the C(verify_checks) of O(options), or the container running and its health endpoints, or (clean_disk) the
+    planned files gone, nothing else touched, each file system below C(max_used_percent) and C(host.disk). It also re-runs the symptom checks
     of the hypothesis (the gate's C(evidence)) with the probe areas and the same settings and connection options
     as triage, TLS included. The C(verify) event follows. When the own symptom is gone but the services are still
     unhealthy, the action is VERIFIED and the result names the next action of the diagnosis (C(next_action)).
@@ -37,7 +39,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys]
+    choices: [kill_query, restart, flush_keys, clean_disk]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -90,6 +92,11 @@ options:
       - For flush_keys, the redis_evict settings (C(patterns), C(protected_patterns), C(batch_size), C(max_keys),
         C(max_used_percent)), C(allow_partial) (apply even when the plan says the keys cannot free enough; otherwise
         the apply is refused before the gate), C(verify_health), C(health_retries) and C(verify_checks).
+      - For clean_disk, the disk_cleanup settings (C(paths), within the service's C(disk_paths); C(older_than_days),
+        C(rotated_patterns), C(temp_patterns), C(active_patterns), C(truncate_active), C(truncate_over)),
+        C(max_used_percent), C(allow_partial) (apply even when the plan cannot get each file system below
+        C(max_used_percent); otherwise the apply is refused before the gate), C(verify_health), C(health_retries) and
+        C(verify_checks).
     type: dict
     default: {}
   stage:

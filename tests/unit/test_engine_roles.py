@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENGINE_ROLES = {'pg_terminate': 'kill_query', 'restart': 'restart', 'redis_evict': 'flush_keys'}
+ENGINE_ROLES = {'pg_terminate': 'kill_query', 'restart': 'restart', 'redis_evict': 'flush_keys', 'disk_cleanup': 'clean_disk'}
 
 
 @pytest.mark.parametrize('role', sorted(ENGINE_ROLES))
