@@ -46,11 +46,12 @@ from ansible_collections.sre.incident_response.plugins.action.remediation_gate i
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
 from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area_health
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import human_bytes
+from ansible_collections.sre.incident_response.plugins.plugin_utils import disk_plan
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_tls import ApplyCert
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_rollback import Rollback
 
-ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback', 'raise_maxmemory')
+ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback', 'raise_maxmemory', 'clean_disk')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -747,6 +748,86 @@ class RaiseMaxmemory(object):
                            'in_effect': effect_ok, 'health': health_lines}}
 
 
+class CleanDisk(object):
+    """clean_disk (role disk_cleanup): disk_cleanup (plan, then delete/truncate) under the service's declared
+    disk_paths only; the plan is refused when what it frees cannot get the disk below the limit."""
+
+    evidence_retries = 5
+    KEYS = ('files', 'bytes', 'disk_before', 'deleted_open', 'recommendations')
+
+    def __init__(self, engine, svc, options):
+        self.e, self.svc, self.o = engine, svc, options
+
+    def preflight(self):
+        # what may be cleaned is what the inventory declares: the disk_paths of the service on this host; a path
+        # given with -e disk_cleanup_paths must be one of them or inside one (by name here, before anything is
+        # listed; the module checks again on the host after resolving symlinks)
+        name = self.svc.get('name') or self.e._task.args.get('service') or '?'
+        declared = [str(x) for x in (self.svc.get('disk_paths') or [])] if isinstance(self.svc.get('disk_paths'), list) else []
+        requested = disk_plan.requested_paths(self.o.get('paths'))
+        error = disk_plan.preflight_error(self.e._host, name, declared, requested, self.o.get('older_than_days', 1))
+        if error:
+            raise AnsibleActionFail(error)
+        self.allowed, self.paths = declared, requested or declared
+        self.limit = float(self.o.get('max_used_percent', 90))
+        self.args = dict(paths=self.paths, allowed_paths=self.allowed, older_than_days=float(self.o.get('older_than_days', 1)),
+                         truncate_active=bool(self.o.get('truncate_active', True)),
+                         truncate_over=int(self.o.get('truncate_over', 1048576)))
+        for key in ('rotated_patterns', 'temp_patterns', 'active_patterns'):
+            if self.o.get(key) not in (None, ''):
+                self.args[key] = as_list(self.o.get(key))
+
+    def _clean(self, state):
+        return self.e.module('sre.incident_response.disk_cleanup', dict(self.args, state=state), check=False)
+
+    def plan(self):
+        res = self._clean('plan')
+        enough, disk_lines, per_fs = disk_plan.sufficiency(res, self.limit)
+        data = dict((k, res.get(k)) for k in self.KEYS)
+        data['sufficiency'] = per_fs
+        out = {'lines': list(res.get('plan') or []) + disk_lines, 'data': data, 'targets': res.get('files') or []}
+        if not enough and not self.o.get('allow_partial'):
+            short = '; '.join(line for fs, line in zip(per_fs, disk_lines) if not fs['enough'])
+            holders = res.get('recommendations') or []
+            out['refuse'] = ('clean_disk on %s was not applied, nothing changed: %s.%s Set -e disk_cleanup_allow_partial=true '
+                             'to clean anyway.' % (self.svc.get('name'), short,
+                                                   (' What holds the rest: %s.' % '; '.join(holders)) if holders else ''))
+        return out
+
+    def apply(self, plan, decision):
+        # nothing planned: nothing is run (the apply acts on what the plan showed, never on what it did not)
+        res = self._clean('absent') if plan['targets'] else {
+            'changed': False, 'deleted': [], 'truncated': [], 'bytes': 0, 'bytes_freed': 0,
+            'disk_before': plan['data'].get('disk_before') or [], 'disk_after': plan['data'].get('disk_before') or []}
+        self.after = res
+        summary = 'clean_disk on %s: deleted %d file(s), truncated %d, %s freed under %s' % (
+            self.svc.get('name'), len(res.get('deleted') or []), len(res.get('truncated') or []),
+            human_bytes(int(res.get('bytes_freed') or 0)), ', '.join(self.paths))
+        return {'changed': bool(res.get('changed')), 'summary': summary, 'lines': [],
+                'result': dict((k, res.get(k)) for k in ('deleted', 'truncated', 'bytes', 'bytes_freed', 'disk_before',
+                                                         'disk_after'))}
+
+    def verify(self, plan, applied):
+        # the planned files are gone (a re-plan lists none of them as planned) and nothing else was touched
+        again = self._clean('plan')
+        still, beyond = disk_plan.judge_cleanup(plan['targets'], self.after, again.get('files'))
+        disk = again.get('disk_before') or self.after.get('disk_after') or []
+        full = [d for d in disk if float(d.get('used_percent') or 0) >= self.limit]
+        findings_ok, findings, dummy = self.e.findings_of(
+            'network', as_list(self.o.get('verify_checks')) or ['host.disk'], self.svc.get('name'))
+        health_ok, health_lines = True, []
+        if self.svc.get('health') and self.o.get('verify_health', True):
+            health_ok, health_lines, dummy = self.e.health([self.svc.get('name')], int(self.o.get('health_retries', 15)))
+        summary = '%s %% used (limit %g %%)%s%s, health %s' % (
+            ', '.join('%s at %s' % (d.get('path'), d.get('used_percent')) for d in disk) or 'no file system',
+            self.limit,
+            ('; planned files still there: %s' % ', '.join(still)) if still else '',
+            ('; TOUCHED BEYOND THE PLAN: %s' % ', '.join(beyond)) if beyond else '', 'ok' if health_ok else 'NOT ok')
+        return {'ok': findings_ok and not full and not still and not beyond, 'summary': summary, 'findings': findings,
+                'remaining': '' if health_ok else 'health NOT ok: %s' % '; '.join(health_lines)[:200],
+                'result': {'disk_after': disk, 'still': still, 'beyond': beyond, 'health': health_lines}}
+
+
 # the action -> its handler (plan, apply, verify); one line per action
 HANDLERS = {
     'kill_query': KillQuery,
@@ -755,4 +836,5 @@ HANDLERS = {
     'apply_cert': ApplyCert,  # role tls_cert: plugins/plugin_utils/remediation_tls.py
     'rollback': Rollback,  # plugins/plugin_utils/remediation_rollback.py
     'raise_maxmemory': RaiseMaxmemory,
+    'clean_disk': CleanDisk,
 }

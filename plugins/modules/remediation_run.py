@@ -12,15 +12,16 @@ short_description: Plan, approve, apply, record and verify one remediation in on
 version_added: 0.2.0
 description:
   - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
-    C(tls_cert) (apply_cert), C(rollback), C(redis_maxmemory) (raise_maxmemory).
+    C(tls_cert) (apply_cert), C(rollback), C(redis_maxmemory) (raise_maxmemory), C(disk_cleanup) (clean_disk).
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
-    check mode, C(systemctl show), C(redis_evict) or C(redis_maxmemory) with C(state=plan), C(tls_cert_install) in check mode with the
+    check mode, C(systemctl show), C(redis_evict), C(redis_maxmemory) or C(disk_cleanup) with C(state=plan), C(tls_cert_install) in check mode with the
     certificate served now read from the controller, C(docker_rollback) in check mode, or C(stat) and C(find) of a
     release symlink) and records the C(plan) event. A plan that cannot help (a certificate pair that fails a check,
     keys that cannot free enough, a maxmemory increase that does not fit in the host's available memory, no previous image or release, the previous one is the one running) refuses the
-    apply before the gate.
+    apply before the gate. A clean_disk run first checks the paths against the service's C(disk_paths) and refuses
+    before the plan.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
   - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, the container's start
@@ -29,7 +30,8 @@ description:
     the C(verify_checks) of O(options), or the container running and its health endpoints, or the certificate the
     TLS endpoint serves and the triage's TLS check (C(net.tls_expiry)). For rollback, the
     container (or the link and the unit) on the target, health, the critical paths without 5xx and the C(app_logs)
-    checks on the log lines since the switch. It also re-runs the symptom checks
+    checks on the log lines since the switch. For clean_disk, the planned files gone, nothing else touched, each file
+    system below C(max_used_percent) and C(host.disk). It also re-runs the symptom checks
     of the hypothesis (the gate's C(evidence)) with the probe areas and the same settings and connection options
     as triage, TLS included. The C(verify) event follows. When the own symptom is gone but the services are still
     unhealthy, the action is VERIFIED and the result names the next action of the diagnosis (C(next_action)).
@@ -45,7 +47,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys, apply_cert, rollback, raise_maxmemory]
+    choices: [kill_query, restart, flush_keys, apply_cert, rollback, raise_maxmemory, clean_disk]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -108,6 +110,11 @@ options:
       - For raise_maxmemory, the redis_maxmemory settings (C(target_used_percent), C(max_free_fraction), C(persist)),
         C(verify_health), C(health_retries) and C(verify_checks). One raise per approval; the verification needs
         the planned C(maxmemory) in effect.
+      - For clean_disk, the disk_cleanup settings (C(paths), within the service's C(disk_paths); C(older_than_days),
+        C(rotated_patterns), C(temp_patterns), C(active_patterns), C(truncate_active), C(truncate_over)),
+        C(max_used_percent), C(allow_partial) (apply even when the plan cannot get each file system below
+        C(max_used_percent); otherwise the apply is refused before the gate), C(verify_health), C(health_retries) and
+        C(verify_checks).
     type: dict
     default: {}
   stage:

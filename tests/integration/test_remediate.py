@@ -339,6 +339,30 @@ def test_clean_disk_disk_full(fault, run_playbook, incident, lab_env, tmp_path):
                 os.unlink(escape)
 
 
+def test_clean_disk_refuses_a_plan_that_cannot_free_enough_and_check_mode_changes_nothing(fault, run_playbook, incident,
+                                                                                          lab_env):
+    vol = lab_env.log_volume_path
+
+    def listing():
+        return sorted(os.listdir(vol)) + sorted('tmp/' + f for f in os.listdir(os.path.join(vol, 'tmp')))
+
+    with fault('disk_full'):
+        files, size = listing(), os.path.getsize(os.path.join(vol, 'app.log'))
+        # check mode with an approval: the plan only, nothing approved, nothing changed
+        checked = remediate(run_playbook, incident, 'clean_disk', approve=True, check=True)
+        assert checked.rc == 0, checked
+        assert 'mode: plan only' in checked.stdout and 'after the plan' in checked.stdout, checked
+        assert not events(incident, 'action') and listing() == files
+
+        # rotated logs and temp files younger than 30 days stay: truncating the active log cannot get below 90 %
+        refused = remediate(run_playbook, incident, 'clean_disk', {'disk_cleanup_older_than_days': 30}, approve=True)
+        assert refused.rc != 0, refused
+        assert re.search(r'was not applied, nothing changed: disk \S+: [\d.]+ % used, CANNOT get below 90 %', refused.stdout), refused
+        assert 'disk_cleanup_allow_partial=true' in refused.stdout, refused
+        assert not events(incident, 'action') and not events(incident, 'approval'), 'refused before the gate'
+        assert listing() == files and os.path.getsize(os.path.join(vol, 'app.log')) >= size
+
+
 # --- rollback (bad deploy) ------------------------------------------------------------------
 
 def test_rollback_bad_deploy(fault, run_playbook, incident, lab_env):
