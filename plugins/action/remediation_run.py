@@ -37,9 +37,10 @@ from ansible_collections.sre.incident_response.plugins.module_utils import probe
 from ansible_collections.sre.incident_response.plugins.module_utils.areas import health as area_health
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import human_bytes
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_redis_clients import KillClients
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_tls import ApplyCert
 
-ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert')
+ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'kill_clients')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -623,4 +624,5 @@ HANDLERS = {
     'restart': Restart,
     'flush_keys': FlushKeys,
     'apply_cert': ApplyCert,  # role tls_cert: plugins/plugin_utils/remediation_tls.py
+    'kill_clients': KillClients,  # role redis_kill_clients: plugins/plugin_utils/remediation_redis_clients.py
 }

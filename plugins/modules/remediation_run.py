@@ -11,8 +11,8 @@ module: remediation_run
 short_description: Plan, approve, apply, record and verify one remediation in one task
 version_added: 0.2.0
 description:
-  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
-    C(tls_cert) (apply_cert).
+  - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys),
+    C(tls_cert) (apply_cert) and C(redis_kill_clients) (kill_clients).
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
@@ -41,7 +41,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys, apply_cert]
+    choices: [kill_query, restart, flush_keys, apply_cert, kill_clients]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -98,6 +98,9 @@ options:
         endpoint's C(renewal_dir) on the host -, C(dest), C(key_dest), C(hostnames), C(endpoint), C(reload_command),
         C(min_days_valid), C(backup_dir)), C(allow_older) (install a certificate that is not newer than the one in
         place; otherwise the apply is refused before the gate), C(health_retries) and C(verify_checks).
+      - For kill_clients, the redis_clients selectors (C(names), C(processes), C(pids); at least one, never every
+        client), C(min_idle), C(reset_stats), C(verify_health), C(health_retries) and C(verify_checks). A plan that
+        selects no connection refuses the apply before the gate.
     type: dict
     default: {}
   stage:

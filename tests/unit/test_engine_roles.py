@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENGINE_ROLES = {'pg_terminate': 'kill_query', 'restart': 'restart', 'redis_evict': 'flush_keys', 'tls_cert': 'apply_cert'}
+ENGINE_ROLES = {'pg_terminate': 'kill_query', 'restart': 'restart', 'redis_evict': 'flush_keys', 'tls_cert': 'apply_cert',
+                'redis_kill_clients': 'kill_clients'}
 
 
 @pytest.mark.parametrize('role', sorted(ENGINE_ROLES))
