@@ -24,7 +24,7 @@ description:
     still there are ended with C(CLIENT KILL ID).
   - O(state=plan) and check mode change nothing and report what would be ended. A run that selects nothing reports
     C(changed=false).
-  - Client names and process names are data: they are compared, never put in a command or a shell string.
+  - Client names and process names are data, compared and never put in a command or a shell string.
 author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
@@ -332,7 +332,7 @@ def main():
             client, conns, dummy = view(p, port)
             result['server_after'] = 'answers' if client is not None else 'refuses'
             if client is not None:
-                again, dummy = logic.select(conns, **dict(sel, min_idle=0))
+                again, dummy = logic.select(conns, names=p['names'], processes=p['processes'], pids=p['pids'], min_idle=0)
                 again = [c for c in again if c['id'] in wanted_ids or (c['ip'], c['port']) in wanted_peers]
                 for conn in again:
                     if conn['id'] not in result['killed_ids'] and client.client_kill_filter(_id=str(conn['id'])):
