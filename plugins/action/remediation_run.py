@@ -48,10 +48,12 @@ from ansible_collections.sre.incident_response.plugins.module_utils.areas import
 from ansible_collections.sre.incident_response.plugins.module_utils.remediation import human_bytes
 from ansible_collections.sre.incident_response.plugins.plugin_utils import disk_plan
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_redis_clients import KillClients
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_tls import ApplyCert
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_rollback import Rollback
 
-ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback', 'raise_maxmemory', 'clean_disk')
+ACTIONS = ('kill_query', 'restart', 'flush_keys', 'apply_cert', 'rollback', 'raise_maxmemory', 'clean_disk',
+           'kill_clients')
 DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted)']
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
@@ -837,4 +839,5 @@ HANDLERS = {
     'rollback': Rollback,  # plugins/plugin_utils/remediation_rollback.py
     'raise_maxmemory': RaiseMaxmemory,
     'clean_disk': CleanDisk,
+    'kill_clients': KillClients,  # role redis_kill_clients: plugins/plugin_utils/remediation_redis_clients.py
 }

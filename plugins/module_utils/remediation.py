@@ -33,10 +33,11 @@ ACTIONS = {
     'apply_cert': {'role': 'tls_cert', 'class': 'replace'},
     'clean_disk': {'role': 'disk_cleanup', 'class': 'delete'},
     'raise_maxmemory': {'role': 'redis_maxmemory', 'class': 'resize'},
+    'kill_clients': {'role': 'redis_kill_clients', 'class': 'terminate'},
 }
 DESTRUCTIVE_CLASSES = ('terminate', 'evict', 'delete')
 DEFAULT_BUDGET = {'rollback': 2, 'restart': 3, 'kill_query': 5, 'flush_keys': 3, 'apply_cert': 2, 'clean_disk': 5,
-                  'raise_maxmemory': 2}
+                  'raise_maxmemory': 2, 'kill_clients': 5}
 
 
 def is_destructive(action):

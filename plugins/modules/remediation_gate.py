@@ -35,7 +35,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [apply_cert, clean_disk, flush_keys, kill_query, raise_maxmemory, restart, rollback]
+    choices: [apply_cert, clean_disk, flush_keys, kill_clients, kill_query, raise_maxmemory, restart, rollback]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str

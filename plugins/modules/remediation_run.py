@@ -12,7 +12,8 @@ short_description: Plan, approve, apply, record and verify one remediation in on
 version_added: 0.2.0
 description:
   - The engine of the remediation roles C(pg_terminate) (kill_query), C(restart), C(redis_evict) (flush_keys) and
-    C(tls_cert) (apply_cert), C(rollback), C(redis_maxmemory) (raise_maxmemory), C(disk_cleanup) (clean_disk).
+    C(tls_cert) (apply_cert), C(rollback), C(redis_maxmemory) (raise_maxmemory), C(disk_cleanup) (clean_disk),
+    C(redis_kill_clients) (kill_clients).
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
@@ -47,7 +48,7 @@ options:
     description: The remediation action.
     type: str
     required: true
-    choices: [kill_query, restart, flush_keys, apply_cert, rollback, raise_maxmemory, clean_disk]
+    choices: [kill_query, restart, flush_keys, apply_cert, rollback, raise_maxmemory, clean_disk, kill_clients]
   service:
     description: The service (C(incident_services) name) the action targets; scopes the budget.
     type: str
@@ -115,6 +116,9 @@ options:
         C(max_used_percent), C(allow_partial) (apply even when the plan cannot get each file system below
         C(max_used_percent); otherwise the apply is refused before the gate), C(verify_health), C(health_retries) and
         C(verify_checks).
+      - For kill_clients, the redis_clients selectors (C(names), C(processes), C(pids); at least one, never every
+        client), C(min_idle), C(reset_stats), C(verify_health), C(health_retries) and C(verify_checks). A plan that
+        selects no connection refuses the apply before the gate.
     type: dict
     default: {}
   stage:

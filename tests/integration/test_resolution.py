@@ -48,8 +48,9 @@ FAULTS = {
     'tls_renewed': ('controller/net.tls_expiry', 'network', 'apply_cert'),
     # issue 21: an inactive replication slot retaining WAL is escalated naming the slot; never a drop, never a restart
     'pg_slot_retained': ('app-db/pg.replication', 'db', None),
-    # issue 21: Redis out of client slots names the holder (batch-report); never a restart of redis (kill_clients: not built)
-    'redis_maxclients': ('app-redis/redis.clients', 'redis', None),
+    # issue 21: Redis out of client slots: kill_clients ends the holder's (batch-report) connections with ss -K while
+    # every slot is taken; never a restart of redis
+    'redis_maxclients': ('app-redis/redis.clients', 'redis', 'kill_clients'),
     # issue 21: Redis cannot save its snapshot (writes refused, MISCONF) is escalated naming the directory; never a
     # restart of redis (it would lose the writes since the last good save)
     'redis_save_failing': ('app-redis/redis.persistence', 'redis', None),
@@ -158,13 +159,13 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
                     assert 'app-redis/redis.persistence' in top['evidence'], top
                     assert not any(h.get('action') == 'restart' and h.get('service') == 'redis'
                                    for h in diag['hypotheses']), diag['hypotheses']
-                if name == 'redis_maxclients':  # the holder named from the host's sockets, Redis left running
-                    assert 'batch-report' in top['likely_cause'], top
-                    assert not any(h.get('action') == 'restart' and h.get('service') == 'redis'
-                                   for h in diag['hypotheses']), diag['hypotheses']
                 RESULTS[name] = 'investigation: %s' % top['likely_cause']
                 return
             assert ev.get('remediation_action') == expected_action, top
+            if name == 'redis_maxclients':  # the holder named from the host's sockets and selected by its pid
+                assert 'batch-report' in top['likely_cause'] and ev.get('redis_kill_clients_pids'), top
+                assert not any(h.get('action') == 'restart' and h.get('service') == 'redis'
+                               for h in diag['hypotheses']), diag['hypotheses']
             ev.update(incident['vars'], apply=True, approved_by=_approver(),
                       approval_reason='resolution test: apply the printed first action')
             if renew_first:
@@ -174,6 +175,10 @@ def test_first_action_resolves_the_fault(name, lab, run_playbook, incident, lab_
             applied = run_playbook(playbook, ev, timeout=400)
             assert applied.rc == 0, applied
             assert 'VERIFIED %s' % expected_action in applied.stdout, applied
+            if name == 'redis_maxclients':  # closed with ss -K (no slot was free), Redis never restarted
+                assert 'ss -K' in applied.stdout, applied
+                print('\n'.join(' '.join(x.split())[:400] for x in applied.stdout.splitlines()
+                                if 'VERIFIED' in x or 'PLAN kill_clients' in x or 'connection(s)' in x))
             if area == 'app':
                 _traffic(lab_env)
             again = run_playbook('playbooks/investigate.yml', dict(incident['vars'], area=area), timeout=400)

@@ -37,8 +37,9 @@ EXPECTED = {
     'disk_deleted_open': ({'gradual_degradation'}, 'app-backend/host.disk', '-e remediation_action=clean_disk', None),
     'redis_full_unmarked': ({'gradual_degradation'}, 'app-redis/redis.memory', '-e remediation_action=raise_maxmemory', None),
     'pool_foreign': ({'gradual_degradation'}, 'app-db/pg.connections', '-e pg_terminate_application_names=batch-exporter', None),
-    # issue 21: a Redis out of client slots is up: kill the idle holders' connections, never "unreachable -> restart"
-    'redis_maxclients': ({'gradual_degradation'}, 'app-redis/redis.clients', '-e area=redis', None),
+    # issue 21: a Redis out of client slots is up: kill the holders' connections (kill_clients), never "unreachable -> restart"
+    'redis_maxclients': ({'gradual_degradation'}, 'app-redis/redis.clients',
+                         '-e remediation_action=kill_clients -e incident_id', None),
     # issue 21: a Redis whose save fails refuses writes and PING (MISCONF): escalate naming the directory, no restart
     'redis_save_failing': ({'gradual_degradation'}, 'app-redis/redis.persistence', '-e area=redis', None),
     # issue 20 (live over stale): tls_renewed triaged seconds after db_password_rotated was healed: the auth failures

@@ -7,7 +7,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_ROLES = {'pg_terminate': 'kill_query', 'restart': 'restart', 'redis_evict': 'flush_keys', 'tls_cert': 'apply_cert',
-                'rollback': 'rollback', 'redis_maxmemory': 'raise_maxmemory', 'disk_cleanup': 'clean_disk'}
+                'rollback': 'rollback', 'redis_maxmemory': 'raise_maxmemory', 'disk_cleanup': 'clean_disk',
+                'redis_kill_clients': 'kill_clients'}
 
 
 @pytest.mark.parametrize('role', sorted(ENGINE_ROLES))

@@ -41,7 +41,7 @@ TABLE = {
     'tls_renewed': ('apply_cert', 'proxy'),              # the staged renewed pair
     'oom_kill': ('restart', 'backend'),                  # leaking: the kernel OOM-killed its own process
     'pg_slot_retained': (None, 'db'),                    # wal_retained: escalate naming the slot, never drop or restart
-    'redis_maxclients': (None, 'redis'),                 # client_slots: name the holders, never restart redis
+    'redis_maxclients': ('kill_clients', 'redis'),       # client_slots: end the holders' connections, never restart redis
     'redis_save_failing': (None, 'redis'),               # save_failing: name the directory, never restart redis
 }
 
@@ -170,19 +170,25 @@ def test_the_summary_and_the_console_print_the_escalation():
     assert '-> ESCALATE: Do not restart db' in line and 'role "app"' in line, line
 
 
-def test_redis_maxclients_names_the_holders_and_never_restarts_redis():
+def test_redis_maxclients_ends_the_holders_connections_and_never_restarts_redis():
     with open(os.path.join(FIXTURES, 'redis_maxclients.json')) as handle:
         findings = json.load(handle)
     doc = dx.diagnose(findings, CTX)
     top = doc['hypotheses'][0]
     assert top['likely_cause'].startswith('Redis client connections exhausted by ') and 'batch-report' in top['likely_cause']
-    assert 'investigate.yml' in top['first_action'] and 'Do not restart redis' in top['then']
-    assert 'stop or fix that process' in top['then']
+    assert top['action'] == 'kill_clients' and top['safety']['allowed'] is True, top
+    assert '-e remediation_action=kill_clients' in top['first_action'] and '-e redis_kill_clients_pids=2684' in top['first_action']
+    assert 'apply=true' not in top['first_action'] and 'apply=true' in top['then'] and 'Do not restart redis' in top['then']
+    assert top['symptom_checks'] == ['app-redis/redis.connectivity'], top
     for hyp in doc['hypotheses']:
         assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
         assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
     verdict = safety.judge('restart', 'redis', findings, CTX)
-    assert verdict['allowed'] is False and verdict['kind'] == 'client_slots'
+    assert verdict['allowed'] is False and verdict['kind'] == 'client_slots' and 'kill_clients' in verdict['escalation']
+    assert safety.judge('kill_clients', 'redis', findings, CTX, ('client_slots',))['allowed'] is True
+    assert 'kill_clients' in safety.DESTRUCTIVE and 'kill_clients' in safety.EVIDENCE_ACTIONS['client_slots']
+    assert safety.judge('kill_clients', 'redis', findings, CTX)['allowed'] is True  # its own evidence says client_slots
+    assert safety.judge('kill_clients', 'redis', [], CTX)['allowed'] is False  # no evidence: never
 
 
 def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name():
@@ -195,8 +201,17 @@ def test_redis_clients_answering_at_the_limit_selects_the_idle_holders_by_name()
                     'idle_min_s': 0, 'idle_max_s': 3, 'ids': [3]}]}}
     doc = dx.diagnose([clients], CTX)
     top = doc['hypotheses'][0]
-    assert top['action'] is None and 'investigate.yml' in top['first_action'] and 'CLIENT KILL ID' in top['then']
+    assert top['action'] == 'kill_clients' and '-e redis_kill_clients_names=batch-report' in top['first_action'], top
     assert 'batch-report from 127.0.0.7' in top['likely_cause']
+
+
+def test_redis_holders_that_cannot_be_named_safely_are_escalated():
+    clients = {'check': 'redis.clients', 'host': 'app-redis', 'service': 'redis', 'status': 'crit',
+               'summary': 'many', 'evidence': {'connected_clients': 9600, 'maxclients': 10000, 'by_client': [
+                   {'name': '{{ lookup("pipe", "id") }}', 'host': '127.0.0.7', 'cmd': 'get', 'kind': 'normal',
+                    'count': 9500, 'idle_min_s': 300, 'idle_max_s': 900, 'ids': [1]}]}}
+    top = dx.diagnose([clients], CTX)['hypotheses'][0]
+    assert top['action'] is None and 'investigate.yml' in top['first_action'] and 'lookup' not in top['first_action']
 
 
 def _save_failed(extra=()):

@@ -616,15 +616,9 @@ def redis_slots_exhausted(finding):
 
 def redis_holders(finding):
     """(who, extra): the holders of the slots as a person reads them, and the kill_clients selection for them
-    (kill_clients_pids from the host's sockets, kill_clients_names or kill_clients_addrs from CLIENT LIST)."""
+    (redis_kill_clients_names from CLIENT LIST when the server answered, else redis_kill_clients_pids from the Redis
+    host's sockets); extra is None when no holder can be selected safely."""
     ev = _ev(finding)
-    holders = [h for h in ev.get('holders') or [] if isinstance(h, dict) and h.get('pid') is not None]
-    if holders:
-        top = max(int(h.get('connections') or 0) for h in holders)
-        chosen = [h for h in holders if int(h.get('connections') or 0) * 2 >= top and str(h.get('pid')).isdigit()]
-        who = ', '.join('%s (pid %s, %s connections)' % (h.get('process') or '?', h.get('pid'), h.get('connections'))
-                        for h in chosen[:3])
-        return who, [('kill_clients_pids', sorted(int(h['pid']) for h in chosen))]
     groups = [g for g in ev.get('by_client') or [] if isinstance(g, dict) and g.get('kind', 'normal') == 'normal']
     if groups:
         top = max(int(g.get('count') or 0) for g in groups)
@@ -633,11 +627,15 @@ def redis_holders(finding):
             g.get('name') or '(no name)', g.get('host') or '?', g.get('count'), g.get('idle_max_s')) for g in chosen[:3])
         names = sorted({g.get('name') for g in chosen if g.get('name')})
         if names and all(plain_value(n) for n in names) and all(g.get('name') for g in chosen):
-            return who, [('kill_clients_names', names)]
-        addrs = sorted({g.get('host') for g in chosen if g.get('host')})
-        if addrs and all(plain_value(a) for a in addrs):
-            return who, [('kill_clients_addrs', addrs)]
+            return who, [('redis_kill_clients_names', names)]
         return who, None
+    holders = [h for h in ev.get('holders') or [] if isinstance(h, dict) and h.get('pid') is not None]
+    if holders:
+        top = max(int(h.get('connections') or 0) for h in holders)
+        chosen = [h for h in holders if int(h.get('connections') or 0) * 2 >= top and str(h.get('pid')).isdigit()]
+        who = ', '.join('%s (pid %s, %s connections)' % (h.get('process') or '?', h.get('pid'), h.get('connections'))
+                        for h in chosen[:3])
+        return who, ([('redis_kill_clients_pids', sorted(int(h['pid']) for h in chosen))] if chosen else None)
     return None, None
 
 
@@ -648,11 +646,15 @@ def _redis_exhausted(findings, clients, cmd):
     symptoms = _bad(findings, 'health.endpoint', 'app.errors')
     cause = 'Redis client connections exhausted by %s' % (who or 'holders not visible from the Redis host (%s)' % (
         _ev(clients).get('holders_note') or 'see redis.clients'))
-    # kill_clients (remediation_run) is not built yet: name the holders and what a person does; never a restart
-    how = ('stop or fix that process, or end its idle connections with CLIENT KILL ID (ids from CLIENT LIST once one '
-           'slot is free)' if extra and extra[0][0] == 'kill_clients_pids' else
-           'end their idle connections with CLIENT KILL ID (redis.clients evidence by_client[].ids)' if extra else
-           'find the client that holds the connections and end its idle ones (CLIENT KILL ID) or stop it')
+    if extra:
+        # kill_clients ends the holders' (idle) connections: CLIENT KILL ID, or ss -K while every slot is taken
+        return _hypothesis(
+            'gradual_degradation', cause, [clients] + refused + symptoms, 0.9, cmd.remediate('kill_clients', service, extra=extra),
+            then='Do not restart %s (it drops the cache and frees nothing the holders will not take again); the plan lists '
+                 'the connections of the holders it ends (never another process\'s): %s; then fix the client that leaks '
+                 'them' % (service, cmd.remediate('kill_clients', service, apply=True, extra=extra)),
+            service=service, action='kill_clients', symptom=refused or [clients], claims=('client_slots',))
+    how = 'find the client that holds the connections and end its idle ones (CLIENT KILL ID) or stop it'
     return _hypothesis(
         'gradual_degradation', cause, [clients] + refused + symptoms, 0.9, cmd.investigate('redis'),
         then='Do not restart %s (it drops the cache and frees nothing the holders will not take again): %s; then fix '

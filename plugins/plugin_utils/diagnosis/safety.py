@@ -24,7 +24,7 @@ from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis im
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
 
 # Actions that restart, kill or delete: proposed only when judge() allows them.
-DESTRUCTIVE = ('restart', 'kill_query', 'flush_keys', 'clean_disk', 'rollback')
+DESTRUCTIVE = ('restart', 'kill_query', 'kill_clients', 'flush_keys', 'clean_disk', 'rollback')
 
 # evidence class -> the actions it allows (an empty tuple: escalate to a person, change nothing)
 EVIDENCE_ACTIONS = {
@@ -41,7 +41,7 @@ EVIDENCE_ACTIONS = {
     'auth': (),                               # a credential is refused: the server is fine
     'authz': (),                              # a permission or pg_hba rule refuses a client
     'config': (),                             # a setting is wrong (unknown database, TLS mode, ...)
-    'client_slots': ('kill_query',),          # too many clients: end the holders, never restart the server
+    'client_slots': ('kill_query', 'kill_clients'),  # too many clients: end the holders, never restart the server
     'wal_retained': (),                       # an inactive replication slot keeps WAL: a person decides on the slot
     'save_failing': (),                       # Redis cannot write its snapshot: fix the directory, never restart
 }
@@ -264,8 +264,8 @@ def judge(action, service, findings, ctx=None, reasons=()):
             return {'allowed': False, 'reason': 'client slots exhausted: a restart drops every client and frees '
                                                 'nothing the holders will not take again',
                     'classes': classes, 'kind': 'client_slots',
-                    'escalation': 'End the sessions or clients that hold the slots (kill_query; Redis: CLIENT KILL '
-                                  'ID), never restart %s' % service}
+                    'escalation': 'End the sessions or clients that hold the slots (kill_query; Redis: '
+                                  'kill_clients), never restart %s' % service}
     if allowed_by:
         return {'allowed': True, 'reason': '%s: %s' % (action, ', '.join(allowed_by)), 'classes': classes,
                 'escalation': None, 'kind': None}
