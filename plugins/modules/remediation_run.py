@@ -17,16 +17,18 @@ description:
     Action plugin. The controller
     decides and records. The action's modules run on the target host through the task's connection.
   - B(plan) runs the action's module in its read-only form (C(pg_sessions) with C(state=plan), C(docker_restart) in
-    check mode, C(systemctl show), C(redis_evict), C(redis_maxmemory) or C(disk_cleanup) with C(state=plan), C(tls_cert_install) in check mode with the
-    certificate served now read from the controller, C(docker_rollback) in check mode, or C(stat) and C(find) of a
-    release symlink) and records the C(plan) event. A plan that cannot help (a certificate pair that fails a check,
-    keys that cannot free enough, a maxmemory increase that does not fit in the host's available memory, no previous image or release, the previous one is the one running) refuses the
-    apply before the gate. A clean_disk run first checks the paths against the service's C(disk_paths) and refuses
-    before the plan.
+    check mode, C(systemctl show), C(redis_evict), C(redis_maxmemory), C(disk_cleanup) or C(redis_clients) with
+    C(state=plan), C(tls_cert_install) in check mode with the certificate served now read from the controller,
+    C(docker_rollback) in check mode, or C(stat) and C(find) of a release symlink) and records the C(plan) event.
+  - A plan that cannot help refuses the apply before the gate (a certificate pair that fails a check, keys that
+    cannot free enough, a maxmemory increase that does not fit in the host's available memory, a disk cleanup that
+    cannot get below the limit, no previous image or release or the previous one running, no connection selected).
+    A clean_disk run first checks the paths against the service's C(disk_paths) and refuses before the plan.
   - B(gate) is the decision of M(sre.incident_response.remediation_gate) (approval, four eyes, budget, the intent
     under the incident's lock).
   - B(apply) runs the module once, with what the plan saw. Those are the planned PIDs, the container's start
-    time, or the rollback's target image or release. Then the C(action) event settles the intent (C(done), or C(failed) when the apply fails).
+    time, or the rollback's target image or release. Then the C(action) event settles the intent (C(done), or
+    C(failed) when the apply fails).
   - B(verify) judges the action's own symptom. That is the re-listed sessions and the PostgreSQL findings of
     the C(verify_checks) of O(options), or the container running and its health endpoints, or the certificate the
     TLS endpoint serves and the triage's TLS check (C(net.tls_expiry)). For rollback, the
