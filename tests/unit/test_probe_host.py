@@ -188,6 +188,16 @@ def test_open_files_near_the_limit_rate_and_name_the_process_and_its_service():
     assert _valid(area.evaluate_fds('h', rows, tables, [], T))['status'] == 'ok'
 
 
+def test_a_sandbox_lowered_fd_limit_is_not_exhaustion():
+    # OpenSSH's pre-auth child sets RLIMIT_NOFILE to 1 after opening what it needs: 7 of 1 is by design
+    rows = [{'pid': 12, 'name': 'sshd', 'fds': 7, 'fd_limit': 1, 'sockets': [], 'netns': 'net:[1]', 'cgroup': '0::/\n'},
+            {'pid': 13, 'name': 'python3', 'fds': 10, 'fd_limit': 1024, 'sockets': [], 'netns': 'net:[1]', 'cgroup': '0::/\n'}]
+    f = _valid(area.evaluate_fds('h', rows, {}, [], T))
+    assert f['status'] == 'ok', f
+    rows[1]['fds'] = 1000
+    assert _valid(area.evaluate_fds('h', rows, {}, [], T))['status'] == 'crit'
+
+
 def test_scanning_this_machines_proc_reads_this_process():
     rows, unreadable, truncated = area.scan_processes()
     mine = [r for r in rows if r['pid'] == os.getpid()]

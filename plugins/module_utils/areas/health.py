@@ -252,6 +252,22 @@ SPEC = dict(
 )
 
 
+def recheck_slow(specs, results, latency_warn_ms, timeout):
+    """Endpoints that answered as expected but slower than latency_warn_ms are checked once more and the faster
+    answer kept: one slow answer on a busy machine is noise, two in a row are a finding."""
+    slow = [i for i, (spec, res) in enumerate(zip(specs, results))
+            if not res.get('error') and ' but slow: ' in evaluate_endpoint(spec, res, latency_warn_ms, None)[1]]
+    if not slow:
+        return results
+    again = check_endpoints([specs[i] for i in slow], default_timeout=timeout)
+    out = list(results)
+    for i, res in zip(slow, again):
+        if evaluate_endpoint(specs[i], res, latency_warn_ms, None)[0] == 'ok' or \
+                (res.get('latency_ms') or 0) < (out[i].get('latency_ms') or 0):
+            out[i] = res
+    return out
+
+
 def run(module):
     p = module.params
     window_s = window_seconds(module)
@@ -263,6 +279,7 @@ def run(module):
     findings = []
     specs = endpoint_specs(p['http_targets'])
     results = check_endpoints(specs, default_timeout=p['timeout'])
+    results = recheck_slow(specs, results, p['latency_warn_ms'], p['timeout'])
     findings.extend(endpoint_findings(specs, results, p['latency_warn_ms'], p['latency_crit_ms']))
     if p['services']:
         client = DockerClient(p['docker_host'])

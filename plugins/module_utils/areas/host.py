@@ -467,6 +467,10 @@ def parse_proc_net_tcp(text):
     return out
 
 
+# Max open files under this is a sandboxed process' own limit, not one it can exhaust (see evaluate_fds)
+SANDBOX_FD_LIMIT = 64
+
+
 def _fd_limit(pid, proc):
     try:
         with open(os.path.join(proc, pid, 'limits')) as handle:
@@ -565,9 +569,13 @@ def evaluate_fds(host, rows, tables, markers, t, unreadable=0, truncated=False):
     by_fds = sorted(items, key=lambda i: (-(i['fd_pct'] or 0), -i['fds'], i['pid']))[:top_n]
     by_tcp = [i for i in sorted(items, key=lambda i: (-i['tcp_total'], i['pid'])) if i['tcp_total']][:top_n]
     mine = [i for i in items if i['service'] and i not in by_fds][:top_n]
-    statuses = [level(i['fd_pct'], t['fds_warn_pct'], t['fds_crit_pct']) for i in items if i['fd_pct'] is not None]
+    # a limit this low is a sandbox's own (OpenSSH's pre-auth child sets RLIMIT_NOFILE to 1 after opening what it
+    # needs): it opens nothing more by design, so it is evidence, never exhaustion
+    statuses = [level(i['fd_pct'], t['fds_warn_pct'], t['fds_crit_pct']) for i in items
+                if i['fd_pct'] is not None and (i['fd_limit'] or 0) >= SANDBOX_FD_LIMIT]
     status = worst(statuses or ['ok'])
-    over = [i for i in by_fds if i['fd_pct'] is not None and i['fd_pct'] >= t['fds_warn_pct']]
+    over = [i for i in by_fds if i['fd_pct'] is not None and i['fd_pct'] >= t['fds_warn_pct']
+            and (i['fd_limit'] or 0) >= SANDBOX_FD_LIMIT]
     totals = {}
     for i in items:
         for state, count in i['tcp'].items():
