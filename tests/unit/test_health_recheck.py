@@ -25,6 +25,9 @@ def test_slow_twice_stays_a_finding(monkeypatch):
 
 
 def test_fast_errors_and_wrong_status_are_not_rechecked(monkeypatch):
-    monkeypatch.setattr(health, 'check_endpoints', lambda specs, default_timeout: (_ for _ in ()).throw(AssertionError))
+    def no_recheck(specs, default_timeout):
+        raise AssertionError('re-checked %s (timeout %s)' % (specs, default_timeout))
+
+    monkeypatch.setattr(health, 'check_endpoints', no_recheck)
     results = [answer(30), {'error': 'Connection refused', 'latency_ms': 1}, answer(20, status=503)]
     assert health.recheck_slow([SPEC, SPEC, SPEC], results, 1000, 5) == results
