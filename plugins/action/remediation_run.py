@@ -29,7 +29,6 @@ import re
 import time
 
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils.parsing.convert_bool import boolean
 
 try:  # ansible-core 2.19+
     from ansible.executor.module_common import _apply_action_arg_defaults as apply_module_defaults
@@ -49,6 +48,7 @@ from ansible_collections.sre.incident_response.plugins.module_utils.remediation 
 from ansible_collections.sre.incident_response.plugins.plugin_utils import disk_plan
 from ansible_collections.sre.incident_response.plugins.plugin_utils.incident_store import IncidentStore, task_redactor
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_redis_clients import KillClients
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_options import as_bool, as_list, redis_login
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_tls import ApplyCert
 from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_rollback import Rollback
 
@@ -58,39 +58,6 @@ DEFAULT_STATES = ['active', 'idle in transaction', 'idle in transaction (aborted
 EVIDENCE_RE = re.compile(r'^(pg[.]|redis[.]|host[.]disk$)')
 AREA_OF = (('pg.', 'postgres'), ('redis.', 'redis'), ('host.disk', 'network'))
 RETRY_DELAY = 2.0
-
-
-def as_list(value, kind=str):
-    """A role setting that is a list, or a comma-separated string as -e gives it (-e pg_terminate_pids=4001,4008)."""
-    if value in (None, ''):
-        return []
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [x.strip() for x in str(value).split(',') if x.strip()]
-    try:
-        return [kind(x) for x in items]
-    except (TypeError, ValueError):
-        raise AnsibleActionFail('not a list of %s: %r' % (kind.__name__, value))
-
-
-def as_bool(value):
-    """A role setting that is a boolean, or its string as -e gives it (-e redis_maxmemory_persist=false)."""
-    return boolean(value, strict=False)
-
-
-def redis_login(engine, rd):
-    """The redis module options of a service's `redis` section (host, port, ACL user, password_var, db, TLS and its
-    certificates) with the triage's Redis timeouts (the `redis` role's settings)."""
-    s = engine.settings('redis')
-    return dict((k, v) for k, v in {
-        'login_host': rd.get('host', '127.0.0.1'), 'login_port': int(rd.get('port', 6379)),
-        'login_user': rd.get('user'), 'login_password': engine.secret(rd.get('password_var')),
-        'db': int(rd.get('db', 0)), 'tls': as_bool(rd.get('tls', False)),
-        'validate_certs': as_bool(rd.get('validate_certs', True)), 'ca_cert': rd.get('ca_cert'),
-        'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
-        'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout']}.items()
-        if v not in (None, ''))
 
 
 def maxmemory_refusal(service, plan_lines):

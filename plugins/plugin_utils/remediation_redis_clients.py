@@ -19,21 +19,9 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleActionFail
 
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_options import as_bool, as_list, redis_login
+
 DEFAULT_VERIFY_CHECKS = ['redis.connectivity', 'redis.clients']
-
-
-def as_list(value, kind=str):
-    """A role setting that is a list, or a comma-separated string as -e gives it (-e kill_clients_pids=4001,4008)."""
-    if value in (None, ''):
-        return []
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [x.strip() for x in str(value).split(',') if x.strip()]
-    try:
-        return [kind(x) for x in items if str(x).strip()]
-    except (TypeError, ValueError):
-        raise AnsibleActionFail('not a list of %s: %r' % (kind.__name__, value))
 
 
 class KillClients(object):
@@ -61,18 +49,10 @@ class KillClients(object):
                 % (self.svc.get('name') or '?', self.e._host,  # pylint: disable=protected-access
                    dict((k, v) for k, v in self.selectors.items() if v) or 'no selector'))
         self.min_idle = min_idle
-        s = self.e.settings('redis')
-        self.login = dict((k, v) for k, v in {
-            'login_host': rd.get('host', '127.0.0.1'), 'login_port': int(rd.get('port', 6379)),
-            'login_user': rd.get('user'), 'login_password': self.e.secret(rd.get('password_var')),
-            'db': int(rd.get('db', 0)), 'tls': bool(rd.get('tls', False)),
-            'validate_certs': bool(rd.get('validate_certs', True)), 'ca_cert': rd.get('ca_cert'),
-            'client_cert': rd.get('client_cert'), 'client_key': rd.get('client_key'),
-            'connect_timeout': s['redis_connect_timeout'], 'socket_timeout': s['redis_socket_timeout']}.items()
-            if v not in (None, ''))
+        self.login = redis_login(self.e, rd)
 
     def _clients(self, state):
-        args = dict(self.login, state=state, min_idle=self.min_idle, reset_stats=bool(self.o.get('reset_stats', False)),
+        args = dict(self.login, state=state, min_idle=self.min_idle, reset_stats=as_bool(self.o.get('reset_stats', False)),
                     **self.selectors)
         return self.e.module('sre.incident_response.redis_clients', args, check=False)
 

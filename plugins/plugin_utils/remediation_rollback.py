@@ -30,6 +30,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.sre.incident_response.plugins.action.probe import app_logs_args
 from ansible_collections.sre.incident_response.plugins.module_utils import remediation as logic
 from ansible_collections.sre.incident_response.plugins.module_utils.timefmt import parse_ts
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_options import as_list
 
 ACTION = 'rollback'
 ALREADY_PREFIX = 'already rolled back'  # docker_rollback's reason when the container carries rolled_back_from
@@ -38,13 +39,7 @@ REQUESTED = 'requested (image)'         # docker_rollback's reason for an explic
 
 # --- pure logic (tests/unit/test_remediation_rollback.py) -----------------------------------------------------
 
-def names(value):
-    """A list setting, or a comma-separated string as -e gives it."""
-    if value in (None, ''):
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(x) for x in value if str(x).strip()]
-    return [x.strip() for x in str(value).split(',') if x.strip()]
+names = as_list  # a list setting, or a comma-separated string as -e gives it
 
 
 def deploy_kind(deploy):

@@ -30,18 +30,13 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.sre.incident_response.plugins.module_utils import probe_runner
 from ansible_collections.sre.incident_response.plugins.module_utils.areas import network as area_network
+from ansible_collections.sre.incident_response.plugins.plugin_utils.remediation_options import as_list
 
 SERVED_TRIES = 10
 SERVED_DELAY = 1.0
 
 
-def names(value):
-    """A list setting, or a comma-separated string as -e gives it."""
-    if value in (None, ''):
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(x) for x in value if str(x).strip()]
-    return [x.strip() for x in str(value).split(',') if x.strip()]
+names = as_list  # a list setting, or a comma-separated string as -e gives it
 
 
 def same_endpoint(a, b):
