@@ -746,8 +746,11 @@ class CleanDisk(object):
             if self.o.get(key) not in (None, ''):
                 self.args[key] = as_list(self.o.get(key))
 
-    def _clean(self, state):
-        return self.e.module('sre.incident_response.disk_cleanup', dict(self.args, state=state), check=False)
+    def _clean(self, state, planned=None):
+        args = dict(self.args, state=state)
+        if planned is not None:
+            args['planned'] = planned
+        return self.e.module('sre.incident_response.disk_cleanup', args, check=False)
 
     def plan(self):
         res = self._clean('plan')
@@ -765,7 +768,8 @@ class CleanDisk(object):
 
     def apply(self, plan, decision):
         # nothing planned: nothing is run (the apply acts on what the plan showed, never on what it did not)
-        res = self._clean('absent') if plan['targets'] else {
+        # pinned to the plan: only the files and descriptors it listed, with the action it showed
+        res = self._clean('absent', [f.get('fd_path') or f.get('path') for f in plan['targets']]) if plan['targets'] else {
             'changed': False, 'deleted': [], 'truncated': [], 'bytes': 0, 'bytes_freed': 0,
             'disk_before': plan['data'].get('disk_before') or [], 'disk_after': plan['data'].get('disk_before') or []}
         self.after = res
@@ -774,7 +778,7 @@ class CleanDisk(object):
             human_bytes(int(res.get('bytes_freed') or 0)), ', '.join(self.paths))
         return {'changed': bool(res.get('changed')), 'summary': summary, 'lines': [],
                 'result': dict((k, res.get(k)) for k in ('deleted', 'truncated', 'bytes', 'bytes_freed', 'disk_before',
-                                                         'disk_after'))}
+                                                         'disk_after', 'not_planned'))}
 
     def verify(self, plan, applied):
         # the planned files are gone (a re-plan lists none of them as planned) and nothing else was touched

@@ -248,6 +248,26 @@ def walk(root, rotated, temp, active, older_than_seconds, truncate_over, now, he
     return out
 
 
+def planned_key(item):
+    """How a plan names one thing to free: the descriptor of a deleted file held open, else the file's path."""
+    return item.get('fd_path') or item.get('path')
+
+
+def pin(files, fixable, planned):
+    """Keep only what the plan listed (``planned``: the plan's keys, see ``planned_key``).
+
+    -> (files, fixable, not_planned): an apply acts on what was approved, never on what a fresh scan finds on top
+    (a rotated log that became old enough between the plan and the apply is left, and named).
+    ``planned`` None means no pin (the module's own plan run)."""
+    if planned is None:
+        return files, fixable, []
+    wanted = set(planned)
+    keep_files = [f for f in files if planned_key(f) in wanted]
+    keep_fixable = [d for d in fixable if planned_key(d) in wanted]
+    not_planned = sorted(planned_key(x) for x in list(files) + list(fixable) if planned_key(x) not in wanted)
+    return keep_files, keep_fixable, not_planned
+
+
 def usage(path):
     st = os.statvfs(path)
     total = st.f_blocks * st.f_frsize

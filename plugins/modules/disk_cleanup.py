@@ -77,6 +77,14 @@ options:
     description: Also find and truncate deleted files still held open (see the description).
     type: bool
     default: true
+  planned:
+    description:
+      - With O(state=absent), act only on these - the C(path) of each file and the C(fd_path) of each deleted file
+        held open that a plan listed in RV(files). What a fresh scan finds on top (a rotated log that became old
+        enough since the plan) is left and named in RV(not_planned).
+      - Omitted, the apply acts on what its own scan finds.
+    type: list
+    elements: str
   state:
     description:
       - C(plan) only lists, C(absent) deletes or truncates.
@@ -167,6 +175,12 @@ recommendations:
   type: list
   elements: str
   sample: ["restart pid 4242 (postgres, container 0f3c2a1b9d8e): it holds the deleted /data/x.db (1.0 GiB)"]
+not_planned:
+  description: What the scan found that O(planned) did not list, so was left (empty without O(planned)).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/log/app/app.log.3]
 plan:
   description: One line per file, for people.
   returned: always
@@ -196,6 +210,7 @@ def main():
             truncate_active=dict(type='bool', default=True),
             truncate_over=dict(type='int', default=1048576),
             deleted_open=dict(type='bool', default=True),
+            planned=dict(type='list', elements='str'),
             state=dict(type='str', default='plan', choices=['plan', 'absent']),
         ),
         supports_check_mode=True,
@@ -224,15 +239,19 @@ def main():
                 d['action'] = 'outside'
             d.pop('dev', None)
     fixable = [d for d in deleted if d['action'] == 'truncate']
+    files, fixable, not_planned = logic.pin(files, fixable, p['planned'] if p['state'] == 'absent' else None)
     before = [logic.usage(r) for r in roots]
     result = dict(changed=bool(files or fixable) and p['state'] == 'absent', files=files + fixable,
                   bytes=sum(f['size'] for f in files + fixable), bytes_freed=0, deleted=[], truncated=[], failed=[],
-                  disk_before=before, disk_after=before, plan=[], deleted_open=deleted, recommendations=[])
+                  disk_before=before, disk_after=before, plan=[], deleted_open=deleted, recommendations=[],
+                  not_planned=not_planned)
     for f in files:
         result['plan'].append('%s %s (%s, %.2f days old, %s)' % (
             f['action'], f['path'], common.human_bytes(f['size']), f['age_days'],
             ('held open by pid %s' % ','.join(str(x) for x in f['held_by'])) if f['held_by'] else 'not open'))
     for d in deleted:
+        if d['action'] == 'truncate' and d not in fixable:
+            continue  # found again but not planned: named in not_planned
         holder = 'pid %d (%s%s)' % (d['pid'], d['process'], (', container %s' % d['container']) if d['container'] else ', host')
         if d['action'] == 'truncate':
             result['plan'].append('truncate %s (deleted, still open: %s, held by %s) through %s' % (

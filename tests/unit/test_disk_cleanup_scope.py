@@ -82,3 +82,39 @@ def test_every_deleted_open_file_on_a_declared_file_system_of_its_own_is_ours():
         pytest.skip('no mount point to look at')
     item = {'dev': os.lstat(mount).st_dev, 'pid': os.getpid(), 'path': '/somewhere/else/x.log'}
     assert disk.attributable(item, [mount])
+
+
+def _old(path, days=3.0):
+    path.write_bytes(b'x' * 4096)
+    stamp = os.path.getmtime(str(path)) - days * 86400
+    os.utime(str(path), (stamp, stamp))
+
+
+def _scan(root):
+    import time
+    return disk.walk(str(root), disk.DEFAULT_ROTATED, disk.DEFAULT_TEMP, disk.DEFAULT_ACTIVE, 86400.0, 1048576,
+                     time.time(), {})
+
+
+def test_the_apply_acts_on_what_the_plan_listed_not_on_what_became_old_since(tmp_path):
+    # issue 20: the module re-scans at apply; a rotated log that became old enough between plan and apply was
+    # removed beyond the approved plan (the verification then said TOUCHED BEYOND THE PLAN, after the fact)
+    _old(tmp_path / 'app.log.1')
+    plan = _scan(tmp_path)
+    assert [os.path.basename(f['path']) for f in plan] == ['app.log.1']
+    _old(tmp_path / 'app.log.2')  # aged past the limit after the plan was approved
+    rescan = _scan(tmp_path)
+    assert len(rescan) == 2
+    deleted_open = [{'path': str(tmp_path / 'trace.log'), 'fd_path': '/proc/42/fd/3', 'action': 'truncate'},
+                    {'path': str(tmp_path / 'other.log'), 'fd_path': '/proc/43/fd/4', 'action': 'truncate'}]
+    files, fixable, left = disk.pin(rescan, deleted_open, [disk.planned_key(f) for f in plan] + ['/proc/42/fd/3'])
+    assert [f['path'] for f in files] == [str(tmp_path / 'app.log.1')]
+    assert [d['fd_path'] for d in fixable] == ['/proc/42/fd/3']
+    assert left == sorted([str(tmp_path / 'app.log.2'), '/proc/43/fd/4'])
+
+
+def test_an_empty_plan_acts_on_nothing_and_no_pin_acts_on_the_scan(tmp_path):
+    _old(tmp_path / 'app.log.1')
+    rescan = _scan(tmp_path)
+    assert disk.pin(rescan, [], [])[:2] == ([], [])
+    assert disk.pin(rescan, [], None) == (rescan, [], [])
