@@ -186,7 +186,7 @@ UNITS_TABLE = [
                                               'last_exit': KILLED}, 'ok', None),
     ('restarting (Restart=always), N restarts in the window, last exit from the journal',
      {'NRestarts': '4', 'started_in_window': True, 'exits_in_window': 4, 'last_exit': KILLED}, 'warn',
-     'backend (app-backend.service) restarted 4 times (NRestarts), last inside the window; 4 exits in the window, '
+     'backend (app-backend.service) restarted 4 times (NRestarts), last inside the window; 4 unclean exits in the window, '
      'last exit killed by signal 9'),
     ('restarted, journal not read', {'NRestarts': '3', 'started_in_window': True, 'exits_in_window': None}, 'warn',
      'backend (app-backend.service) restarted 3 times (NRestarts), last inside the window'),

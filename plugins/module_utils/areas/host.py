@@ -460,7 +460,7 @@ def evaluate_units(host, failed, services, t, note=None):
             exits = item.get('exits_in_window')
             parts.append('%s (%s) restarted %d times (NRestarts), last inside the window%s%s' % (
                 item['service'], item['unit'], restarts,
-                '; %d exit%s in the window' % (exits, '' if exits == 1 else 's') if exits else '', last))
+                '; %d unclean exit%s in the window' % (exits, '' if exits == 1 else 's') if exits else '', last))
     others = [f for f in failed if f['unit'] not in by_unit]
     if others:
         statuses.append('warn')
@@ -480,8 +480,9 @@ def evaluate_units(host, failed, services, t, note=None):
 
 
 def unit_exits(module, unit, window_s, timeout):
-    """The main process exits of a unit in the window from its journal ([{ts, code, status}]), None when the journal
-    cannot be read. A running unit's own last exit is only there (systemctl show forgets it at the next start)."""
+    """The unclean exits of a unit's main process in the window from its journal ([{ts, code, status}]; systemd logs
+    a clean exit at debug level only), None when the journal cannot be read. A running unit's own last exit is only
+    there (systemctl show forgets it at the next start)."""
     journalctl = module.get_bin_path('journalctl')
     if not journalctl or not os.path.isdir('/run/systemd/journal'):
         return None
