@@ -202,6 +202,8 @@ EVIDENCE = {
                             'failed[].description', 'units', 'units[].service', 'units[].unit',
                             'units[].ActiveState', 'units[].SubState', 'units[].Result',
                             'units[].NRestarts', 'units[].started_in_window', 'units[].error',
+                            'units[].exits_in_window', 'units[].last_exit', 'units[].last_exit.ts', 'units[].last_exit.code',
+                            'units[].last_exit.status',
                             'implicated', 'restarts_warn', 'note'),
     # area_host.evaluate_fds: open descriptors and TCP connections by process
     'host.fds': ('top_fds', 'top_fds[].pid', 'top_fds[].process', 'top_fds[].service', 'top_fds[].fds',

@@ -18,7 +18,8 @@ description:
     the kernel log (C(journalctl -k), else C(dmesg), when readable) - which process, which service, when, how
     many. C(crit) for a kill of a service's process in the window.
   - C(host.units) - failed systemd units (C(systemctl --failed)) and the services' units that are failed or
-    restarting (C(NRestarts), C(SubState=auto-restart)). C(crit) when a service's unit failed or is restarting.
+    restarting (C(NRestarts), C(SubState=auto-restart)), with the last exit of the unit's main process (from
+    C(systemctl show), else the unit's journal). C(crit) when a service's unit failed or is restarting.
   - C(host.fds) - open file descriptors and TCP connections by process, read from C(/proc) (the top
     O(thresholds.top)), against each process' C(Max open files).
   - Standard library and the commands of a bare Debian host only; each command runs under C(timeout). A source

@@ -275,3 +275,74 @@ def test_communicate_and_resolve_over_the_fleet_inventory(fleet_fault, incident)
     assert 'app-backend.service stopped' in text and 'web-1' in text
     assert [e['kind'] for e in events(incident, 'resolved')] == ['resolved']
     no_secrets(incident)
+
+
+def _findings(incident):
+    with open(os.path.join(incident['path'], 'findings.json')) as handle:
+        return dict(('%s/%s' % (f['host'], f['check']), f) for f in json.load(handle))
+
+
+def oom_counter():
+    """The oom_kill counter of app-backend.service's memory cgroup on web-1 (v2 memory.events, v1 memory.oom_control)."""
+    out = ssh('web-1', 'cg=$(systemctl show -p ControlGroup --value app-backend.service); '
+                       'cat /sys/fs/cgroup$cg/memory.events /sys/fs/cgroup/memory$cg/memory.oom_control 2>/dev/null; true')
+    return int([line.split()[1] for line in out.splitlines() if line.startswith('oom_kill ')][0])
+
+
+def _triage_then_apply_first_action(incident, check, action):
+    """triage.yml, then the top hypothesis' first action run as printed with an approval (as test_resolution.py does
+    on the Docker lab); returns (top hypothesis, the apply's result)."""
+    from test_resolution import first_action_vars
+    tri = fleet_run('playbooks/triage.yml', incident['vars'], timeout=400)
+    assert tri.rc == 0, tri
+    top = json.load(open(os.path.join(incident['path'], 'diagnosis.json')))['hypotheses'][0]
+    assert _findings(incident)[check]['status'] in ('warn', 'crit'), _findings(incident)[check]
+    assert check in top['evidence'] and top['action'] == action, top
+    playbook, ev = first_action_vars(top['first_action'])
+    assert playbook == PLAYBOOK and ev['remediation_action'] == action and ev['service'] == 'backend', top
+    assert '-i inventory/fleet' in top['first_action'], top
+    ev.update(incident['vars'], **APPROVAL)
+    applied = fleet_run(playbook, ev, timeout=400)
+    assert applied.rc == 0, applied
+    assert 'VERIFIED %s' % action in applied.stdout, applied
+    return top, applied
+
+
+@pytest.mark.fleet_full
+def test_unit_failed_is_resolved_by_the_printed_restart(fleet_fault, incident):
+    """unit_failed: app-backend.service left failed by systemd; the printed first action (restart of the backend)
+    starts it again: the unit is active, the health is ok, host.units is ok on a fresh triage."""
+    with fleet_fault('unit_failed'):
+        assert unit('web-1', 'app-backend.service', 'ActiveState')['ActiveState'] == 'failed'
+        dummy, applied = _triage_then_apply_first_action(incident, 'web-1/host.units', 'restart')
+        assert_applied(applied, incident, 'restart', ['health.endpoint'])
+        state = unit('web-1', 'app-backend.service', 'ActiveState', 'SubState', 'Result')
+        assert (state['ActiveState'], state['SubState'], state['Result']) == ('active', 'running', 'success'), state
+        assert http(FleetEnv.base_url + '/health/ready') == 200
+        res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='host'), timeout=300)
+        assert res.rc == 0, res
+        units = _findings(incident)['web-1/host.units']
+        assert units['status'] == 'ok', units
+        no_secrets(incident)
+
+
+@pytest.mark.fleet_full
+def test_oom_kill_is_resolved_by_the_printed_restart(fleet_fault, incident):
+    """oom_kill: a process of app-backend.service OOM-killed in the unit's cgroup; the printed first action (restart
+    of the backend) gives the unit a fresh cgroup: its oom_kill counter is 0 and host.oom is ok."""
+    with fleet_fault('oom_kill'):
+        assert oom_counter() >= 1
+        before = backend_state()
+        top, applied = _triage_then_apply_first_action(incident, 'web-1/host.oom', 'restart')
+        assert top['pattern'] == 'memory_growth', top
+        assert_applied(applied, incident, 'restart', ['health.endpoint'])
+        after = backend_state()
+        assert after[0] != before[0] and after[2] == 'active', (before, after)
+        assert oom_counter() == 0, 'a restarted unit has a fresh cgroup'
+        assert http(FleetEnv.base_url + '/health/ready') == 200
+        res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='host'), timeout=300)
+        assert res.rc == 0, res
+        oom = _findings(incident)['web-1/host.oom']
+        assert oom['status'] == 'ok', oom
+        no_secrets(incident)
+    assert oom_counter() == 0

@@ -53,6 +53,7 @@ FAULTS = [
     pytest.param('memory_growth', {'memory_growth'}, 'web-1/container.resources', marks=FULL),
     pytest.param('tls_expiring', {'gradual_degradation'}, 'net.tls_expiry', marks=FULL),
     ('unit_failed', {'backend_down'}, 'web-1/'),
+    pytest.param('oom_kill', {'memory_growth'}, 'web-1/host.oom', marks=FULL),
 ]
 
 
@@ -90,6 +91,22 @@ def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns
         assert 'backend (app-backend.service) failed/failed' in units['summary'] and '(result signal)' in units['summary']
         assert 'web-1/host.units' in top['evidence'] and top['action'] == 'restart', top
         assert finding(out, 'db-1', 'host.units')['status'] == 'ok'
+    if fault_name == 'oom_kill':
+        # the kill counted in app-backend.service's own cgroup (the kernel log is not readable in the lab's
+        # unprivileged containers: the counter is the evidence), attributed to the service
+        oom = finding(out, 'web-1', 'host.oom')
+        assert oom['status'] in ('warn', 'crit') and oom['service'] == 'backend', oom
+        assert oom['summary'].startswith('backend (app-backend.service): 1 OOM kill'), oom
+        counted = [c for c in oom['evidence']['cgroups'] if c.get('unit') == 'app-backend.service']
+        assert counted and counted[0]['oom_kill'] >= 1, oom['evidence']
+        assert 'web-1/host.oom' in top['evidence'] and top['action'] == 'restart' and top['service'] == 'backend', top
+        assert '-e service=backend' in top['first_action'], top
+        assert finding(out, 'web-1', 'health.endpoint')['status'] == 'ok'  # the main process kept serving
+        assert finding(out, 'db-1', 'host.oom')['status'] == 'ok'
+        # the heal restarted the unit: systemd removed its cgroup, the counter starts again at 0
+        counter = ssh('web-1', 'cg=$(systemctl show -p ControlGroup --value app-backend.service); '
+                               'cat /sys/fs/cgroup$cg/memory.events /sys/fs/cgroup/memory$cg/memory.oom_control 2>/dev/null; true')
+        assert 'oom_kill 0' in counter.splitlines(), counter
     assert_no_secrets(incident, res)
 
 

@@ -156,6 +156,73 @@ def test_a_unit_restarting_in_the_window_is_warn_and_an_old_restart_count_is_ok(
     assert _valid(area.evaluate_units('h', [], [dict(item, SubState='auto-restart', ActiveState='activating')], T))['status'] == 'crit'
 
 
+EXITS_JSON = '\n'.join([
+    '{"__REALTIME_TIMESTAMP": "1700000000000000", "UNIT": "app-backend.service", "EXIT_CODE": "exited", "EXIT_STATUS": "3",'
+    ' "MESSAGE": "app-backend.service: Main process exited, code=exited, status=3/NOTIMPLEMENTED"}',
+    # an older systemd: the message text only
+    '{"__REALTIME_TIMESTAMP": "1700000005000000", "MESSAGE": "app-backend.service: Main process exited, code=killed, status=9/KILL"}',
+    '{"__REALTIME_TIMESTAMP": "1700000006000000", "MESSAGE": "something else"}',
+    'not json'])
+
+
+def test_main_process_exits_are_read_from_the_fields_or_the_message():
+    assert area.parse_exit_records(EXITS_JSON) == [{'ts': 1700000000.0, 'code': 'exited', 'status': '3'},
+                                                   {'ts': 1700000005.0, 'code': 'killed', 'status': '9'}]
+    assert area.exit_of({'ExecMainCode': '1', 'ExecMainStatus': '3'}) == {'ts': None, 'code': 'exited', 'status': '3'}
+    assert area.exit_of({'ExecMainCode': '0', 'ExecMainStatus': '0'}) is None  # a running unit forgets its last exit
+    assert [area.describe_exit(x) for x in ({'code': 'exited', 'status': '3'}, {'code': 'killed', 'status': '9'},
+                                            {'code': 'dumped', 'status': '11'}, None, {})] == [
+        'status 3', 'killed by signal 9', 'dumped core by signal 11', '', '']
+
+
+RUNNING = {'service': 'backend', 'unit': 'app-backend.service', 'ActiveState': 'active', 'SubState': 'running',
+           'Result': 'success'}
+KILLED = {'ts': 1700000005.0, 'code': 'killed', 'status': '9'}
+EXITED = {'ts': None, 'code': 'exited', 'status': '1'}
+UNITS_TABLE = [
+    # (what, item fields over RUNNING, status, text in the summary or None)
+    ('never restarted', {'NRestarts': '0', 'started_in_window': False}, 'ok', 'no failed unit; 1 service unit active'),
+    ('restarted twice, under restarts_warn', {'NRestarts': '2', 'started_in_window': True, 'exits_in_window': 2,
+                                              'last_exit': KILLED}, 'ok', None),
+    ('restarting (Restart=always), N restarts in the window, last exit from the journal',
+     {'NRestarts': '4', 'started_in_window': True, 'exits_in_window': 4, 'last_exit': KILLED}, 'warn',
+     'backend (app-backend.service) restarted 4 times (NRestarts), last inside the window; 4 unclean exits in the window, '
+     'last exit killed by signal 9'),
+    ('restarted, journal not read', {'NRestarts': '3', 'started_in_window': True, 'exits_in_window': None}, 'warn',
+     'backend (app-backend.service) restarted 3 times (NRestarts), last inside the window'),
+    ('restarts before the window only', {'NRestarts': '7', 'started_in_window': False, 'exits_in_window': 0}, 'ok', None),
+    ('between two restarts (auto-restart)', {'ActiveState': 'activating', 'SubState': 'auto-restart', 'Result': 'exit-code',
+                                             'NRestarts': '5', 'started_in_window': True, 'last_exit': EXITED}, 'crit',
+     'backend (app-backend.service) activating/auto-restart after 5 restarts (result exit-code), last exit status 1'),
+    ('failed, out of restarts', {'ActiveState': 'failed', 'SubState': 'failed', 'Result': 'signal', 'NRestarts': '1',
+                                 'last_exit': KILLED}, 'crit', 'failed/failed after 1 restart (result signal), last exit killed by signal 9'),
+]
+
+
+@pytest.mark.parametrize('what,fields,status,text', UNITS_TABLE, ids=[row[0] for row in UNITS_TABLE])
+def test_restarting_units_table(what, fields, status, text):
+    f = _valid(area.evaluate_units('web-1', [], [dict(RUNNING, **fields)], T))
+    assert f['status'] == status, (what, f['summary'])
+    if text:
+        assert text in f['summary'], f['summary']
+    assert f['service'] == ('backend' if status != 'ok' else None)
+    assert f['evidence']['units'][0]['NRestarts'] == fields['NRestarts']  # the count itself is evidence
+
+
+def test_a_containers_journald_without_dev_kmsg_is_not_a_kernel_log_read(tmp_path):
+    """journalctl -k answers (empty) in a container, whose journald cannot read the kernel's messages: that is not
+    "no kill in the window", so dmesg is tried and the counter's kill stays 'when unknown' (warn), not ok."""
+    (tmp_path / 'journal').mkdir()
+    module = FakeModule({}, {'journalctl': (0, '', ''), 'dmesg': (1, '', 'dmesg: read kernel buffer failed: Operation not permitted')})
+    lines, sources = area.read_kernel_log(module, 900, 2, kmsg=str(tmp_path / 'no-kmsg'), journal=str(tmp_path / 'journal'))
+    assert lines == [] and 'journald holds no kernel messages' in sources['journalctl -k']
+    assert not [argv for argv in module.ran if 'journalctl' in ' '.join(argv)], module.ran
+    now = time.time()
+    cgroups = [{'service': 'backend', 'unit': 'app-backend.service', 'oom_kill': 1, 'oom': 0, 'started_at': now - 3600}]
+    f = _valid(area.evaluate_oom('web-1', cgroups, [], sources, 900, now))
+    assert f['status'] == 'warn' and 'when unknown (kernel log not readable)' in f['summary'], f['summary']
+
+
 def test_no_systemd_is_ok_with_a_note():
     f = _valid(area.evaluate_units('h', [], [], T, note='not a systemd host'))
     assert f['status'] == 'ok' and f['summary'] == 'not a systemd host'

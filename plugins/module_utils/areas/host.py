@@ -89,8 +89,8 @@ def parse_dmesg(text, boot_time):
     return out
 
 
-def parse_journal_json(text):
-    """``journalctl -k -o json`` lines -> [(epoch seconds, message)]; a line that is not JSON is skipped."""
+def _journal_records(text):
+    """``journalctl -o json`` lines -> [(epoch seconds or None, record)], MESSAGE as text; not-JSON lines skipped."""
     import json
     out = []
     for line in (text or '').splitlines():
@@ -98,15 +98,22 @@ def parse_journal_json(text):
             record = json.loads(line)
         except ValueError:
             continue
+        if not isinstance(record, dict):
+            continue
         msg = record.get('MESSAGE')
         if isinstance(msg, list):  # journald stores a message with invalid UTF-8 as bytes
-            msg = bytes(b & 0xff for b in msg if isinstance(b, int)).decode('utf-8', 'replace')
+            record['MESSAGE'] = bytes(b & 0xff for b in msg if isinstance(b, int)).decode('utf-8', 'replace')
         try:
             ts = int(record.get('__REALTIME_TIMESTAMP')) / 1e6
         except (TypeError, ValueError):
             ts = None
-        out.append((ts, msg))
+        out.append((ts, record))
     return out
+
+
+def parse_journal_json(text):
+    """``journalctl -k -o json`` lines -> [(epoch seconds, message)]; a line that is not JSON is skipped."""
+    return [(ts, record.get('MESSAGE')) for ts, record in _journal_records(text)]
 
 
 def boot_time(proc=PROC_ROOT):
@@ -238,11 +245,16 @@ def _run_timeout(module, argv, timeout):
     return rc, out, err
 
 
-def read_kernel_log(module, window_s, timeout, proc=PROC_ROOT):
-    """The kernel log of the window: ([(ts, message)], {source: 'read' or why not}). journald first, then dmesg."""
+def read_kernel_log(module, window_s, timeout, proc=PROC_ROOT, kmsg='/dev/kmsg', journal='/run/systemd/journal'):
+    """The kernel log of the window: ([(ts, message)], {source: 'read' or why not}). journald first, then dmesg.
+
+    journald holds the kernel's messages only where it reads them from /dev/kmsg: without it (a container's
+    journald) ``journalctl -k`` answers with nothing, which is not "no kill", so it does not count as read."""
     sources, since = {}, time.time() - window_s
     journalctl = module.get_bin_path('journalctl')
-    if journalctl and os.path.isdir('/run/systemd/journal'):
+    if journalctl and os.path.isdir(journal) and not os.path.exists(kmsg):
+        sources['journalctl -k'] = 'no %s here (a container?): journald holds no kernel messages' % kmsg
+    elif journalctl and os.path.isdir(journal):
         rc, out, err = _run_timeout(module, [journalctl, '-k', '-q', '--no-pager', '-o', 'json', '--since',
                                              '@%d' % int(since), '-n', '20000'], timeout)
         if rc == 0:
@@ -376,13 +388,55 @@ def parse_failed_units(text):
     return out
 
 
+def describe_exit(last_exit):
+    """{code, status} of a main process' exit -> 'status 3', 'signal KILL' ('' when unknown)."""
+    if not isinstance(last_exit, dict) or not last_exit.get('code'):
+        return ''
+    code, status = str(last_exit['code']), str(last_exit.get('status') or '?')
+    if code == 'exited':
+        return 'status %s' % status
+    return '%s by signal %s' % ('dumped core' if code == 'dumped' else 'killed', status)
+
+
+# systemd's "Main process exited, code=exited, status=3/NOTIMPLEMENTED" (SD_MESSAGE_UNIT_PROCESS_EXIT)
+PROCESS_EXIT_ID = '98e322203f7a4ed290d09fe03c09fe15'
+_EXIT_RE = re.compile(r'Main process exited, code=(?P<code>\w+), status=(?P<status>[\w/+-]{1,40})')
+_CLD = {'1': 'exited', '2': 'killed', '3': 'dumped'}
+
+
+def parse_exit_records(text):
+    """``journalctl -u UNIT MESSAGE_ID=<process exit> -o json`` -> [{ts, code, status}], oldest first: the fields
+    systemd attaches (EXIT_CODE, EXIT_STATUS), else the message text of an older systemd."""
+    out = []
+    for ts, record in _journal_records(text):
+        code, status = record.get('EXIT_CODE'), record.get('EXIT_STATUS')
+        if not code:
+            match = _EXIT_RE.search(str(record.get('MESSAGE') or ''))
+            if not match:
+                continue
+            code, status = match.group('code'), match.group('status').split('/')[0]
+        out.append({'ts': ts, 'code': one_line(code, 16), 'status': one_line(status, 16)})
+    return out
+
+
+def exit_of(props):
+    """The last exit of a unit's main process from systemctl show (ExecMainCode/ExecMainStatus): known only
+    until the next start (a running unit shows 0/0), None then."""
+    code = _CLD.get(str((props or {}).get('ExecMainCode') or ''))
+    if not code:
+        return None
+    status = str(props.get('ExecMainStatus') or '?')
+    return {'ts': None, 'code': code, 'status': status}
+
+
 def evaluate_units(host, failed, services, t, note=None):
     """host.units of one host.
 
     failed: systemctl --failed rows; services: [{service, unit, ActiveState, SubState, Result, NRestarts,
-    started_in_window}] of the host's systemd services. crit: a service's unit failed or restarting
-    (auto-restart); warn: another unit failed, or a service's unit restarted NRestarts >= restarts_warn times and
-    last started inside the window; ok otherwise.
+    started_in_window, exits_in_window, last_exit}] of the host's systemd services (exits_in_window: main
+    process exits the unit's journal holds for the window, None when not read; last_exit: {ts, code, status}).
+    crit: a service's unit failed or restarting (auto-restart); warn: another unit failed, or a service's unit
+    restarted NRestarts >= restarts_warn times and last started (or exited) inside the window; ok otherwise.
     """
     by_unit = {s['unit']: s for s in services}
     statuses, parts, implicated = ['ok'], [], []
@@ -392,16 +446,21 @@ def evaluate_units(host, failed, services, t, note=None):
             restarts = int(item.get('NRestarts') or 0)
         except (TypeError, ValueError):
             restarts = 0
+        last = describe_exit(item.get('last_exit'))
+        last = ', last exit %s' % last if last else ''
         if active == 'failed' or sub == 'auto-restart':
             statuses.append('crit')
             implicated.append(item['service'])
-            parts.append('%s (%s) %s/%s after %d restart%s (result %s)' % (
+            parts.append('%s (%s) %s/%s after %d restart%s (result %s)%s' % (
                 item['service'], item['unit'], active, sub, restarts, '' if restarts == 1 else 's',
-                item.get('Result') or '?'))
-        elif restarts >= t['unit_restarts_warn'] and item.get('started_in_window'):
+                item.get('Result') or '?', last))
+        elif restarts >= t['unit_restarts_warn'] and (item.get('started_in_window') or item.get('exits_in_window')):
             statuses.append('warn')
             implicated.append(item['service'])
-            parts.append('%s (%s) restarted %d times, last inside the window' % (item['service'], item['unit'], restarts))
+            exits = item.get('exits_in_window')
+            parts.append('%s (%s) restarted %d times (NRestarts), last inside the window%s%s' % (
+                item['service'], item['unit'], restarts,
+                '; %d unclean exit%s in the window' % (exits, '' if exits == 1 else 's') if exits else '', last))
     others = [f for f in failed if f['unit'] not in by_unit]
     if others:
         statuses.append('warn')
@@ -418,6 +477,19 @@ def evaluate_units(host, failed, services, t, note=None):
         evidence['note'] = note
     service = implicated[0] if len(set(implicated)) == 1 else None
     return finding('host.units', host, service, status, text, evidence)
+
+
+def unit_exits(module, unit, window_s, timeout):
+    """The unclean exits of a unit's main process in the window from its journal ([{ts, code, status}]; systemd logs
+    a clean exit at debug level only), None when the journal cannot be read. A running unit's own last exit is only
+    there (systemctl show forgets it at the next start)."""
+    journalctl = module.get_bin_path('journalctl')
+    if not journalctl or not os.path.isdir('/run/systemd/journal'):
+        return None
+    rc, out, dummy = _run_timeout(module, [journalctl, '-u', unit, 'MESSAGE_ID=%s' % PROCESS_EXIT_ID, '-q', '--no-pager',
+                                           '-o', 'json', '--since', '@%d' % int(time.time() - window_s), '-n', '200'],
+                                  timeout)
+    return parse_exit_records(out) if rc == 0 else None
 
 
 def units_finding(module, p, t):
@@ -439,7 +511,8 @@ def units_finding(module, p, t):
         if deploy.get('type') != 'systemd' or not deploy.get('unit'):
             continue
         props, error = _systemctl_show(module, deploy['unit'], (
-            'ActiveState', 'SubState', 'Result', 'NRestarts', 'ExecMainStartTimestampMonotonic'), p['timeout'])
+            'ActiveState', 'SubState', 'Result', 'NRestarts', 'ExecMainStartTimestampMonotonic', 'ExecMainCode',
+            'ExecMainStatus'), p['timeout'])
         item = {'service': svc.get('name'), 'unit': deploy['unit']}
         if error:
             item['error'] = error
@@ -447,6 +520,12 @@ def units_finding(module, p, t):
             started = _monotonic_to_epoch(props.get('ExecMainStartTimestampMonotonic'))
             item.update(dict((k, props.get(k)) for k in ('ActiveState', 'SubState', 'Result', 'NRestarts')))
             item['started_in_window'] = bool(started) and time.time() - started <= t['window_seconds']
+            item['last_exit'] = exit_of(props)
+            if str(props.get('NRestarts') or '0') not in ('', '0'):
+                exits = unit_exits(module, deploy['unit'], t['window_seconds'], p['timeout'])
+                if exits is not None:
+                    item['exits_in_window'] = len(exits)
+                    item['last_exit'] = item['last_exit'] or (exits[-1] if exits else None)
         services.append(item)
     return evaluate_units(host, parse_failed_units(out), services, t)
 
