@@ -717,15 +717,16 @@ def evaluate_log(host, service, parsed, source, window_s, error=None, now=None, 
     bad = [r for r in rows if r['status'] != 'ok']
     past = [r for r in rows if r.get('rated_status')]
     if bad:
-        text = 'in the window: ' + '; '.join('%s x%d (last %s)' % (one_line(r['sample'], 140), r['count'],
-                                                                     _clock(r['last_ts'])) for r in bad[:3])
+        text = 'in the window: ' + '; '.join('%s x%d (last %s)' % (
+            one_line(r['sample'], 140), r['count'], _clock(r['last_ts'])) for r in bad[:3])
     elif past:
         text = 'no live warning in the window; before: ' + '; '.join('%s x%d (%s)' % (
             one_line(r['sample'], 80), r['count'], 'recovered' if r['recovered'] else
             'stopped %s ago' % timefmt.duration(r.get('stopped_ago_s'))) for r in past[:2])
     else:
-        text = '%d warning line%s in the window, none of a known fault' % (parsed['warnings'], '' if parsed['warnings'] == 1 else 's') \
-            if parsed['warnings'] else 'no warning line in the window'
+        count = parsed['warnings']
+        text = ('%d warning line%s in the window, none of a known fault' % (count, '' if count == 1 else 's')) if count \
+            else 'no warning line in the window'
     return finding('redis.log', host, service, status, '%s (%s)' % (text, one_line(source, 120)), evidence)
 
 
