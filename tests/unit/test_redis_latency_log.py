@@ -118,7 +118,8 @@ def test_evaluate_log(lines, status, fragment, kinds):
 
 def test_log_groups_by_message_with_counts_and_first_last_time():
     parsed = area.parse_redis_log('\n'.join(FORK_STREAM), NOW - 900)
-    (message, group), = parsed['groups'].items()
+    assert len(parsed['groups']) == 1
+    message, group = list(parsed['groups'].items())[0]
     assert group['count'] == 5 and group['last_ts'] - group['first_ts'] == 40
     assert message == "Can't save in background: fork: Cannot allocate memory"
 
