@@ -625,14 +625,20 @@ LOG_LIVE_S = 30
 LOG_SINGLE_LIVE_S = 120
 
 
-def _redis_log_time(match):
-    """Epoch seconds of a Redis log line (Redis writes the host's local time), None when it does not parse."""
-    try:
-        parts = time.strptime('%s-%02d-%s %s' % (match.group('year'), _MONTHS[match.group('mon')],
-                                                 match.group('day'), match.group('hms')), '%Y-%m-%d %H:%M:%S')
-    except (KeyError, ValueError):
-        return None
-    return time.mktime(parts) + float('0' + (match.group('frac') or '.0'))
+def _redis_log_time(match, cache=None):
+    """Epoch seconds of a Redis log line (Redis writes the host's local time), None when it does not parse.
+    cache: {second's text: epoch} (lines of one second share it: a long log parses each second once)."""
+    second = match.group('day', 'mon', 'year', 'hms')
+    base = cache.get(second, False) if cache is not None else False
+    if base is False:
+        try:
+            base = time.mktime(time.strptime('%s-%02d-%s %s' % (second[2], _MONTHS[second[1]], second[0], second[3]),
+                                             '%Y-%m-%d %H:%M:%S'))
+        except (KeyError, ValueError, OverflowError):
+            base = None
+        if cache is not None and len(cache) < 100000:
+            cache[second] = base
+    return None if base is None else base + float('0' + (match.group('frac') or '.0'))
 
 
 def parse_redis_log(text, since, until=None, redact=None, max_lines=LOG_MAX_LINES):
@@ -640,21 +646,20 @@ def parse_redis_log(text, since, until=None, redact=None, max_lines=LOG_MAX_LINE
     last_ts, sample, recovered}}, 'lines': lines of the window, 'warnings': warning lines, 'unparsed': count}.
     Messages are normalized (numbers, ids, addresses) and redacted (redact: a function on text) before grouping."""
     redact = redact or (lambda value: value)
-    groups, lines, warnings, unparsed = {}, 0, 0, 0
+    groups, lines, warnings, unparsed, seconds, watched = {}, 0, 0, 0, {}, []
     for raw in (text or '').splitlines()[-max_lines:]:
         match = _REDIS_LOG_RE.match(raw.strip())
         if not match:
             unparsed += 1 if raw.strip() else 0
             continue
-        ts = _redis_log_time(match)
+        ts = _redis_log_time(match, seconds)
         if ts is not None and (ts < since or (until is not None and ts > until)):
             continue
         lines += 1
         msg = match.group('msg')
         if match.group('level') != '#':
-            for group in groups.values():  # a later success line: the kind recovered
-                recovered = group.get('_recovered_re')
-                if recovered is not None and recovered.search(msg):
+            for group in watched:  # a later success line: the kind recovered
+                if not group['recovered'] and group['_recovered_re'].search(msg):
                     group['recovered'] = True
             continue
         warnings += 1
@@ -671,6 +676,8 @@ def parse_redis_log(text, since, until=None, redact=None, max_lines=LOG_MAX_LINE
             group = groups[key] = {'kind': kind, 'status': status, 'count': 0, 'first_ts': ts, 'last_ts': ts,
                                    'sample': one_line(redact(msg), 200), 'recovered': False,
                                    '_recovered_re': recovered_re}
+            if recovered_re is not None:
+                watched.append(group)
         group['count'] += 1
         group['last_ts'] = ts
         group['recovered'] = False  # failing again after a success
