@@ -134,7 +134,7 @@ def redis_args(s, services, host, secret):
             'thresholds': dict((k, s['redis_' + k]) for k in (
                 'memory_warn_pct', 'memory_crit_pct', 'fragmentation_warn', 'evicted_keys_warn', 'clients_warn_pct',
                 'clients_crit_pct', 'blocked_clients_warn', 'rejected_connections_warn', 'slowlog_warn_ms',
-                'slowlog_crit_count', 'replication_lag_warn_s'))}))
+                'slowlog_crit_count', 'replication_lag_warn_s', 'latency_warn_ms', 'latency_crit_ms'))}))
     return out or None
 
 

@@ -168,6 +168,19 @@ EVIDENCE = {
                                    'replicas[].offset', 'replicas[].lag_s', 'master_host', 'master_port',
                                    'master_link_status', 'master_last_io_seconds_ago', 'master_sync_in_progress',
                                    'master_link_down_since_seconds', 'master_repl_offset'),
+    # areas/redis.evaluate_latency (LATENCY LATEST, LATENCY HISTORY of the events inside the window; hint: how to turn
+    # the monitor on when it is off)
+    'redis.latency': _ERROR + ('monitor_threshold_ms', 'events', 'events[].event', 'events[].latest_ts',
+                               'events[].latest_ms', 'events[].max_ms', 'events[].age_s', 'events[].within_window',
+                               'events[].window_max_ms', 'events[].window_spikes', 'events[].status', 'events_in_window',
+                               'window_s', 'warn_ms', 'crit_ms', 'hint'),
+    # areas/redis.evaluate_log: the warning lines (#) of the server's log file of the window grouped by message
+    # (groups[].rated_status and stopped_ago_s: a kind that stopped or recovered, so rated ok; note: why the log was
+    # not read here, or where it was read)
+    'redis.log': _ERROR + ('source', 'logfile', 'window_s', 'note', 'groups', 'groups[].message', 'groups[].kind',
+                           'groups[].status', 'groups[].rated_status', 'groups[].count', 'groups[].first_ts',
+                           'groups[].last_ts', 'groups[].sample', 'groups[].recovered', 'groups[].stopped_ago_s',
+                           'lines', 'warnings', 'unparsed', 'truncated'),
     # net_probe.controller_checks (net_probe.grouped: every item with its status and summary)
     'net.dns': ('items', 'items[].name', 'items[].resolver', 'items[].port', 'items[].rdtype', 'items[].answers',
                 'items[].latency_ms', 'items[].error', 'items[].ttl', 'items[].status', 'items[].summary'),

@@ -5,7 +5,7 @@
 
 Every Redis host has ``redis-cli`` (redis-tools); not every one may get python3-redis. ``Client`` is the small
 part of a ``redis.Redis`` the probe uses (``ping``, ``info``, ``slowlog_get``, ``slowlog_len``, ``scan``,
-``pipeline().memory_usage().execute()``, ``close``), returning what redis-py returns with
+``config_get``, ``pipeline()`` with ``memory_usage``, ``config_get``, ``execute_command``, ``close``), returning what redis-py returns with
 ``decode_responses=True``, so the same ``collect()`` runs over either (redis_common.redis_connect picks one).
 
 Output: ``--no-raw`` (the formatted replies: strings quoted with every unprintable byte escaped, ``(integer)``,
@@ -268,7 +268,8 @@ def run_process(argv, env, stdin, timeout):
 
 
 class Pipeline(object):
-    """MEMORY USAGE of many keys in one redis-cli call (the keys on stdin)."""
+    """Many commands in one redis-cli call (the arguments on stdin), as redis-py's pipeline(transaction=False):
+    ``memory_usage``, ``config_get`` and ``execute_command`` queue, ``execute`` sends them all."""
 
     def __init__(self, client):
         self._client = client
@@ -278,18 +279,41 @@ class Pipeline(object):
         args = ['MEMORY', 'USAGE', key]
         if samples is not None:
             args += ['SAMPLES', int(samples)]
-        self._commands.append(args)
+        self._commands.append((args, None))
         return self
 
-    def execute(self):
+    def config_get(self, pattern):
+        self._commands.append((['CONFIG', 'GET', pattern], config_pairs))
+        return self
+
+    def execute_command(self, *args):
+        self._commands.append((list(args), None))
+        return self
+
+    def execute(self, raise_on_error=None):
+        """The replies in order. An (error) reply is None (MEMORY USAGE of a key gone meanwhile), or with
+        raise_on_error=False the error itself, as redis-py returns it."""
         commands, self._commands = self._commands, []
         if not commands:
             return []
-        script = ''.join(' '.join(quote_arg(a) for a in cmd) + '\n' for cmd in commands)
+        script = ''.join(' '.join(quote_arg(a) for a in cmd) + '\n' for cmd, _parse in commands)
         replies = self._client.call([], stdin=script)
         if len(replies) != len(commands):
             raise RedisCliError('redis-cli answered %d of %d commands' % (len(replies), len(commands)))
-        return [None if isinstance(r, ReplyError) else r for r in replies]
+        out = []
+        for (_cmd, parse), reply in zip(commands, replies):
+            if isinstance(reply, ReplyError):
+                out.append(reply if raise_on_error is False else None)
+            else:
+                out.append(parse(reply) if parse else reply)
+        return out
+
+
+def config_pairs(reply):
+    """CONFIG GET's reply as redis-py returns it: {name: value}."""
+    if not isinstance(reply, list):
+        raise RedisCliError('unexpected CONFIG GET reply')
+    return dict(zip([str(x) for x in reply[0::2]], [str(x) for x in reply[1::2]]))
 
 
 class Client(object):
@@ -355,10 +379,7 @@ class Client(object):
 
     def config_get(self, pattern):
         """CONFIG GET as redis-py returns it: {name: value}."""
-        reply = self.command('CONFIG', 'GET', pattern)
-        if not isinstance(reply, list):
-            raise RedisCliError('unexpected CONFIG GET reply')
-        return dict(zip([str(x) for x in reply[0::2]], [str(x) for x in reply[1::2]]))
+        return config_pairs(self.command('CONFIG', 'GET', pattern))
 
     def client_list(self):
         return parse_client_list(self.command('CLIENT', 'LIST'))

@@ -551,6 +551,15 @@ options:
             description: C(mem_fragmentation_ratio) that makes C(redis.memory) C(warn).
             type: float
             default: 3.0
+          latency_crit_ms:
+            description: A latency event (C(LATENCY LATEST)) inside the window at least this long (ms) makes C(redis.latency)
+              C(crit).
+            type: float
+            default: 1000
+          latency_warn_ms:
+            description: A latency event inside the window at least this long (ms) makes C(redis.latency) C(warn).
+            type: float
+            default: 100
           memory_crit_pct:
             description: Used memory that makes C(redis.memory) C(crit).
             type: float

@@ -17,11 +17,15 @@ description:
     C(redis.memory) (used vs maxmemory, fragmentation, evicted keys, policy, OOM errors), C(redis.clients)
     (connected, blocked, rejected), C(redis.slowlog) (the top entries, those inside the window rated) and
     C(redis.keyspace) (keys per database, hit rate), C(redis.persistence) (last background save, AOF writes; a
-    failed save is C(crit)) and C(redis.replication) (a replica's link to its master, a master's replicas and lag).
+    failed save is C(crit)), C(redis.replication) (a replica's link to its master, a master's replicas and lag),
+    C(redis.latency) (C(LATENCY LATEST), events inside the window rated by their worst spike; a monitor that is off
+    is said, with how to turn it on) and C(redis.log) (the warnings of the server's own log file of the window,
+    grouped by message; it is read on the host the module runs on, the Redis host).
   - A server that cannot be reached or refuses the credentials gives a C(crit) C(redis.connectivity) finding with
     the error in one line and C(unknown) for the other checks; the module itself does not fail.
-  - Read-only (PING, INFO, SLOWLOG GET/LEN, CLIENT LIST; CONFIG GET dir after a failed save; SCAN and MEMORY USAGE
-    of a sample of keys when memory is not ok).
+  - Read-only (PING, INFO, SLOWLOG GET/LEN, CLIENT LIST; LATENCY LATEST and CONFIG GET latency-monitor-threshold,
+    logfile, dir and syslog-enabled in one pipeline; LATENCY HISTORY of the events inside the window; SCAN and
+    MEMORY USAGE of a sample of keys when memory is not ok; the tail of the log file, at most 4 MiB).
 author: sre.incident_response contributors (@sre-incident-response)
 extends_documentation_fragment:
   - sre.incident_response.redis_connection
@@ -79,6 +83,14 @@ options:
         description: Used memory (percent of maxmemory) that makes C(redis.memory) C(warn).
         type: float
         default: 90
+      latency_crit_ms:
+        description: A latency event (C(LATENCY LATEST)) inside the window at least this long (ms) makes C(redis.latency) C(crit).
+        type: float
+        default: 1000
+      latency_warn_ms:
+        description: A latency event inside the window at least this long (ms) makes C(redis.latency) C(warn).
+        type: float
+        default: 100
       memory_crit_pct:
         description: Used memory that makes C(redis.memory) C(crit).
         type: float
@@ -146,7 +158,7 @@ EXAMPLES = r'''
 RETURN = r'''
 findings:
   description: The findings redis.connectivity, redis.memory, redis.clients, redis.keyspace, redis.persistence,
-    redis.replication and redis.slowlog.
+    redis.replication, redis.latency, redis.log and redis.slowlog.
   returned: always
   type: list
   elements: dict

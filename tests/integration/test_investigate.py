@@ -94,7 +94,7 @@ def test_healthy_lab_every_finding_ok(lab, run_playbook, incident, lab_env):
                         'container.resources', 'dependency.reachability', 'deploy.recent', 'host.changes'},
         'app-db': {'pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk', 'health.container'},
         'app-redis': {'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace',
-                      'redis.persistence', 'redis.replication'},
+                      'redis.persistence', 'redis.replication', 'redis.latency', 'redis.log'},
         'controller': {'net.dns', 'net.tls_expiry'},
     }
     for host, checks in expected.items():

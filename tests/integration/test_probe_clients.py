@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which('psql') and shutil.which('redi
 CHECKS = ('pg.connectivity', 'pg.connections', 'pg.long_queries', 'pg.locks', 'pg.disk', 'pg.replication', 'pg.vacuum',
           'pg.temp', 'pg.statements',
           'redis.connectivity', 'redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace', 'redis.persistence',
-          'redis.replication')
+          'redis.replication', 'redis.latency', 'redis.log')
 
 
 def both(run_playbook, incident, area='all'):

@@ -90,6 +90,9 @@ FAULTS = [
     ('memory_growth', {'memory_growth'}, 'container.resources', 'SEV3'),
     ('oom_kill', {'memory_growth'}, 'app-backend/host.oom', 'SEV4'),
     ('redis_maxclients', {'gradual_degradation'}, 'app-redis/redis.clients', 'SEV2'),
+    # issue 21: the latency monitor's stall backs the slow Redis hypothesis; the server's log names the failed save
+    ('redis_slow', {'slow_responses'}, 'app-redis/redis.', 'SEV4'),
+    ('redis_save_failing', {'gradual_degradation'}, 'app-redis/redis.persistence', 'SEV3'),
 ]
 
 
@@ -135,6 +138,22 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
         for hyp in dx['hypotheses']:
             assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
             assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
+    if fault_name == 'redis_slow':  # issue 21: the stall the latency monitor recorded, with its evidence
+        latency = [f for f in out['findings'] if f['check'] == 'redis.latency'][0]
+        assert latency['status'] in ('warn', 'crit'), latency
+        events = [e for e in latency['evidence']['events'] if e['within_window']]
+        assert any(e['event'] == 'command' and e['window_max_ms'] >= 100 for e in events), latency
+        assert latency['evidence']['monitor_threshold_ms'] == 100
+        assert 'app-redis/redis.latency' in top['evidence'], top
+    if fault_name == 'redis_save_failing':  # issue 21: the server's own log lines, grouped, back the escalation
+        log = [f for f in out['findings'] if f['check'] == 'redis.log'][0]
+        assert log['status'] == 'warn' and log['evidence']['source'].endswith('/redis.log'), log
+        saves = [g for g in log['evidence']['groups'] if g['kind'] == 'save_failed' and g['status'] == 'warn']
+        assert any('Permission denied' in g['sample'] for g in saves), log
+        assert any(g['sample'] == 'Background saving error' and g['count'] >= 1 for g in saves), log
+        assert 'app-redis/redis.log' in top['evidence'], top
+        assert not any('remediation_action=restart' in h['first_action'] and '-e service=redis' in h['first_action']
+                       for h in dx['hypotheses'])
     assert_no_secrets(incident, out['res'])
 
 

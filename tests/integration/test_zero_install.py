@@ -97,8 +97,8 @@ def test_triage_finds_the_fault_through_psql_and_redis_cli(no_libraries, fleet_f
     stores = data_store_findings(out)
     assert {f['host'] for f in stores} == {'db-1', 'cache-1'}
     # pg: connectivity, connections, long_queries, locks, disk, replication, vacuum, temp, statements; redis:
-    # connectivity, memory, clients, keyspace, persistence, replication, slowlog
-    assert len(stores) == 16, [(f['host'], f['check'], f['status']) for f in stores]
+    # connectivity, memory, clients, keyspace, persistence, replication, latency, log, slowlog
+    assert len(stores) == 18, [(f['host'], f['check'], f['status']) for f in stores]
     server_log(out)
     assert all(f['evidence']['client'] == 'cli' for f in stores), [(f['check'], f['evidence'].get('client')) for f in stores]
     by_key = dict(('%s/%s' % (f['host'], f['check']), f) for f in stores)

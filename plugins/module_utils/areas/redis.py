@@ -19,21 +19,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import re
 import time
 
 from ansible_collections.sre.incident_response.plugins.module_utils import host_sockets, redis_common, timefmt
-from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
+from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUS_RANK, make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     fmt_pct, human_bytes, level, one_line, pct, thresholds_of, window_seconds)
 from ansible_collections.sre.incident_response.plugins.module_utils.redact import Redactor
 
 
 def collect(client, slowlog_count=10):
-    """PING, INFO (server, memory, clients, stats, keyspace), CONFIG maxmemory*, SLOWLOG GET; per-command errors kept."""
+    """PING, INFO everything, SLOWLOG GET and LEN, CLIENT ID and LIST, then LATENCY LATEST and CONFIG GET of the
+    latency monitor and the log file in one pipeline; per-command errors kept."""
     data = {'errors': {}, 'executed_commands': []}
 
     def run(key, func, *args):
-        data['executed_commands'].append(' '.join([key] + [str(a) for a in args]))
+        data['executed_commands'].append(' '.join([key] + [str(a) for a in args if isinstance(a, (str, int))]))
         try:
             return func(*args)
         except Exception as exc:  # pylint: disable=broad-except
@@ -49,6 +52,15 @@ def collect(client, slowlog_count=10):
     listed = run('CLIENT LIST', list_clients, client)
     if listed:
         data['own_client_id'], data['clients'] = listed
+    data['executed_commands'] += ['LATENCY LATEST', 'CONFIG GET %s' % ' '.join(SERVER_CONFIG)]
+    try:  # one round trip (a pipeline): redis.latency and redis.log
+        data['server'], errors = read_server_state(client)
+        data['errors'].update(errors)
+    except Exception as exc:  # pylint: disable=broad-except
+        data['server'] = {'latency': None, 'config': {}}
+        error = '%s: %s' % (getattr(exc, 'error_name', None) or type(exc).__name__, one_line(str(exc), 200))
+        data['errors'].update(('CONFIG GET %s' % name, error) for name in SERVER_CONFIG)
+        data['errors']['LATENCY LATEST'] = error
     return data
 
 
@@ -447,6 +459,348 @@ def evaluate_replication(host, service, info, t):
         len(replicas), max((r['lag_s'] or 0) for r in replicas)), evidence)
 
 
+# --- redis.latency and redis.log: the server's own record of stalls and warnings -------------------------------
+# Both come from one pipelined round trip (read_server_state): LATENCY LATEST and CONFIG GET of the latency
+# monitor's threshold, the log file, the directory it is relative to and syslog. LATENCY HISTORY is read (one more
+# round trip) only for events inside the window, so a healthy server costs nothing more.
+
+SERVER_CONFIG = ('latency-monitor-threshold', 'logfile', 'dir', 'syslog-enabled')
+MAX_LATENCY_EVENTS = 32
+LATENCY_MONITOR_HINT = 'CONFIG SET latency-monitor-threshold 100'
+
+
+def read_server_state(client):
+    """({'latency': LATENCY LATEST rows, 'config': {name: value}}, {command: error}) over one round trip.
+    A refused or renamed command (ACL, rename-command) is an error of its own; the others still answer."""
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command('LATENCY', 'LATEST')
+    for name in SERVER_CONFIG:
+        pipe.config_get(name)
+    replies = pipe.execute(raise_on_error=False)
+    state, errors = {'latency': None, 'config': {}}, {}
+    for name, reply in zip(('LATENCY LATEST',) + tuple('CONFIG GET %s' % n for n in SERVER_CONFIG), replies):
+        if isinstance(reply, Exception):
+            errors[name] = '%s: %s' % (getattr(reply, 'error_name', None) or type(reply).__name__, one_line(str(reply), 200))
+        elif name == 'LATENCY LATEST':
+            state['latency'] = reply if isinstance(reply, list) else []
+        elif isinstance(reply, dict):
+            state['config'].update((str(k), _text(v, 4096)) for k, v in reply.items())
+    return state, errors
+
+
+def parse_latency_latest(rows, limit=MAX_LATENCY_EVENTS):
+    """LATENCY LATEST rows ([event, unix time, latest ms, all-time max ms]) as records."""
+    out = []
+    for row in rows or []:
+        if not isinstance(row, (list, tuple)) or len(row) < 4:
+            continue
+        stamp, latest, top = _int(row[1]), _int(row[2]), _int(row[3])
+        if stamp is None:
+            continue
+        out.append({'event': _text(row[0]), 'latest_ts': stamp, 'latest_ms': latest, 'max_ms': top})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def read_latency_history(client, events):
+    """{event: [(unix time, ms)]} of LATENCY HISTORY for the given events, one round trip (at most 160 samples each)."""
+    if not events:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for name in events:
+        pipe.execute_command('LATENCY', 'HISTORY', name)
+    out = {}
+    for name, reply in zip(events, pipe.execute(raise_on_error=False)):
+        if isinstance(reply, list):
+            out[name] = [(_int(s[0]), _int(s[1])) for s in reply[:200] if isinstance(s, (list, tuple)) and len(s) >= 2]
+    return out
+
+
+def latency_check(client, host, service, data, t, now=None):
+    """redis.latency of what collect() read; LATENCY HISTORY only for the events inside the window."""
+    if 'LATENCY LATEST' in data['errors']:
+        return evaluate_latency(host, service, None, None, t, error=data['errors']['LATENCY LATEST'])
+    now = time.time() if now is None else now
+    server = data.get('server') or {}
+    events = parse_latency_latest(server.get('latency'))
+    monitor = _int((server.get('config') or {}).get('latency-monitor-threshold'))
+    recent = [e['event'] for e in events if now - e['latest_ts'] <= t['window_seconds']]
+    history = {}
+    if recent:
+        data['executed_commands'].append('LATENCY HISTORY %s' % ' '.join(recent))
+        try:
+            history = read_latency_history(client, recent)
+        except Exception as exc:  # pylint: disable=broad-except
+            data['errors']['LATENCY HISTORY'] = one_line(str(exc), 200)
+    return evaluate_latency(host, service, events, monitor, t, history, now)
+
+
+def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=None, error=None):
+    """redis.latency from LATENCY LATEST: an event whose latest spike is inside the window rates by the worst spike
+    of the window (LATENCY HISTORY when read, else its latest) against latency_warn_ms / latency_crit_ms; events
+    older than the window are history (evidence, ok). A monitor that is off (threshold 0) is ok with a note saying
+    how to turn it on: it is not a fault of the server."""
+    now = time.time() if now is None else now
+    window = t['window_seconds']
+    evidence = {'monitor_threshold_ms': monitor_ms, 'events': [], 'events_in_window': 0, 'window_s': window,
+                'warn_ms': t['latency_warn_ms'], 'crit_ms': t['latency_crit_ms']}
+    if error:
+        evidence['error'] = error
+        return finding('redis.latency', host, service, 'unknown', 'not checked: %s' % error, evidence)
+    rated = []
+    for event in events or []:
+        item = dict(event)
+        item['age_s'] = max(0, int(now - event['latest_ts']))
+        item['within_window'] = item['age_s'] <= window
+        if item['within_window']:
+            samples = [s for s in (history or {}).get(event['event']) or [] if s[0] is not None and now - s[0] <= window]
+            item['window_max_ms'] = max([s[1] or 0 for s in samples] + [event['latest_ms'] or 0])
+            item['window_spikes'] = len(samples) or 1
+            item['status'] = level(item['window_max_ms'], t['latency_warn_ms'], t['latency_crit_ms'])
+            rated.append(item)
+        else:
+            item['status'] = 'ok'
+        evidence['events'].append(item)
+    evidence['events'].sort(key=lambda e: (not e['within_window'], -(e.get('window_max_ms') or e['max_ms'] or 0)))
+    evidence['events_in_window'] = len(rated)
+    history_text = ''
+    old = [e for e in evidence['events'] if not e['within_window']]
+    if old:
+        history_text = '; %d older event%s (history, not rated)' % (len(old), '' if len(old) == 1 else 's')
+    if monitor_ms == 0 and not events:
+        evidence['hint'] = LATENCY_MONITOR_HINT
+        return finding('redis.latency', host, service, 'ok', 'latency monitor off (latency-monitor-threshold 0): no '
+                       'events recorded; turn it on with %s' % LATENCY_MONITOR_HINT, evidence)
+    if not rated:
+        monitor = ('monitor at %s ms' % monitor_ms) if monitor_ms else (
+            'monitor threshold unknown' if monitor_ms is None else 'monitor now off')
+        return finding('redis.latency', host, service, 'ok', 'no latency event in the window (%s)%s' % (
+            monitor, history_text), evidence)
+    status = worst([e['status'] for e in rated])
+    top = max(rated, key=lambda e: e['window_max_ms'])
+    text = '%d latency event%s in the window, worst %s %d ms %s ago%s' % (
+        len(rated), '' if len(rated) == 1 else 's', top['event'], top['window_max_ms'], timefmt.duration(top['age_s']),
+        ''.join('; %s %d ms' % (e['event'], e['window_max_ms']) for e in rated if e is not top)[:200])
+    if status == 'ok':
+        text += ', under %s ms' % t['latency_warn_ms']
+    if monitor_ms == 0:
+        text += ' (monitor now off)'
+    return finding('redis.latency', host, service, status, text + history_text, evidence)
+
+
+# Redis' log lines: "<pid>:<role> 06 Dec 2026 03:30:00.123 <level> <message>"; the level marks are . - * #
+# (debug, verbose, notice, warning). Only warnings (#) are grouped; known kinds rate, the others are evidence.
+_REDIS_LOG_RE = re.compile(r'^(?P<pid>\d+):(?P<role>[A-Z]) (?P<day>\d{1,2}) (?P<mon>[A-Z][a-z]{2}) (?P<year>\d{4}) '
+                           r'(?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)? (?P<level>[.*#-]) (?P<msg>.*)$')
+_MONTHS = dict((m, i) for i, m in enumerate(('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct',
+                                             'Nov', 'Dec'), 1))
+# (kind, regex of a warning, rated status, regex of a later line that says the kind recovered)
+REDIS_LOG_KINDS = (
+    ('save_failed', re.compile(r'Background saving error|Failed opening the (?:temp )?RDB file|Write error (?:saving DB on disk|'
+                               r'writing to the RDB)|Error moving temp DB file|Background saving terminated by signal|'
+                               r'MISCONF'), 'warn',
+     re.compile(r'Background saving terminated with success|DB saved on disk')),
+    ('fork_failed', re.compile(r"Can't (?:save|rewrite append only file) in background: fork|fork\(\) failed|Can't fork"),
+     'warn', re.compile(r'Background saving started by pid|Background append only file rewriting started')),
+    ('aof_failed', re.compile(r'Error writing to the AOF file|Background AOF rewrite (?:failed|terminated with error)|'
+                              r'temp(?:orary)? AOF|Asynchronous AOF fsync is taking too long'), 'warn',
+     re.compile(r'AOF write error looks solved|Background AOF rewrite finished successfully')),
+    ('out_of_memory', re.compile(r'Out Of Memory|\bOOM\b|Cannot allocate memory'), 'crit', None),
+    ('replication', re.compile(r'Error condition on socket for SYNC|Unable to connect to MASTER|MASTER aborted replication|'
+                               r'Timeout connecting to the MASTER|Disconnecting timedout replica|Connection with '
+                               r'(?:master|replica) lost'), 'warn',
+     re.compile(r'MASTER <-> REPLICA sync: Finished with success|Successful partial resynchronization|'
+                r'Master replied to PING')),
+    ('output_buffer', re.compile(r'scheduled to be closed ASAP for overcoming of output buffer limits'), 'warn', None),
+    ('crash', re.compile(r'REDIS BUG REPORT|crashed by signal|Guru Meditation|ASSERTION FAILED'), 'crit', None),
+)
+_LOG_NORMALIZE_RE = re.compile(r'\bid=\d+|\baddr=\S+|\bpid \d+|\b\d+(?:\.\d+)?\b')
+LOG_MAX_BYTES = 4194304
+LOG_MAX_LINES = 50000
+MAX_LOG_GROUPS = 20
+# A kind silent for longer than this (or three of its own mean intervals) has stopped: it stays in the evidence
+# and rates ok (live over stale, as pg.log).
+LOG_LIVE_S = 30
+LOG_SINGLE_LIVE_S = 120
+
+
+def _redis_log_time(match, cache=None):
+    """Epoch seconds of a Redis log line (Redis writes the host's local time), None when it does not parse.
+    cache: {second's text: epoch} (lines of one second share it: a long log parses each second once)."""
+    second = match.group('day', 'mon', 'year', 'hms')
+    base = cache.get(second, False) if cache is not None else False
+    if base is False:
+        try:
+            base = time.mktime(time.strptime('%s-%02d-%s %s' % (second[2], _MONTHS[second[1]], second[0], second[3]),
+                                             '%Y-%m-%d %H:%M:%S'))
+        except (KeyError, ValueError, OverflowError):
+            base = None
+        if cache is not None and len(cache) < 100000:
+            cache[second] = base
+    return None if base is None else base + float('0' + (match.group('frac') or '.0'))
+
+
+def parse_redis_log(text, since, until=None, redact=None, max_lines=LOG_MAX_LINES):
+    """The warning lines (#) of the window grouped by message: {'groups': {message: {kind, status, count, first_ts,
+    last_ts, sample, recovered}}, 'lines': lines of the window, 'warnings': warning lines, 'unparsed': count}.
+    Messages are normalized (numbers, ids, addresses) and redacted (redact: a function on text) before grouping."""
+    redact = redact or (lambda value: value)
+    groups, lines, warnings, unparsed, seconds, watched = {}, 0, 0, 0, {}, []
+    for raw in (text or '').splitlines()[-max_lines:]:
+        match = _REDIS_LOG_RE.match(raw.strip())
+        if not match:
+            unparsed += 1 if raw.strip() else 0
+            continue
+        ts = _redis_log_time(match, seconds)
+        if ts is not None and (ts < since or (until is not None and ts > until)):
+            continue
+        lines += 1
+        msg = match.group('msg')
+        if match.group('level') != '#':
+            for group in watched:  # a later success line: the kind recovered
+                if not group['recovered'] and group['_recovered_re'].search(msg):
+                    group['recovered'] = True
+            continue
+        warnings += 1
+        kind, status, recovered_re = None, 'ok', None
+        for name, regex, rated, recovered in REDIS_LOG_KINDS:
+            if regex.search(msg):
+                kind, status, recovered_re = name, rated, recovered
+                break
+        key = one_line(redact(_LOG_NORMALIZE_RE.sub('?', msg)), 160)
+        group = groups.get(key)
+        if group is None:
+            if len(groups) >= 200:  # a bounded map: an unbounded variety of messages is counted, not kept
+                continue
+            group = groups[key] = {'kind': kind, 'status': status, 'count': 0, 'first_ts': ts, 'last_ts': ts,
+                                   'sample': one_line(redact(msg), 200), 'recovered': False,
+                                   '_recovered_re': recovered_re}
+            if recovered_re is not None:
+                watched.append(group)
+        group['count'] += 1
+        group['last_ts'] = ts
+        group['recovered'] = False  # failing again after a success
+    for group in groups.values():
+        group.pop('_recovered_re', None)
+    return {'groups': groups, 'lines': lines, 'warnings': warnings, 'unparsed': unparsed}
+
+
+def log_group_stopped(group, now, live_s=LOG_LIVE_S):
+    """Seconds since the group's last line when it has stopped, else None (as areas/postgres.log_kind_stopped)."""
+    last, first, count = group.get('last_ts'), group.get('first_ts'), group.get('count') or 0
+    if now is None or last is None:
+        return None
+    quiet = max(live_s, 3.0 * (last - first) / (count - 1)) if count > 1 and first is not None else \
+        max(live_s, LOG_SINGLE_LIVE_S)
+    return int(now - last) if now - last > quiet else None
+
+
+def evaluate_log(host, service, parsed, source, window_s, error=None, now=None, note=None, logfile=None):
+    """redis.log: the server's warnings of the window grouped by message. A known kind (failed saves and forks,
+    AOF errors, replication errors, output buffer kills: warn; out of memory, a crash: crit) rates while it goes on;
+    one that stopped or that a later success line answered (recovered) is ok and stays in the evidence. Other
+    warnings (startup advice such as overcommit_memory) are evidence only."""
+    evidence = {'source': source, 'logfile': logfile, 'window_s': window_s}
+    if note:
+        evidence['note'] = note
+    if error:
+        evidence['error'] = error
+        return finding('redis.log', host, service, 'unknown', 'log not read: %s' % error, evidence)
+    rows = []
+    for message, group in parsed['groups'].items():
+        row = dict(group, message=message)
+        stopped = log_group_stopped(group, now)
+        if row['status'] != 'ok' and (row['recovered'] or stopped is not None):
+            row['rated_status'] = row['status']
+            row['status'] = 'ok'
+            if stopped is not None:
+                row['stopped_ago_s'] = stopped
+        rows.append(row)
+    rows.sort(key=lambda r: (-STATUS_RANK.get(r['status'], 0), r['kind'] is None, -r['count'], r['message']))
+    evidence.update(groups=rows[:MAX_LOG_GROUPS], lines=parsed['lines'], warnings=parsed['warnings'],
+                    unparsed=parsed['unparsed'], truncated=bool(parsed.get('truncated')))
+    status = worst([r['status'] for r in rows] or ['ok'])
+    bad = [r for r in rows if r['status'] != 'ok']
+    past = [r for r in rows if r.get('rated_status')]
+    if bad:
+        text = 'in the window: ' + '; '.join('%s x%d (last %s)' % (
+            one_line(r['sample'], 140), r['count'], _clock(r['last_ts'])) for r in bad[:3])
+    elif past:
+        text = 'no live warning in the window; before: ' + '; '.join('%s x%d (%s)' % (
+            one_line(r['sample'], 80), r['count'], 'recovered' if r['recovered'] else
+            'stopped %s ago' % timefmt.duration(r.get('stopped_ago_s'))) for r in past[:2])
+    else:
+        count = parsed['warnings']
+        text = ('%d warning line%s in the window, none of a known fault' % (count, '' if count == 1 else 's')) if count \
+            else 'no warning line in the window'
+    return finding('redis.log', host, service, status, '%s (%s)' % (text, one_line(source, 120)), evidence)
+
+
+def _clock(ts):
+    return time.strftime('%H:%M:%S', time.localtime(ts)) if ts else '?'
+
+
+def tail_file(path, max_bytes=LOG_MAX_BYTES):
+    """(the last max_bytes of a file as text from its first whole line, whether it was cut)."""
+    with open(path, 'rb') as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - max_bytes))
+        data = handle.read(max_bytes)
+    text = data.decode('utf-8', 'replace')
+    cut = size > max_bytes
+    return (text.split('\n', 1)[1] if cut and '\n' in text else text), cut
+
+
+def log_path(config):
+    """(path of the log file or None, why not): CONFIG GET logfile, relative to CONFIG GET dir as Redis opens it."""
+    logfile = config.get('logfile')
+    if logfile is None:
+        return None, 'CONFIG GET logfile gave no answer'
+    if logfile == '':
+        where = 'syslog and stdout' if str(config.get('syslog-enabled')).lower() == 'yes' else 'stdout'
+        return None, ('Redis logs to %s (logfile ""): read it where its output goes (docker logs <container>, '
+                      'journalctl -u <unit>)' % where)
+    if logfile == '/dev/null':
+        return None, 'Redis discards its log (logfile /dev/null)'
+    if not os.path.isabs(logfile):
+        logfile = os.path.join(config.get('dir') or '/', logfile)
+    return logfile, None
+
+
+def log_check(host, service, config, window_s, p, secrets, now=None, config_error=None):
+    """redis.log on the host the module runs on (the Redis host): the tail of the file Redis writes, bounded."""
+    now = time.time() if now is None else now
+    if config_error:
+        return evaluate_log(host, service, None, 'CONFIG GET logfile', window_s, error=config_error)
+    path, why = log_path(config)
+    if path is None:
+        return finding('redis.log', host, service, 'ok', 'not read here: %s' % why,
+                       {'source': None, 'logfile': config.get('logfile'), 'window_s': window_s, 'note': why})
+    note = None
+    if str(p.get('login_host')) not in ('127.0.0.1', 'localhost', '::1'):
+        note = 'Redis is reached at %s: its log file is read on this host' % p.get('login_host')
+    try:
+        text, cut = tail_file(path)
+    except (IOError, OSError) as exc:
+        reason = exc.strerror or str(exc)
+        return evaluate_log(host, service, None, path, window_s, note=note, logfile=config.get('logfile'),
+                            error='%s: %s (as %s on this host)' % (one_line(reason, 120), path, _whoami()))
+    redactor = Redactor(literals=secrets)
+    parsed = parse_redis_log(text, now - window_s, redact=redactor.text)
+    parsed['truncated'] = cut
+    return evaluate_log(host, service, parsed, path, window_s, now=now, note=note, logfile=config.get('logfile'))
+
+
+def _whoami():
+    try:
+        import pwd
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):
+        return 'uid %s' % getattr(os, 'geteuid', lambda: '?')()
+
+
 def not_checked(check, host, service, reason):
     return finding(check, host, service, 'unknown', 'not checked: %s' % reason, {'error': reason})
 
@@ -471,6 +825,8 @@ THRESHOLD_SPEC = dict(
     slowlog_warn_ms=dict(type='float', default=20),
     slowlog_crit_count=dict(type='int', default=10),
     replication_lag_warn_s=dict(type='int', default=30),
+    latency_warn_ms=dict(type='float', default=100),
+    latency_crit_ms=dict(type='float', default=1000),
 )
 INFO_KEYS = ('redis_version', 'role', 'uptime_in_seconds', 'used_memory', 'used_memory_human', 'used_memory_rss',
              'used_memory_peak', 'maxmemory', 'maxmemory_policy', 'mem_fragmentation_ratio', 'evicted_keys',
@@ -512,11 +868,13 @@ def run(module):
 
 def _run(module, kind='library'):
     p = module.params
-    t = thresholds_of(module, THRESHOLD_SPEC, (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct')))
+    t = thresholds_of(module, THRESHOLD_SPEC, (('memory_warn_pct', 'memory_crit_pct'), ('clients_warn_pct', 'clients_crit_pct'),
+                                               ('latency_warn_ms', 'latency_crit_ms')))
     t['window_seconds'] = window_seconds(module)
     host, service = p['report_host'], p['service']
     secrets = [p['login_password']]
-    others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace', 'redis.persistence', 'redis.replication')
+    others = ('redis.memory', 'redis.clients', 'redis.slowlog', 'redis.keyspace', 'redis.persistence', 'redis.replication',
+              'redis.latency', 'redis.log')
     client = None
     try:
         client = redis_common.redis_connect(p, client=kind)
@@ -571,7 +929,7 @@ def _evaluate(client, host, service, data, info, t, p):
         findings.append(evaluate_keyspace(host, service, info))
         findings.append(evaluate_persistence(host, service, info))
         if findings[-1]['status'] == 'crit':
-            describe_dir(client, findings[-1])
+            describe_dir(client, findings[-1], (data.get('server') or {}).get('config', {}).get('dir'))
         findings.append(evaluate_replication(host, service, info, t))
         mem = findings[1]
         if mem['status'] != 'ok' and p['prefix_sample_keys'] > 0:
@@ -579,6 +937,9 @@ def _evaluate(client, host, service, data, info, t, p):
     else:
         findings += [not_checked(c, host, service, 'INFO: %s' % data['errors'].get('INFO', 'empty'))
                      for c in ('redis.memory', 'redis.clients', 'redis.keyspace', 'redis.persistence', 'redis.replication')]
+    findings.append(latency_check(client, host, service, data, t))
+    findings.append(log_check(host, service, (data.get('server') or {}).get('config') or {}, t['window_seconds'], p,
+                              [p.get('login_password')], config_error=data['errors'].get('CONFIG GET logfile')))
     if 'SLOWLOG GET' in data['errors']:
         findings.append(not_checked('redis.slowlog', host, service, data['errors']['SLOWLOG GET']))
     else:
@@ -586,11 +947,13 @@ def _evaluate(client, host, service, data, info, t, p):
     return findings
 
 
-def describe_dir(client, persistence):
-    """Where Redis writes its snapshot (CONFIG GET dir) on a failed save: the directory a person must fix (disk
-    full, permissions, gone). CONFIG may be renamed or refused (ACL): then the finding says so."""
+def describe_dir(client, persistence, known=None):
+    """Where Redis writes its snapshot (CONFIG GET dir, read with the log file: known) on a failed save: the directory
+    a person must fix (disk full, permissions, gone). CONFIG may be renamed or refused (ACL): then the finding says so."""
+    value = known
     try:
-        value = (client.config_get('dir') or {}).get('dir')
+        if not value:
+            value = (client.config_get('dir') or {}).get('dir')
     except Exception as exc:  # pylint: disable=broad-except
         persistence['evidence']['dir_error'] = one_line(str(exc), 200)
         return

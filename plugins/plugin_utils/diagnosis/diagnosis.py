@@ -470,12 +470,25 @@ def rule_slow_responses(findings, ctx, cmd):
                  % cmd.remediate('kill_query', service, apply=True, extra=extra),
             service=service, action='kill_query', symptom=locks or db, claims=('blocking_sessions',)))
     slowlog = _bad(findings, 'redis.slowlog')
+    # the latency monitor's events of the window (redis.latency): the server stalled, seen from inside
+    stalls = [f for f in _bad(findings, 'redis.latency') if not slowlog or f.get('service') in [s.get('service') for s in slowlog]]
     if slowlog:
         service = _service(slowlog, 'redis')
         out.append(_hypothesis(
-            'slow_responses', 'Slow Redis commands (slowlog): expensive commands block the cache',
-            slowlog + latency, 0.7, cmd.investigate('redis'),
+            'slow_responses', 'Slow Redis commands (slowlog%s): expensive commands block the cache' % (
+                ', latency monitor' if stalls else ''),
+            slowlog + stalls + latency, 0.75 if stalls else 0.7, cmd.investigate('redis'),
             then='Find the caller of the slow commands in the slowlog evidence; avoid KEYS/large scans',
+            service=service, action=None))
+    elif stalls:
+        service = _service(stalls, 'redis')
+        events = [e for e in _ev(stalls[0]).get('events') or [] if isinstance(e, dict) and e.get('within_window')]
+        top = max(events, key=lambda e: e.get('window_max_ms') or 0) if events else {}
+        out.append(_hypothesis(
+            'slow_responses', 'Redis stalls (latency monitor: %s %s ms in the window)' % (
+                safety.as_data(top.get('event') or '?', 40), int(top.get('window_max_ms') or 0)),
+            stalls + latency, 0.6, cmd.investigate('redis'),
+            then='The events name the stall (command, fork, expire-cycle, aof-*): see LATENCY DOCTOR on the server',
             service=service, action=None))
     deps = [f for f in _bad(findings, 'dependency.reachability') if _LAT_RE.search(f.get('summary') or '')]
     if deps:
@@ -926,12 +939,16 @@ def rule_redis_save_failing(findings, ctx, cmd):
         where = _ev(finding).get('dir')
         refused = [f for f in _by(findings, 'redis.connectivity') if f.get('service') == finding.get('service')
                    and _ev(f).get('refuses_writes') is True]
+        # the server's own words (redis.log): "Failed opening the RDB file ...: Permission denied", "fork: ..."
+        logs = [f for f in _bad(findings, 'redis.log') if f.get('service') == finding.get('service')
+                and f.get('host') == finding.get('host')]
         hyp = _hypothesis(
             'gradual_degradation',
             'Redis cannot save its snapshot%s: writes%s are refused (MISCONF)%s' % (
                 (' to %s' % safety.as_data(where, 120, allow='/')) if where else '', ' and PING' if refused else '',
                 ' and the disk is full' if disk else ''),
-            [finding] + refused + disk + errors, 0.9 if (disk or errors) else 0.7, cmd.investigate('redis'), service=service,
+            [finding] + refused + logs + disk + errors, 0.9 if (disk or errors or logs) else 0.7, cmd.investigate('redis'),
+            service=service,
             action=None)
         hyp['escalation'] = safety.save_escalation(service, finding, ctx)
         hyp['then'] = hyp['escalation']

@@ -36,7 +36,13 @@ def _epoch(ts):
 
 def newest_event_age(finding):
     """Seconds between the newest event a finding rates and its probe time, when the evidence dates its events
-    (redis.slowlog entries); None when it does not (the finding describes the state at probe time)."""
+    (redis.slowlog entries, redis.latency events of the window); None when it does not (the finding describes the
+    state at probe time)."""
+    if finding.get('check') == 'redis.latency':
+        events = contract.evidence(finding).get('events')
+        ages = [e.get('age_s') for e in events or [] if isinstance(e, dict) and e.get('within_window')
+                and isinstance(e.get('age_s'), (int, float))]
+        return float(min(ages)) if ages else None
     if finding.get('check') != 'redis.slowlog':
         return None
     now = _epoch(finding.get('ts'))
