@@ -90,6 +90,7 @@ FAULTS = [
     ('memory_growth', {'memory_growth'}, 'container.resources', 'SEV3'),
     ('oom_kill', {'memory_growth'}, 'app-backend/host.oom', 'SEV4'),
     ('redis_maxclients', {'gradual_degradation'}, 'app-redis/redis.clients', 'SEV2'),
+    ('fd_leak', {'gradual_degradation'}, 'app-backend/host.fds', 'SEV4'),
 ]
 
 
@@ -135,6 +136,13 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
         for hyp in dx['hypotheses']:
             assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
             assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
+    if fault_name == 'fd_leak':  # issue 21: the backend's own process at its open-files limit: restart the backend
+        fds = [f for f in out['findings'] if f['host'] == 'app-backend' and f['check'] == 'host.fds'][0]
+        assert fds['status'] == 'crit' and fds['service'] == 'backend', fds
+        assert top['action'] == 'restart' and top['service'] == 'backend' and '-e service=backend' in top['first_action']
+        assert 'Descriptor leak in backend' in top['likely_cause'] and top['safety']['allowed'], top
+        for hyp in dx['hypotheses']:  # the same process seen from the lab's other hosts is not "unknown"
+            assert 'belongs to no known service' not in hyp['likely_cause'], hyp['likely_cause']
     assert_no_secrets(incident, out['res'])
 
 
