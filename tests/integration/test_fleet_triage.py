@@ -53,6 +53,7 @@ FAULTS = [
     pytest.param('memory_growth', {'memory_growth'}, 'web-1/container.resources', marks=FULL),
     pytest.param('tls_expiring', {'gradual_degradation'}, 'net.tls_expiry', marks=FULL),
     ('unit_failed', {'backend_down'}, 'web-1/'),
+    pytest.param('fd_leak', {'gradual_degradation'}, 'web-1/host.fds', marks=FULL),
 ]
 
 
@@ -90,6 +91,13 @@ def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns
         assert 'backend (app-backend.service) failed/failed' in units['summary'] and '(result signal)' in units['summary']
         assert 'web-1/host.units' in top['evidence'] and top['action'] == 'restart', top
         assert finding(out, 'db-1', 'host.units')['status'] == 'ok'
+    if fault_name == 'fd_leak':
+        # the backend's process at its unit's LimitNOFILE, named through the unit's cgroup: restart that service
+        fds = finding(out, 'web-1', 'host.fds')
+        assert fds['status'] == 'crit' and fds['service'] == 'backend', fds
+        assert fds['evidence']['top_fds'][0]['fd_limit'] == 4096 and fds['evidence']['top_fds'][0]['service'] == 'backend'
+        assert top['action'] == 'restart' and top['service'] == 'backend' and 'Descriptor leak in backend' in top['likely_cause']
+        assert finding(out, 'db-1', 'host.fds')['status'] == 'ok'
     assert_no_secrets(incident, res)
 
 
