@@ -115,6 +115,34 @@ def test_restart_by_systemd_pool_exhaustion(fleet_fault, incident):
         assert backend_state() == after, 'one approval restarts once'
 
 
+def backend_fds():
+    """Open descriptors of the backend's main process on web-1, counted over SSH."""
+    return int(ssh('web-1', 'ls /proc/$(systemctl show -p MainPID --value app-backend.service)/fd | wc -l').strip())
+
+
+@pytest.mark.fleet_full
+def test_restart_by_systemd_of_a_backend_at_its_open_files_limit(fleet_fault, incident):
+    """fd_leak: triage names the backend's process at its LimitNOFILE (host.fds) and prints a restart; applied as
+    printed, the verification re-runs host.fds through the probe and finds it ok."""
+    with fleet_fault('fd_leak'):
+        before = backend_state()
+        assert backend_fds() >= 4094
+        res = fleet_run('playbooks/triage.yml', incident['vars'], timeout=400)
+        assert res.rc == 0, res
+        with open(os.path.join(incident['path'], 'diagnosis.json')) as handle:
+            top = json.load(handle)['hypotheses'][0]
+        assert top['action'] == 'restart' and top['service'] == 'backend', top
+        assert top['symptom_checks'] == ['web-1/host.fds'], top
+        assert top['first_action'].endswith('-e remediation_action=restart -e incident_id=%s -e service=backend'
+                                            % incident['id']), top
+        applied = remediate(incident, 'restart', {'service': 'backend'}, approve=True)
+        assert_applied(applied, incident, 'restart', ['host.fds'])
+        after = backend_state()
+        assert after[0] != before[0] and after[2] == 'active'
+        assert backend_fds() < 200
+        assert http(FleetEnv.base_url + '/health/ready') == 200
+
+
 SESSIONS_SQL = ("SELECT application_name, pid FROM pg_stat_activity "
                 "WHERE application_name IN ('report-job', 'checkout-worker-1', 'checkout-worker-2', 'analytics-nightly')")
 

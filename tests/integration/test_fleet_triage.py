@@ -54,6 +54,7 @@ FAULTS = [
     pytest.param('tls_expiring', {'gradual_degradation'}, 'net.tls_expiry', marks=FULL),
     ('unit_failed', {'backend_down'}, 'web-1/'),
     pytest.param('oom_kill', {'memory_growth'}, 'web-1/host.oom', marks=FULL),
+    pytest.param('fd_leak', {'gradual_degradation'}, 'web-1/host.fds', marks=FULL),
 ]
 
 
@@ -107,6 +108,13 @@ def test_fault_is_diagnosed_over_ssh(fleet_fault, incident, fault_name, patterns
         counter = ssh('web-1', 'cg=$(systemctl show -p ControlGroup --value app-backend.service); '
                                'cat /sys/fs/cgroup$cg/memory.events /sys/fs/cgroup/memory$cg/memory.oom_control 2>/dev/null; true')
         assert 'oom_kill 0' in counter.splitlines(), counter
+    if fault_name == 'fd_leak':
+        # the backend's process at its unit's LimitNOFILE, named through the unit's cgroup: restart that service
+        fds = finding(out, 'web-1', 'host.fds')
+        assert fds['status'] == 'crit' and fds['service'] == 'backend', fds
+        assert fds['evidence']['top_fds'][0]['fd_limit'] == 4096 and fds['evidence']['top_fds'][0]['service'] == 'backend'
+        assert top['action'] == 'restart' and top['service'] == 'backend' and 'Descriptor leak in backend' in top['likely_cause']
+        assert finding(out, 'db-1', 'host.fds')['status'] == 'ok'
     assert_no_secrets(incident, res)
 
 

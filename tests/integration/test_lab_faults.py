@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -355,6 +356,25 @@ def check_redis_save_failing(present):
         assert client.set('lab:probe-write', '1') and client.delete('lab:probe-write') == 1
 
 
+def backend_fds():
+    """(open descriptors, Max open files) of the backend container's main process, read from the host's /proc."""
+    pid = container(L.backend)['State']['Pid']
+    limit = [line.split()[3] for line in open('/proc/%d/limits' % pid) if line.startswith('Max open files')][0]
+    return len(os.listdir('/proc/%d/fd' % pid)), int(limit)
+
+
+def check_fd_leak(present):
+    count, limit = backend_fds()
+    assert limit == 4096, 'lab_backend_nofile'
+    if present:
+        assert count >= limit - 2, (count, limit)
+        logs = subprocess.run(['docker', 'logs', '--since', '5m', L.backend], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=60, check=False).stdout  # uvicorn: stderr
+        assert 'Too many open files' in logs, 'the backend fails to accept or open connections (EMFILE)'
+    else:
+        assert count < 200, (count, limit)
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -371,7 +391,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 23
+    assert len(listed) == 24
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

@@ -93,6 +93,7 @@ FAULTS = [
     # issue 21: the latency monitor's stall backs the slow Redis hypothesis; the server's log names the failed save
     ('redis_slow', {'slow_responses'}, 'app-redis/redis.', 'SEV4'),
     ('redis_save_failing', {'gradual_degradation'}, 'app-redis/redis.persistence', 'SEV3'),
+    ('fd_leak', {'gradual_degradation'}, 'app-backend/host.fds', 'SEV4'),
 ]
 
 
@@ -154,6 +155,13 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
         assert 'app-redis/redis.log' in top['evidence'], top
         assert not any('remediation_action=restart' in h['first_action'] and '-e service=redis' in h['first_action']
                        for h in dx['hypotheses'])
+    if fault_name == 'fd_leak':  # issue 21: the backend's own process at its open-files limit: restart the backend
+        fds = [f for f in out['findings'] if f['host'] == 'app-backend' and f['check'] == 'host.fds'][0]
+        assert fds['status'] == 'crit' and fds['service'] == 'backend', fds
+        assert top['action'] == 'restart' and top['service'] == 'backend' and '-e service=backend' in top['first_action']
+        assert 'Descriptor leak in backend' in top['likely_cause'] and top['safety']['allowed'], top
+        for hyp in dx['hypotheses']:  # the same process seen from the lab's other hosts is not "unknown"
+            assert 'belongs to no known service' not in hyp['likely_cause'], hyp['likely_cause']
     assert_no_secrets(incident, out['res'])
 
 

@@ -42,6 +42,8 @@ EXPECTED = {
                          '-e remediation_action=kill_clients -e incident_id', None),
     # issue 21: a Redis whose save fails refuses writes and PING (MISCONF): escalate naming the directory, no restart
     'redis_save_failing': ({'gradual_degradation'}, 'app-redis/redis.persistence', '-e area=redis', None),
+    # issue 21: the backend's own process at its open-files limit (a descriptor leak): restart the backend
+    'fd_leak': ({'gradual_degradation'}, 'app-backend/host.fds', '-e remediation_action=restart', None),
     # issue 20 (live over stale): tls_renewed triaged seconds after db_password_rotated was healed: the auth failures
     # in pg.log are still fresh but every application error has recovered; the certificate is what needs doing
     'tls_renewed_after_rotation': ({'gradual_degradation'}, 'net.tls_expiry', '-e remediation_action=apply_cert', None),

@@ -289,6 +289,70 @@ def test_a_host_wide_oom_kill_names_no_service_and_makes_no_memory_hypothesis():
     assert not [h for h in doc['hypotheses'] if h['pattern'] == 'memory_growth']
 
 
+def fds_item(pid, process, service, count, limit):
+    return {'pid': pid, 'process': process, 'service': service, 'fds': count, 'fd_limit': limit,
+            'fd_pct': round(100.0 * count / limit, 1), 'tcp': {}, 'tcp_total': 0}
+
+
+def fds_finding(host, items, status='crit', service=None):
+    return f(host, 'host.fds', status, '; '.join('%s pid %d: %d of %d open files' % (
+        i['process'], i['pid'], i['fds'], i['fd_limit']) for i in items), service, top_fds=items, top_tcp=[],
+        service_processes=[], tcp_states={}, processes=120, unreadable=0, truncated=False, warn_pct=80, crit_pct=95)
+
+
+def test_a_backend_process_at_its_open_files_limit_is_a_descriptor_leak_restart_the_backend():
+    fds = fds_finding('app-backend', [fds_item(4242, 'python3', 'backend', 4096, 4096)], service='backend')
+    slow = f('app-backend', 'health.endpoint', 'crit', 'backend liveness: TimeoutError: timed out', 'backend')
+    doc = dx.diagnose(replace(healthy(), fds, slow), CTX)
+    top = doc['hypotheses'][0]
+    assert top['pattern'] == 'gradual_degradation' and top['action'] == 'restart' and top['service'] == 'backend'
+    assert top['confidence'] == 0.9 and top['safety']['allowed'] and 'fd_exhausted' in top['safety']['classes']
+    assert '"python3" pid 4242 holds 4096 of its 4096 open files' in top['likely_cause']
+    assert top['symptom_checks'] == ['app-backend/host.fds'] and 'app-backend/health.endpoint' in top['evidence']
+    assert top['first_action'].endswith('-e remediation_action=restart -e incident_id=INC-T-1 -e service=backend')
+    # warn (80-95 %): the same action, less sure
+    warn = fds_finding('app-backend', [fds_item(4242, 'python3', 'backend', 3400, 4096)], 'warn', 'backend')
+    assert top_of(replace(healthy(), warn))['confidence'] == 0.7
+
+
+def top_of(findings):
+    return top(dx.diagnose(findings, CTX))
+
+
+def test_the_same_process_seen_from_the_other_hosts_of_one_machine_counts_once():
+    """The Docker lab: every inventory host probes the same /proc; only app-backend's marks the process."""
+    item = fds_item(4242, 'python3', 'backend', 4096, 4096)
+    findings = replace(healthy(), fds_finding('app-backend', [item], service='backend'),
+                       fds_finding('app-db', [dict(item, service=None)]),
+                       fds_finding('app-redis', [dict(item, service=None)]))
+    doc = dx.diagnose(findings, CTX)
+    assert [(h['action'], h['service']) for h in doc['hypotheses']] == [('restart', 'backend')], doc['hypotheses']
+
+
+def test_a_process_no_service_owns_at_its_limit_is_escalated_naming_pid_and_limit_never_restarted():
+    findings = replace(healthy(), fds_finding('app-db', [fds_item(777, 'java', None, 65000, 65536)]))
+    doc = dx.diagnose(findings, CTX)
+    top = doc['hypotheses'][0]
+    assert top['pattern'] == 'gradual_degradation' and top['action'] is None and top['service'] is None
+    assert top['first_action'].startswith('ansible-playbook playbooks/investigate.yml') and '-e area=host' in top['first_action']
+    assert '"java" pid 777: 65000 of 65536 open files' in top['escalation'] and 'Do not restart' in top['escalation']
+    assert 'app-db' in top['escalation'] and top['then'] == top['escalation'] and top['confidence'] == 0.6
+    assert all('remediate.yml' not in h['first_action'] for h in doc['hypotheses'])
+
+
+def test_a_process_name_is_data_in_the_cause_and_the_escalation():
+    evil = "{{ lookup('pipe', 'id') }}"
+    doc = dx.diagnose(replace(healthy(), fds_finding('app-db', [fds_item(9, evil, None, 990, 1024)])), CTX)
+    text = top(doc)['likely_cause'] + top(doc)['escalation']
+    assert '{{' not in text and 'lookup(' not in text and '\\x7b\\x7b' in text
+
+
+def test_a_sandboxed_fd_limit_is_not_exhaustion():
+    """OpenSSH's pre-auth child lowers its own RLIMIT_NOFILE to 1 (areas/host.py SANDBOX_FD_LIMIT)."""
+    sandbox = fds_finding('app-backend', [fds_item(31, 'sshd', None, 6, 1)], 'warn')
+    assert not [h for h in dx.diagnose(replace(healthy(), sandbox), CTX)['hypotheses'] if 'open files' in h['likely_cause']]
+
+
 def test_a_failed_unit_of_the_backend_is_a_down_backend_even_when_its_probe_could_not_run():
     units = f('app-backend', 'host.units', 'crit', 'backend (app.service) failed/failed after 5 restarts', 'backend',
               failed=[{'unit': 'app.service', 'load': 'loaded', 'active': 'failed', 'sub': 'failed', 'description': 'x'}],

@@ -43,6 +43,7 @@ TABLE = {
     'pg_slot_retained': (None, 'db'),                    # wal_retained: escalate naming the slot, never drop or restart
     'redis_maxclients': ('kill_clients', 'redis'),       # client_slots: end the holders' connections, never restart redis
     'redis_save_failing': (None, 'redis'),               # save_failing: name the directory, never restart redis
+    'fd_leak': ('restart', 'backend'),                   # fd_exhausted: its own process at its open-files limit
 }
 
 
@@ -106,6 +107,16 @@ EXITED = f('app-db', 'health.container', 'crit', 'app-db exited (1)', 'db', runn
 NOT_CHECKED = f('app-db', 'pg.connectivity', 'unknown', 'not checked', 'db')
 UNIT_FAILED = f('db-1', 'health.container', 'crit', 'postgresql@15-main failed', 'db', unit='postgresql@15-main',
                 properties={'ActiveState': 'failed', 'SubState': 'failed'})
+
+
+def fds(host, service, process, pid, count, limit):
+    item = {'pid': pid, 'process': process, 'service': service, 'fds': count, 'fd_limit': limit,
+            'fd_pct': round(100.0 * count / limit, 1), 'tcp': {}, 'tcp_total': 0}
+    return f(host, 'host.fds', 'crit', '%s pid %d: %d of %d open files' % (process, pid, count, limit), service,
+             top_fds=[item], top_tcp=[], service_processes=[], tcp_states={}, processes=40, unreadable=0,
+             truncated=False, warn_pct=80, crit_pct=95)
+
+
 HBA = 'FATAL: no pg_hba.conf entry for host "127.0.0.9", user "app", database "app"'
 
 # (case, findings of the service, action, claims, allowed?, refusing class)
@@ -124,6 +135,14 @@ CASES = [
     ('foreign slots allow kill_query', [HEALTHY_DB], 'kill_query', ('foreign_slots',), True, None),
     ('kill_query without blocking or foreign sessions', [HEALTHY_DB], 'kill_query', (), False, None),
     ('apply_cert is not destructive', [], 'apply_cert', (), True, None),
+    ('its own process at its open-files limit', [HEALTHY_DB, fds('app-db', 'db', 'postgres', 77, 4090, 4096)],
+     'restart', ('fd_exhausted',), True, None),
+    ('a process no service owns at its limit, on its host', [HEALTHY_DB, fds('app-db', None, 'java', 77, 4090, 4096)],
+     'restart', ('fd_exhausted',), False, None),
+    ('another service\'s process at its limit', [HEALTHY_DB, fds('app-db', 'backend', 'python3', 77, 4090, 4096)],
+     'restart', ('fd_exhausted',), False, None),
+    ('a sandboxed limit is not exhaustion', [HEALTHY_DB, fds('app-db', 'db', 'sshd', 77, 12, 1)],
+     'restart', ('fd_exhausted',), False, None),
 ]
 
 

@@ -956,9 +956,62 @@ def rule_redis_save_failing(findings, ctx, cmd):
     return out
 
 
+def rule_fd_exhaustion(findings, ctx, cmd):
+    """A process at its open-files limit (host.fds warn/crit, areas/host.py: each process against its own Max open
+    files): every file or connection it opens next fails with EMFILE ("Too many open files"). Attributed to a
+    service (its container's or unit's cgroup), it is that service leaking descriptors by its own evidence: restart
+    it (safety class fd_exhausted). A process no service owns is escalated naming its pid, name and limit, never
+    restarted. The same process seen from several inventory hosts of one machine (the Docker lab) counts once."""
+    out, mine, unnamed = [], {}, []
+    for finding in _bad(findings, 'host.fds'):
+        for item in safety.fds_exhausted(finding):
+            if item.get('service'):
+                mine.setdefault(item['service'], []).append((finding, item))
+            else:
+                unnamed.append((finding, item))
+    owned = set((i.get('pid'), i.get('process')) for pairs in mine.values() for _f, i in pairs)
+    for service in sorted(mine):
+        pairs = sorted(mine[service], key=lambda p: -float(p[1].get('fd_pct') or 0))
+        fds = []
+        for finding, _item in pairs:
+            if finding not in fds:
+                fds.append(finding)
+        worst_item = pairs[0][1]
+        crit = any(float(i.get('fd_pct') or 0) >= float(_ev(f).get('crit_pct') or 95) for f, i in pairs)
+        errors = [f for f in _bad(findings, 'app.errors', 'health.endpoint')
+                  if f.get('service') == service or f.get('host') in [x.get('host') for x in fds]]
+        cause = 'Descriptor leak in %s: %s pid %s holds %s of its %s open files (%.0f%%); what it opens next fails ' \
+                'with EMFILE (Too many open files)' % (
+                    service, safety.as_data(worst_item.get('process') or '?', 32), worst_item.get('pid'),
+                    worst_item.get('fds'), worst_item.get('fd_limit'), float(worst_item.get('fd_pct') or 0))
+        out.append(_hypothesis(
+            'gradual_degradation', cause, fds + errors, 0.9 if crit else 0.7, cmd.remediate('restart', service),
+            then='Restart %s to give its descriptors back: %s; then find the leak (ls -l /proc/<pid>/fd, lsof -p '
+                 '<pid>: what it keeps open) before it recurs' % (service, cmd.remediate('restart', service, apply=True)),
+            service=service, action='restart', symptom=fds, claims=('fd_exhausted',)))
+    by_host = {}
+    for finding, item in unnamed:
+        if (item.get('pid'), item.get('process')) not in owned:
+            by_host.setdefault(finding.get('host'), []).append((finding, item))
+    for host in sorted(by_host, key=str):
+        pairs = by_host[host]
+        items = sorted([i for _f, i in pairs], key=lambda i: -float(i.get('fd_pct') or 0))
+        finding = pairs[0][0]
+        crit = float(items[0].get('fd_pct') or 0) >= float(_ev(finding).get('crit_pct') or 95)
+        hyp = _hypothesis(
+            'gradual_degradation', '%s pid %s on %s holds %s of its %s open files (%.0f%%) and belongs to no known '
+            'service' % (safety.as_data(items[0].get('process') or '?', 32), items[0].get('pid'), host,
+                         items[0].get('fds'), items[0].get('fd_limit'), float(items[0].get('fd_pct') or 0)),
+            [finding], 0.6 if crit else 0.4, cmd.investigate('host'), service=None, action=None)
+        hyp['escalation'] = safety.fds_escalation(host, items, ctx)
+        hyp['then'] = hyp['escalation']
+        out.append(hyp)
+    return out
+
+
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
          rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures, rule_wal_retained_by_slot,
-         rule_redis_save_failing)
+         rule_redis_save_failing, rule_fd_exhaustion)
 
 
 def evidence_of(doc, action, service=None):

@@ -22,6 +22,7 @@ import re
 
 from ansible_collections.sre.incident_response.plugins.plugin_utils.diagnosis import classify
 from ansible_collections.sre.incident_response.plugins.module_utils import findings as contract
+from ansible_collections.sre.incident_response.plugins.module_utils.areas.host import SANDBOX_FD_LIMIT
 
 # Actions that restart, kill or delete: proposed only when judge() allows them.
 DESTRUCTIVE = ('restart', 'kill_query', 'kill_clients', 'flush_keys', 'clean_disk', 'rollback')
@@ -31,6 +32,7 @@ EVIDENCE_ACTIONS = {
     'down': ('restart',),                     # container/unit not running, connections refused
     'hung': ('restart',),                     # no answer at all (timeouts), unit restarting
     'leaking': ('restart',),                  # its own memory near the limit / its own sessions leaked
+    'fd_exhausted': ('restart',),             # its own process at its open-files limit (a descriptor leak)
     'crashing': ('restart', 'rollback'),      # OOM kills, restart loop
     'bad_release': ('rollback',),             # errors since a deploy of new code
     'blocking_sessions': ('kill_query',),     # lock holders, long queries
@@ -172,12 +174,50 @@ def own_evidence(findings, service, ctx=None):
             classes.setdefault('save_failing', finding)  # Redis is up; its snapshot directory is not writable
         elif check == 'host.oom' and status in contract.BAD:
             classes.setdefault('leaking', finding)  # the kernel OOM-killed the service's own process
+        elif check == 'host.fds' and status in contract.BAD \
+                and any(i.get('service') == service for i in fds_exhausted(finding)):
+            classes.setdefault('fd_exhausted', finding)  # a process of the service's own cgroup at its open-files limit
         elif check == 'container.resources' and status in contract.BAD and _memory(finding):
             classes.setdefault('leaking', finding)
         elif check == 'trend.memory' and status in contract.BAD \
                 and contract.evidence(finding).get('kind') not in ('redis', 'postgres'):
             classes.setdefault('leaking', finding)
     return classes
+
+
+def fds_exhausted(finding):
+    """The processes a host.fds finding lists at or past its warn threshold of their own Max open files (a limit
+    under SANDBOX_FD_LIMIT is a sandbox's, never exhaustion): [{pid, process, service, fds, fd_limit, fd_pct}].
+    A process the probe could not attribute to a service has service None."""
+    if finding.get('check') != 'host.fds':
+        return []
+    ev = contract.evidence(finding)
+    try:
+        warn = float(ev.get('warn_pct') if ev.get('warn_pct') is not None else 80)
+    except (TypeError, ValueError):
+        warn = 80.0
+    out = []
+    for item in ev.get('top_fds') or []:
+        if not isinstance(item, dict):
+            continue
+        try:
+            if float(item.get('fd_pct')) >= warn and int(item.get('fd_limit') or 0) >= SANDBOX_FD_LIMIT:
+                out.append(item)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def fds_escalation(host, items, ctx=None):
+    """The escalation for processes at their open-files limit that belong to no service of the inventory: each
+    process (its name as data), pid and limit, on which host. Never a restart of something unnamed."""
+    named = '; '.join('%s pid %s: %s of %s open files (%.0f%%)' % (
+        as_data(i.get('process') or '?', 32), i.get('pid'), i.get('fds'), i.get('fd_limit'), float(i.get('fd_pct') or 0))
+        for i in list(items)[:3])
+    return ('Do not restart anything for it: on %s %s, and no service of the inventory owns %s. Escalate to the owner '
+            'of host %s: find what the process is and what it holds (ls -l /proc/<pid>/fd, lsof -p <pid>), then '
+            'restart it by hand or raise its limit (LimitNOFILE, ulimit -n, --ulimit nofile) if it needs more.' % (
+                as_data(host, 64), named, 'it' if len(items) == 1 else 'them', as_data(host, 64)))
 
 
 def _memory(finding):

@@ -9,6 +9,8 @@ import datetime
 import json
 import logging
 import os
+import resource
+import socket
 import sys
 import threading
 import time
@@ -72,6 +74,7 @@ cache = redis.Redis(host=os.environ.get("REDIS_HOST", "127.0.0.1"), port=int(os.
                        if os.environ.get("REDIS_TLS", "0") == "1" else {}))
 app = FastAPI(title="incident-lab backend", version=VERSION)
 _leaked = []  # connections and memory the lab's faults hold on purpose
+_leaked_fds = []  # files and sockets (fd_leak)
 
 
 @app.on_event("startup")
@@ -249,3 +252,23 @@ if FAULTS:
         for dummy in range(mb):
             _leaked.append(bytearray(os.urandom(1) * (1024 * 1024)))
         return {"leaked_mb": sum(len(x) for x in _leaked if isinstance(x, bytearray)) // (1024 * 1024)}
+
+    @app.post("/admin/fd-leak")
+    def fd_leak(free: int = 1):
+        """Open files and sockets and keep them (a descriptor leak) until `free` are left of the process' own
+        RLIMIT_NOFILE: new connections and files then fail with EMFILE (Too many open files). Bounded by the limit."""
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft == resource.RLIM_INFINITY or soft > 65536:
+            raise HTTPException(status_code=400, detail="RLIMIT_NOFILE %s: too high to fill in the lab" % soft)
+        # the listing's own descriptor is closed again: not one of those open
+        wanted = soft - max(1, free) - (len(os.listdir("/proc/self/fd")) - 1)
+        opened = 0
+        while opened < wanted:
+            if opened % 16 == 0 and wanted - opened >= 2:
+                _leaked_fds.extend(socket.socketpair())  # sockets as well as files, as a real leak holds both
+                opened += 2
+            else:
+                _leaked_fds.append(open(os.devnull, "rb"))
+                opened += 1
+        log.warning("lab fault: %d descriptors leaked", opened, extra={"fields": {"fd_limit": soft}})
+        return {"opened": opened, "open_fds": len(os.listdir("/proc/self/fd")) - 1, "fd_limit": soft}
