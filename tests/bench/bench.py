@@ -17,6 +17,10 @@ is a one-task (ping) playbook on the same inventory, run in the same invocation:
                (triage + the action's own wait: for a restart, docker restart and /health/ready timed without the
                collection; for kill_query the 5 s grace period between cancel and terminate) (goal <= 1.0x), and the tasks the target host runs in the
                remediation play (goal <= 3).
+- ssh-remediate: the remediate measure over SSH on the fleet lab (make fleet-up): kill_query on the fleet's
+               db_lock fault (db-1), a restart of the backend's stopped systemd unit (web-1, backend_down) and of a
+               stopped PostgreSQL unit (db-1); the action's own wait is systemctl start/restart and, for the
+               backend, /health/ready, timed in the container without the collection.
 - ssh:         the same over SSH on the fleet lab (make fleet-up) when it is up: triage of the fleet's
                hosts, then of --ssh-hosts (100) aliases of them, each with an SSH connection of its own
                (goal <= 90 s); skipped, with a line saying so, when the fleet lab of LAB_INSTANCE is not up.
@@ -30,7 +34,7 @@ timed). Every triage and investigation opens a fresh incident (no incident_id) i
 (-e incident_dir and SRE_INCIDENT_DIR), removed at the end. Wall time on a shared machine depends on its
 load: the load average is printed before and after, and stored with every measure (--json).
 
-    python tests/bench/bench.py [--runs N] [--runs-100 N] [--only triage,investigate,fleet100,ssh,remediate]
+    python tests/bench/bench.py [--runs N] [--runs-100 N] [--only triage,investigate,fleet100,ssh,remediate,ssh-remediate]
                                 [--hosts 100] [--ssh-hosts N] [--fleet-size N] [--json out.json] [--keep]
 
 --runs sets the runs of the triage/shell, investigate and SSH fleet measures (defaults 5, 3, 3); --runs-100
@@ -62,9 +66,9 @@ SHELL_BASELINE = os.path.join(HERE, 'shell-baseline.sh')
 FLEET_INVENTORY = os.path.join(HERE, 'fleet-inventory.sh')
 LAB_INVENTORY = 'inventory/lab'
 FLEET_INVENTORY_DIR = 'inventory/fleet'
-MEASURES = ('triage', 'investigate', 'fleet100', 'ssh', 'remediate')
+MEASURES = ('triage', 'investigate', 'fleet100', 'ssh', 'remediate', 'ssh-remediate')
 # runs of each measure: --runs sets the first three, --runs-100 the 100-host ones
-DEFAULT_RUNS = {'triage': 5, 'investigate': 3, 'ssh': 3, 'fleet100': 1, 'ssh100': 1, 'remediate': 3}
+DEFAULT_RUNS = {'triage': 5, 'investigate': 3, 'ssh': 3, 'fleet100': 1, 'ssh100': 1, 'remediate': 3, 'ssh-remediate': 3}
 # the issue's goals: ratios to Ansible's floor (the ping playbook on the same inventory, in the same run)
 GOAL_FLOOR_RATIO = 1.5
 GOAL_CPU_PER_HOST = 0.8
@@ -93,6 +97,16 @@ REMEDIATE_CASES = (
     ('rollback', 'bad_deploy', 'app-backend', [], 'restart'),
 )
 DEFAULT_ACTIONS = ('kill_query', 'restart')
+# the same over SSH on the fleet lab (--only ssh-remediate): (action, fault, target host, extra vars, own wait).
+# A fault is a fleet lab fault (tests/lab/fleet/faults) or ('unit', host, unit): the unit stopped, and started
+# again after the run when the action did not. Own wait ('unit', host, unit, ready): the unit restarted in its
+# container, timed without the collection, then (ready) the backend's /health/ready.
+FLEET_REMEDIATE_CASES = (
+    ('kill_query', 'db_lock', 'db-1', ['-e', 'pg_terminate_min_age=1'], 'grace'),
+    ('restart', 'backend_down', 'web-1', ['-e', 'service=backend'], ('unit', 'web-1', 'app-backend.service', True)),
+    ('restart', ('unit', 'db-1', 'postgresql@15-main.service'), 'db-1', ['-e', 'service=db'],
+     ('unit', 'db-1', 'postgresql@15-main.service', False)),
+)
 RUN_TIMEOUT = 3600
 
 PING_PLAYBOOK = """---
@@ -579,15 +593,94 @@ class Bench(object):
                 wait = (self.own_wait_restart(base, container) if wait_of == 'restart'
                         else GRACE_PERIOD_S if wait_of == 'grace' else 0.0)
                 self.record(keys['wait'], {'rc': 0, 'wall': wait, 'cpu': 0.0}, counts=False)
-            triage = median(self.measures[keys['triage']]['walls'])
-            wait = median(self.measures[keys['wait']]['walls'])
-            self.ratios.append(('%s plan / triage' % action, ratio_of_medians(
-                self.measures[keys['plan']]['walls'], self.measures[keys['triage']]['walls']), GOAL_PLAN_RATIO))
-            apply_med = median(self.measures[keys['apply']]['walls'])
-            self.ratios.append(('%s apply+verify / (triage + wait %.1f s)' % (action, wait),
-                                apply_med / (triage + wait) if triage else None, GOAL_APPLY_RATIO))
-            self.per_host.append(('%s tasks on %s (target host)' % (action, target),
-                                  max([t for t in tasks if t is not None] or [0]), GOAL_REMEDIATION_TASKS))
+            self.remediation_ratios(action, keys, tasks, target)
+
+    def run_ssh_remediate(self, runs):
+        """The remediate measure over SSH on the fleet lab: triage, plan and apply + verify on one incident."""
+        print('\n== remediation over SSH on the fleet lab (instance %d), %d runs each' % (self.instance, runs), flush=True)
+        found, fleet = self.fleet_hosts()
+        if not found:
+            line = 'SKIPPED ssh-remediate: the fleet lab is not up (%s); start it with LAB_INSTANCE=%d make fleet-up' % (
+                fleet, self.instance)
+            print(line, flush=True)
+            self.skipped.append(line)
+            return
+        inventories, state = found
+        env = {'FLEET_STATE_DIR': state}
+        prep = self.playbook(inventories, 'playbooks/prepare.yml', env=env, ssh=True)
+        print('  prepare.yml (client libraries, not timed): rc %d, %.1f s' % (prep['rc'], prep['wall']), flush=True)
+        approval = ['-e', 'apply=true', '-e', 'approved_by=bench-approver', '-e', 'approval_reason=bench']
+        with flock('/tmp/sre-incident-fleet-%d.lock' % self.instance):
+            for action, fault, target, extra, wait_of in FLEET_REMEDIATE_CASES:
+                name = '%s %s' % (action, fault[2] if isinstance(fault, tuple) else fault)
+                keys = dict((k, 'ssh_%s_%s' % (name.replace(' ', '_'), k)) for k in ('triage', 'plan', 'apply', 'wait'))
+                self.measure(keys['triage'], 'triage.yml (ssh, %s)' % name)
+                self.measure(keys['plan'], '%s plan (ssh)' % name)
+                self.measure(keys['apply'], '%s apply + verify (ssh)' % name)
+                self.measure(keys['wait'], '%s own wait (ssh)' % name)
+                tasks = []
+                for _n in range(runs):
+                    self.fleet_fault(inventories, env, fault, 'present')
+                    try:
+                        run = self.playbook(inventories, 'playbooks/triage.yml', env=env, ssh=True)
+                        self.record(keys['triage'], run)
+                        incident = ['-e', 'incident_id=%s' % run['incidents'][0]] if run['incidents'] else []
+                        args = ['-e', 'remediation_action=%s' % action] + incident + list(extra)
+                        self.record(keys['plan'], self.playbook(inventories, 'playbooks/remediate.yml', args, env=env,
+                                                                ssh=True), counts=False)
+                        applied = self.playbook(inventories, 'playbooks/remediate.yml', args + approval, env=env, ssh=True)
+                        self.record(keys['apply'], applied, counts=False)
+                        tasks.append(play_tasks(applied['data'], target))
+                    finally:
+                        self.fleet_fault(inventories, env, fault, 'absent')
+                    wait = (self.own_wait_unit(wait_of) if isinstance(wait_of, tuple)
+                            else GRACE_PERIOD_S if wait_of == 'grace' else 0.0)
+                    self.record(keys['wait'], {'rc': 0, 'wall': wait, 'cpu': 0.0}, counts=False)
+                self.remediation_ratios(name + ' (ssh)', keys, tasks, target)
+
+    def fleet_fault(self, inventories, env, fault, state):
+        """Inject or heal a fleet lab fault, or stop/start a unit in its container (not timed)."""
+        if isinstance(fault, tuple):
+            dummy, host, unit = fault
+            verb = 'stop' if state == 'present' else 'start'
+            subprocess.run(['docker', 'exec', 'fleet%d-%s' % (self.instance, host), 'systemctl', verb, unit],
+                           capture_output=True, timeout=120, check=False)
+            return
+        cmd = [PLAYBOOK]
+        for inv in inventories:
+            cmd += ['-i', inv]
+        cmd += ['tests/lab/fleet/playbooks/fault.yml', '-e', 'lab_fault=%s' % fault, '-e', 'lab_fault_state=%s' % state]
+        run_env = self.env(env)
+        run_env.pop('ANSIBLE_STDOUT_CALLBACK')
+        proc = subprocess.run(cmd, cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise SystemExit('fleet fault %s %s failed:\n%s' % (fault, state, proc.stdout[-2000:]))
+
+    def own_wait_unit(self, wait_of):
+        """A unit's own restart in its fleet container, without the collection; for the backend until ready."""
+        dummy, host, unit, ready = wait_of
+        container = 'fleet%d-%s' % (self.instance, host)
+        started = time.monotonic()
+        subprocess.run(['docker', 'exec', container, 'systemctl', 'restart', unit], capture_output=True, timeout=120,
+                       check=False)
+        if ready:
+            # the backend of web-k listens on 25000 + 100*N + k (inventory/fleet/group_vars/all/fleet.yml)
+            port = 25000 + 100 * self.instance + int(host.rsplit('-', 1)[1])
+            base = 'http://127.0.0.1:%d' % port
+            while port and time.monotonic() - started < 120 and not self.lab_url_ready(base):
+                time.sleep(0.2)
+        return time.monotonic() - started
+
+    def remediation_ratios(self, name, keys, tasks, target):
+        triage = median(self.measures[keys['triage']]['walls'])
+        wait = median(self.measures[keys['wait']]['walls'])
+        self.ratios.append(('%s plan / triage' % name, ratio_of_medians(
+            self.measures[keys['plan']]['walls'], self.measures[keys['triage']]['walls']), GOAL_PLAN_RATIO))
+        apply_med = median(self.measures[keys['apply']]['walls'])
+        self.ratios.append(('%s apply+verify / (triage + wait %.1f s)' % (name, wait),
+                            apply_med / (triage + wait) if triage else None, GOAL_APPLY_RATIO))
+        self.per_host.append(('%s tasks on %s (target host)' % (name, target),
+                              max([t for t in tasks if t is not None] or [0]), GOAL_REMEDIATION_TASKS))
 
     def run_fleet100(self, runs, hosts):
         print('\n== triage of %d aliases of the lab\'s hosts (%s, local connection) and the ping playbook, %d run(s) each' % (
@@ -826,7 +919,7 @@ def main(argv=None):
         bench.instance, os.cpu_count(), ' '.join('%.2f' % x for x in load_before), ','.join(opts.only)), flush=True)
     try:
         # the integration tests' locks: no fault is injected into the lab while the bench runs
-        docker_lab = [m for m in opts.only if m != 'ssh']
+        docker_lab = [m for m in opts.only if m not in ('ssh', 'ssh-remediate')]
         with flock('/tmp/sre-incident-lab-%d.lock' % bench.instance) if docker_lab else contextlib.nullcontext():
             if 'triage' in opts.only:
                 bench.run_triage(runs_for(opts, 'triage'))
@@ -836,6 +929,8 @@ def main(argv=None):
                 bench.run_fleet100(runs_for(opts, 'fleet100'), opts.hosts)
             if 'remediate' in opts.only:
                 bench.run_remediate(runs_for(opts, 'remediate'))
+        if 'ssh-remediate' in opts.only:
+            bench.run_ssh_remediate(runs_for(opts, 'ssh-remediate'))
         if 'ssh' in opts.only:
             bench.run_ssh(runs_for(opts, 'ssh'), runs_for(opts, 'ssh100'), opts.ssh_hosts or opts.hosts, opts.fleet_size)
         load_after = loadavg()
