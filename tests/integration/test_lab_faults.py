@@ -355,6 +355,18 @@ def check_redis_save_failing(present):
         assert client.set('lab:probe-write', '1') and client.delete('lab:probe-write') == 1
 
 
+def check_vacuum_held(present):
+    holders = pg("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'report-export' "
+                 "AND state = 'idle in transaction' AND backend_xmin IS NOT NULL")
+    tables = pg("SELECT coalesce(max(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = 'lab_vacuum'")
+    if present:
+        assert holders == [(1,)], 'the report-export session holds its snapshot'
+        assert tables[0][0] >= 15000, 'dead tuples vacuum cannot remove'
+        assert http('/api/orders')[0] == 200, 'the application still answers'
+    else:
+        assert holders == [(0,)] and tables == [(0,)]
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 
@@ -371,7 +383,7 @@ def test_every_fault_has_a_check():
     faults = open(os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')).read()
     listed = [line.strip()[2:] for line in faults.split('lab_faults:')[1].splitlines()[1:] if line.startswith('  - ')]
     assert sorted(listed) == sorted(CHECKS), 'every lab fault needs an outside check'
-    assert len(listed) == 23
+    assert len(listed) == 24
 
 
 @pytest.mark.parametrize('name', sorted(CHECKS))

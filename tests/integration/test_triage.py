@@ -90,6 +90,7 @@ FAULTS = [
     ('memory_growth', {'memory_growth'}, 'container.resources', 'SEV3'),
     ('oom_kill', {'memory_growth'}, 'app-backend/host.oom', 'SEV4'),
     ('redis_maxclients', {'gradual_degradation'}, 'app-redis/redis.clients', 'SEV2'),
+    ('vacuum_held', {'gradual_degradation'}, 'app-db/pg.vacuum', 'SEV4'),
 ]
 
 
@@ -135,6 +136,12 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
         for hyp in dx['hypotheses']:
             assert 'unreachable' not in hyp['likely_cause'], hyp['likely_cause']
             assert not ('remediation_action=restart' in hyp['first_action'] and '-e service=redis' in hyp['first_action'])
+    if fault_name == 'vacuum_held':  # issue 21: kill_query of exactly the report-export pid, never a restart of db
+        vacuum = [f for f in out['findings'] if f['check'] == 'pg.vacuum'][0]
+        assert vacuum['status'] == 'warn' and vacuum['evidence']['held_back'] is True, vacuum
+        holder = [h for h in vacuum['evidence']['xmin_holders'] if h['application'] == 'report-export'][0]
+        assert top['action'] == 'kill_query' and '-e pg_terminate_pids=%s' % holder['pid'] in top['first_action'], top
+        assert 'report-export' in top['likely_cause']
     assert_no_secrets(incident, out['res'])
 
 

@@ -16,7 +16,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'triage')
 CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
        'backends': ['app-backend'], 'backend_services': ['backend'], 'backend_service': 'backend', 'tls_service': 'proxy',
        'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
-       'critical_paths': ['/api/orders', '/api/sessions']}
+       'critical_paths': ['/api/orders', '/api/sessions'], 'app_roles': {'db': ['app']}}
 
 # fault -> (acceptable first patterns, a substring of the first hypothesis' evidence, first-action fragment, severity floor)
 EXPECTED = {
@@ -42,6 +42,8 @@ EXPECTED = {
                          '-e remediation_action=kill_clients -e incident_id', None),
     # issue 21: a Redis whose save fails refuses writes and PING (MISCONF): escalate naming the directory, no restart
     'redis_save_failing': ({'gradual_degradation'}, 'app-redis/redis.persistence', '-e area=redis', None),
+    # issue 21: vacuum held back by an idle REPEATABLE READ snapshot of the app role: kill_query of exactly its pid
+    'vacuum_held': ({'gradual_degradation'}, 'app-db/pg.vacuum', '-e remediation_action=kill_query', None),
     # issue 20 (live over stale): tls_renewed triaged seconds after db_password_rotated was healed: the auth failures
     # in pg.log are still fresh but every application error has recovered; the certificate is what needs doing
     'tls_renewed_after_rotation': ({'gradual_degradation'}, 'net.tls_expiry', '-e remediation_action=apply_cert', None),

@@ -108,6 +108,24 @@ SELECT
             EXTRACT(EPOCH FROM (now() - last_autovacuum))::float8 AS last_autovacuum_age_s,
             EXTRACT(EPOCH FROM (now() - last_vacuum))::float8 AS last_vacuum_age_s
      FROM pg_stat_user_tables WHERE n_dead_tup > 0 ORDER BY n_dead_tup DESC LIMIT %(limit)s) t) AS tables,
+  (SELECT coalesce(json_agg(h), '[]'::json) FROM (
+     SELECT * FROM (
+       SELECT 'session' AS kind, a.pid, a.usename::text AS "user", a.application_name::text AS application, a.state,
+              coalesce(r.rolsuper, false) AS superuser, greatest(age(a.backend_xmin), age(a.backend_xid))::bigint AS xid_age,
+              EXTRACT(EPOCH FROM (now() - a.xact_start))::float8 AS age_s,
+              EXTRACT(EPOCH FROM (now() - a.state_change))::float8 AS state_age_s, NULL::text AS name
+       FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+       WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+         AND (a.backend_xmin IS NOT NULL OR a.backend_xid IS NOT NULL)
+       UNION ALL
+       SELECT 'prepared', NULL, p.owner::text, NULL, 'prepared', false, age(p.transaction)::bigint,
+              EXTRACT(EPOCH FROM (now() - p.prepared))::float8, NULL, p.gid::text
+       FROM pg_prepared_xacts p
+       UNION ALL
+       SELECT 'slot', s.active_pid, NULL, NULL, CASE WHEN s.active THEN 'active' ELSE 'inactive' END, false,
+              greatest(age(s.xmin), age(s.catalog_xmin))::bigint, NULL, NULL, s.slot_name::text
+       FROM pg_replication_slots s WHERE s.xmin IS NOT NULL OR s.catalog_xmin IS NOT NULL) x
+     ORDER BY xid_age DESC NULLS LAST, age_s DESC NULLS LAST LIMIT %(limit)s) h) AS xmin_holders,
   current_setting('autovacuum') AS autovacuum,
   current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age
 """
@@ -468,30 +486,85 @@ def evaluate_replication(host, service, repl, t, window_s, error=None):
     return finding('pg.replication', host, service, status, '; '.join(parts), evidence)
 
 
+def _holder(h, t):
+    """One xmin horizon holder as evidence (text from the database cut with _q) and whether it is past the threshold:
+    a session or a prepared transaction older than vacuum_xmin_holder_warn_seconds, an inactive slot (no consumer
+    advances its xmin)."""
+    kind = h.get('kind')
+    age = h.get('age_s')
+    row = {'kind': kind, 'pid': h.get('pid'), 'user': _q(h.get('user'), 64) if h.get('user') is not None else None,
+           'application': _q(h.get('application'), 64) if h.get('application') else None,
+           'state': _q(h.get('state'), 40) if h.get('state') else None, 'superuser': bool(h.get('superuser')),
+           'xid_age': h.get('xid_age'), 'age_s': round(age, 1) if age is not None else None,
+           'state_age_s': round(h['state_age_s'], 1) if h.get('state_age_s') is not None else None,
+           'name': _q(h.get('name'), 64) if h.get('name') else None}
+    if kind == 'slot':
+        row['past_threshold'] = row['state'] == 'inactive'
+    else:
+        row['past_threshold'] = age is not None and age >= t['vacuum_xmin_holder_warn_seconds']
+    return row
+
+
+def describe_holder(h):
+    """'pid 42 (app report-export, idle in transaction, 6 min)', 'prepared transaction "x" (app, 2 h)', 'slot ...'."""
+    if h.get('kind') == 'slot':
+        return 'replication slot %s (%s%s)' % (h.get('name'), h.get('state') or '?',
+                                               ', pid %s' % h['pid'] if h.get('pid') else '')
+    if h.get('kind') == 'prepared':
+        return 'prepared transaction %s (owner %s, %s)' % (h.get('name'), h.get('user') or '?', timefmt.duration(h.get('age_s')))
+    return 'pid %s (%s%s%s, %s, transaction %s old)' % (
+        h.get('pid'), h.get('user') or '?', ' ' + h['application'] if h.get('application') else '',
+        ', superuser' if h.get('superuser') else '', h.get('state') or '?', timefmt.duration(h.get('age_s')))
+
+
 def evaluate_vacuum(host, service, vac, t, error=None):
     """pg.vacuum: transaction ID age per database against 2^31 (wraparound: the server stops assigning IDs near
-    it), and the tables with the most dead tuples with their last autovacuum (evidence; the age rates)."""
+    it), the tables with the most dead tuples with their last autovacuum, and what holds the xmin horizon back
+    (sessions with a snapshot or a transaction ID, prepared transactions, replication slots' xmin/catalog_xmin).
+
+    Rated by the age (warn/crit) and, held back: warn when a table has vacuum_dead_tuples_warn dead tuples or more
+    AND a holder is past its threshold (a session or prepared transaction older than vacuum_xmin_holder_warn_seconds,
+    an inactive slot holding xmin): vacuum cannot remove tuples that holder may still see."""
     if error or vac is None:
         return not_checked('pg.vacuum', host, service, error or 'no answer')
     databases = [dict(d, pct_of_wraparound=pct(d.get('xid_age') or 0, XID_WRAP)) for d in vac.get('databases') or []]
     tables = vac.get('tables') or []
+    holders = [_holder(h, t) for h in vac.get('xmin_holders') or [] if isinstance(h, dict)]
     oldest = databases[0] if databases else {}
     oldest_pct = oldest.get('pct_of_wraparound')
     status = level(oldest_pct, t['xid_age_warn_pct'], t['xid_age_crit_pct']) if databases else 'unknown'
     summary = 'oldest transaction ID age %s in %s (%s of 2^31)' % (
         '{:,}'.format(oldest.get('xid_age') or 0), _q(oldest.get('database'), 64), fmt_pct(oldest_pct)) \
         if databases else 'no database visible'
-    if tables:
+    bloated = [tb for tb in tables if (tb.get('dead_tuples') or 0) >= t['vacuum_dead_tuples_warn']]
+    holding = [h for h in holders if h['past_threshold']]
+    held_back = bool(bloated and holding)
+    if held_back:
+        top = bloated[0]
+        summary = 'vacuum held back: %s dead tuples in %s (live %s, last autovacuum %s%s) cannot be removed while ' \
+                  '%s holds the xmin horizon%s; %s' % (
+                      '{:,}'.format(top.get('dead_tuples') or 0), _q(top.get('table'), 80),
+                      '{:,}'.format(top.get('live_tuples') or 0), _age(top.get('last_autovacuum_age_s')),
+                      ' ago' if top.get('last_autovacuum_age_s') is not None else '', describe_holder(holding[0]),
+                      ' (and %d more)' % (len(holding) - 1) if len(holding) > 1 else '', summary)
+        status = worst([status, 'warn'])
+    elif tables:
         top = tables[0]
         summary += '; most dead tuples: %s %s (live %s, last autovacuum %s%s)' % (
             _q(top.get('table'), 80), '{:,}'.format(top.get('dead_tuples') or 0), '{:,}'.format(top.get('live_tuples') or 0),
             _age(top.get('last_autovacuum_age_s')), ' ago' if top.get('last_autovacuum_age_s') is not None else '')
+    if holders and not held_back:
+        summary += '; oldest xmin holder: %s' % describe_holder(holders[0])
     if vac.get('autovacuum') == 'off':
         summary += '; autovacuum is off'
         status = worst([status, 'warn'])
     evidence = {'databases': databases, 'tables': tables, 'autovacuum': vac.get('autovacuum'),
                 'autovacuum_freeze_max_age': vac.get('autovacuum_freeze_max_age'),
-                'xid_age_warn_pct': t['xid_age_warn_pct'], 'xid_age_crit_pct': t['xid_age_crit_pct']}
+                'xid_age_warn_pct': t['xid_age_warn_pct'], 'xid_age_crit_pct': t['xid_age_crit_pct'],
+                'xmin_holders': holders, 'held_back': held_back,
+                'holding_pids': sorted({h['pid'] for h in holding if h['kind'] == 'session' and isinstance(h.get('pid'), int)}),
+                'dead_tuples_warn': t['vacuum_dead_tuples_warn'],
+                'xmin_holder_warn_seconds': t['vacuum_xmin_holder_warn_seconds']}
     return finding('pg.vacuum', host, service, status, summary, evidence)
 
 
@@ -609,6 +682,8 @@ THRESHOLD_SPEC = dict(
     xid_age_warn_pct=dict(type='float', default=50),
     xid_age_crit_pct=dict(type='float', default=75),
     temp_bytes_warn=dict(type='int', default=107374182400),
+    vacuum_dead_tuples_warn=dict(type='int', default=100000),
+    vacuum_xmin_holder_warn_seconds=dict(type='float', default=300),
 )
 PAIRS = (('connections_warn_pct', 'connections_crit_pct'), ('long_query_seconds', 'long_query_crit_seconds'),
          ('lock_wait_warn_seconds', 'lock_wait_crit_seconds'), ('disk_warn_pct', 'disk_crit_pct'),
