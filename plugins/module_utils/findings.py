@@ -138,10 +138,14 @@ EVIDENCE = {
                            'xmin_holders[].name', 'xmin_holders[].past_threshold', 'held_back', 'holding_pids',
                            'dead_tuples_warn', 'xmin_holder_warn_seconds'),
     'pg.temp': _ERROR + ('databases', 'databases[].database', 'databases[].temp_files', 'databases[].temp_bytes',
-                         'databases[].stats_reset_age_s', 'temp_files', 'temp_bytes', 'temp_bytes_warn'),
+                         'databases[].stats_reset_age_s', 'databases[].work_mem', 'temp_files', 'temp_bytes',
+                         'temp_bytes_warn', 'work_mem'),
     'pg.statements': _ERROR + ('installed', 'hint', 'version', 'schema', 'statements', 'statements[].queryid',
                                'statements[].calls', 'statements[].total_ms', 'statements[].mean_ms',
-                               'statements[].rows', 'statements[].query'),
+                               'statements[].rows', 'statements[].query',
+                               # the statements that spill most to temporary files (pg.temp's culprits)
+                               'top_temp', 'top_temp[].queryid', 'top_temp[].calls', 'top_temp[].temp_blks_written',
+                               'top_temp[].temp_bytes', 'top_temp[].query'),
     # area_redis (+ area_redis.describe_prefixes on a redis.memory that is not ok)
     'redis.connectivity': _ERROR + ('ping_ms', 'version', 'role', 'uptime_s', 'max_clients_reached', 'refuses_writes'),
     'redis.memory': _ERROR + ('used_memory', 'used_memory_human', 'used_memory_peak', 'maxmemory', 'maxmemory_policy',

@@ -132,7 +132,7 @@ SELECT
 
 SQL_TEMP = """
 SELECT datname::text AS database, temp_files::bigint AS temp_files, temp_bytes::bigint AS temp_bytes,
-       EXTRACT(EPOCH FROM (now() - stats_reset))::float8 AS stats_reset_age_s
+       EXTRACT(EPOCH FROM (now() - stats_reset))::float8 AS stats_reset_age_s, current_setting('work_mem') AS work_mem
 FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY temp_bytes DESC LIMIT %(limit)s
 """
 
@@ -152,6 +152,13 @@ SELECT queryid::text AS queryid, calls::bigint AS calls, total_exec_time::float8
 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %(limit)s
 """
 SQL_STATEMENTS_12 = SQL_STATEMENTS.replace('total_exec_time', 'total_time').replace('mean_exec_time', 'mean_time')
+# the statements that spill most to temporary files (pg.temp's culprits; same columns on 12 and later)
+SQL_STATEMENTS_TEMP = """
+SELECT queryid::text AS queryid, calls::bigint AS calls, temp_blks_written::bigint AS temp_blks_written,
+       (temp_blks_written * current_setting('block_size')::bigint)::bigint AS temp_bytes, left(query, %(query_chars)s) AS query
+FROM pg_stat_statements WHERE temp_blks_written > 0 ORDER BY temp_blks_written DESC LIMIT %(limit)s
+"""
+TEMP_STATEMENT_ROWS = 3
 
 VIEW_ROWS = 10  # rows each catalog view keeps (slots, replicas, databases, tables, statements)
 XID_WRAP = 2 ** 31
@@ -197,6 +204,8 @@ def collect(conn, query_chars=500):
     if ext and ext.get('on_search_path'):  # only where the extension is installed: its view exists
         sql = SQL_STATEMENTS if (ext.get('server_version_num') or 0) >= 130000 else SQL_STATEMENTS_12
         run_one('statements', sql, {'query_chars': min(query_chars, STATEMENT_CHARS), 'limit': VIEW_ROWS})
+        run_one('statements_temp', SQL_STATEMENTS_TEMP, {'query_chars': min(query_chars, STATEMENT_CHARS),
+                                                         'limit': TEMP_STATEMENT_ROWS})
     data['executed_queries'] = executed
     return data
 
@@ -586,8 +595,10 @@ def evaluate_temp(host, service, temp, t, error=None):
                                        top.get('temp_files') or 0) if total_bytes else '')
     if over:
         summary += '; past %s: %s' % (human_bytes(t['temp_bytes_warn']), ', '.join(_q(d.get('database'), 64) for d in over[:3]))
+    if over and top.get('work_mem'):
+        summary += ' (work_mem %s)' % _q(top.get('work_mem'), 16)
     evidence = {'databases': temp, 'temp_files': total_files, 'temp_bytes': total_bytes,
-                'temp_bytes_warn': t['temp_bytes_warn']}
+                'temp_bytes_warn': t['temp_bytes_warn'], 'work_mem': _q(top.get('work_mem'), 16) if top.get('work_mem') else None}
     return finding('pg.temp', host, service, status, summary, evidence)
 
 
@@ -595,7 +606,7 @@ STATEMENTS_HINT = ('pg_stat_statements is not installed in this database: add it
                    '(restart needed) and run CREATE EXTENSION pg_stat_statements; to see the top statements')
 
 
-def evaluate_statements(host, service, ext, statements, error=None, ext_error=None):
+def evaluate_statements(host, service, ext, statements, error=None, ext_error=None, temp_statements=None):
     """pg.statements: the top statements by total execution time when pg_stat_statements is installed in the
     probed database. Not installed (or not loaded) is ok with a hint, never a failure. Statement texts are the
     server's (normalized, $1 for values), cut to STATEMENT_CHARS: data, never templated."""
@@ -603,8 +614,11 @@ def evaluate_statements(host, service, ext, statements, error=None, ext_error=No
         return not_checked('pg.statements', host, service, ext_error)
     if not ext:
         return finding('pg.statements', host, service, 'ok', 'pg_stat_statements not installed (no top statements)',
-                       {'installed': False, 'hint': STATEMENTS_HINT, 'statements': []})
-    base = {'installed': True, 'version': ext.get('version'), 'schema': ext.get('schema'), 'statements': []}
+                       {'installed': False, 'hint': STATEMENTS_HINT, 'statements': [], 'top_temp': []})
+    base = {'installed': True, 'version': ext.get('version'), 'schema': ext.get('schema'), 'statements': [],
+            'top_temp': [{'queryid': r.get('queryid'), 'calls': r.get('calls'), 'temp_blks_written': r.get('temp_blks_written'),
+                          'temp_bytes': r.get('temp_bytes'), 'query': _q(r.get('query'), STATEMENT_CHARS)}
+                         for r in temp_statements or [] if isinstance(r, dict) and r.get('temp_blks_written')]}
     if not ext.get('on_search_path'):
         base['hint'] = 'pg_stat_statements is installed in schema %s, not on the probe role\'s search_path' % _q(
             ext.get('schema'), 64)
@@ -800,7 +814,7 @@ def view_findings(host, service, data, t, window_s):
         evaluate_vacuum(host, service, data.get('vacuum'), t, errors.get('vacuum')),
         evaluate_temp(host, service, data.get('temp'), t, errors.get('temp')),
         evaluate_statements(host, service, data.get('statements_ext'), data.get('statements'),
-                            errors.get('statements'), errors.get('statements_ext')),
+                            errors.get('statements'), errors.get('statements_ext'), data.get('statements_temp')),
     ]
 
 

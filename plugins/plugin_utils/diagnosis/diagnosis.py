@@ -1012,9 +1012,37 @@ def rule_vacuum_held(findings, ctx, cmd):
     return out
 
 
+def rule_temp_spill(findings, ctx, cmd):
+    """Temporary files past postgres_temp_bytes_warn (pg.temp warn, areas/postgres.py): sorts and hashes larger than
+    work_mem spill to disk, slowing those queries and filling the data directory. pg.statements names the statement
+    writing the most temporary blocks when pg_stat_statements is installed. No automated action: raising work_mem
+    (per role or per query) or changing the query or its index is the owner's decision; a restart frees nothing."""
+    out = []
+    for finding in _bad(findings, 'pg.temp'):
+        service = finding.get('service') or 'db'
+        statements = [f for f in _by(findings, 'pg.statements') if f.get('host') == finding.get('host')]
+        top = None
+        for stmt in statements:
+            rows = [r for r in _ev(stmt).get('top_temp') or [] if isinstance(r, dict)]
+            if rows:
+                top = rows[0]
+                break
+        work_mem = _ev(finding).get('work_mem')
+        hyp = _hypothesis(
+            'gradual_degradation',
+            'Queries spill to temporary files on %s (%s)%s' % (
+                service, one_line(finding.get('summary'), 120),
+                ('; most by statement %s' % safety.as_data(top.get('query'), 80, allow=' ')) if top else ''),
+            [finding] + _bad(findings, 'pg.disk'), 0.55, cmd.investigate('db'), service=service, action=None)
+        hyp['escalation'] = safety.temp_escalation(service, top, work_mem, ctx)
+        hyp['then'] = hyp['escalation']
+        out.append(hyp)
+    return out
+
+
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
          rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures, rule_wal_retained_by_slot,
-         rule_redis_save_failing, rule_vacuum_held)
+         rule_redis_save_failing, rule_vacuum_held, rule_temp_spill)
 
 
 def evidence_of(doc, action, service=None):
