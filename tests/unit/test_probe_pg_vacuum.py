@@ -83,7 +83,8 @@ def test_the_sql_collects_the_holders_in_the_same_query():
     assert 'catalog_xmin' in area.SQL_VACUUM and 'AS xmin_holders' in area.SQL_VACUUM
 
 
-def _diagnose(holders, t=LAB, ctx=CTX):
+def _diagnose(holders, t=None, ctx=None):
+    t, ctx = t or LAB, ctx or CTX
     f = area.evaluate_vacuum('app-db', 'db', vac(150000, holders), t)
     return f, dx.diagnose([f], ctx)
 
