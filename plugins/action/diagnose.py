@@ -35,12 +35,16 @@ def build_context(args, task_vars, cwd):
     backends, endpoints, backend_service, tls_service, backend_services, critical_paths = [], [], None, None, [], []
     backend_identities = []
     owners = {}
+    app_roles = {}
     for host, items in sorted(services.items()):
         for svc in items or []:
             if not isinstance(svc, dict):
                 continue
             if svc.get('name') and svc.get('owner_team') and svc['name'] not in owners:
                 owners[str(svc['name'])] = str(svc['owner_team'])
+            pg = svc.get('postgres') if isinstance(svc.get('postgres'), dict) else {}
+            if svc.get('name') and isinstance(pg.get('app_roles'), list) and svc['name'] not in app_roles:
+                app_roles[str(svc['name'])] = [str(r) for r in pg['app_roles']]
             kind = svc.get('kind')
             if kind in args['backend_kinds']:
                 if host not in backends:
@@ -73,6 +77,7 @@ def build_context(args, task_vars, cwd):
         'critical_paths': critical_paths,
         'tls_service': tls_service,
         'owners': owners,
+        'app_roles': app_roles,
         'inventory': inventory,
         'playbook_dir': playbook_dir,
     }

@@ -111,7 +111,8 @@ def postgres_args(s, services, host, secret):
                 'idle_in_transaction_crit_count', 'long_query_seconds', 'long_query_crit_seconds',
                 'lock_wait_warn_seconds', 'lock_wait_crit_seconds', 'blocked_sessions_warn', 'disk_warn_pct',
                 'disk_crit_pct', 'slot_retained_warn_bytes', 'slot_retained_crit_bytes', 'replica_lag_warn_seconds',
-                'replica_lag_crit_seconds', 'xid_age_warn_pct', 'xid_age_crit_pct', 'temp_bytes_warn'))}))
+                'replica_lag_crit_seconds', 'xid_age_warn_pct', 'xid_age_crit_pct', 'temp_bytes_warn',
+                'vacuum_dead_tuples_warn', 'vacuum_xmin_holder_warn_seconds'))}))
     return out or None
 
 

@@ -123,6 +123,16 @@ options:
         description: Temporary file bytes of a database since its statistics reset that make C(pg.temp) C(warn).
         type: int
         default: 107374182400
+      vacuum_dead_tuples_warn:
+        description: Dead tuples of a table that, with an xmin horizon holder past C(vacuum_xmin_holder_warn_seconds),
+          make C(pg.vacuum) C(warn) (vacuum held back).
+        type: int
+        default: 100000
+      vacuum_xmin_holder_warn_seconds:
+        description: Age of the session or prepared transaction holding the xmin horizon (an inactive slot always counts)
+          that, with a table past C(vacuum_dead_tuples_warn), makes C(pg.vacuum) C(warn).
+        type: float
+        default: 300
   query_chars:
     description: Characters of each query kept in the evidence.
     type: int

@@ -375,6 +375,18 @@ def check_fd_leak(present):
         assert count < 200, (count, limit)
 
 
+def check_vacuum_held(present):
+    holders = pg("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'report-export' "
+                 "AND state = 'idle in transaction' AND backend_xmin IS NOT NULL")
+    tables = pg("SELECT coalesce(max(n_dead_tup), 0) FROM pg_stat_user_tables WHERE relname = 'lab_vacuum'")
+    if present:
+        assert holders == [(1,)], 'the report-export session holds its snapshot'
+        assert tables[0][0] >= 15000, 'dead tuples vacuum cannot remove'
+        assert http('/api/orders')[0] == 200, 'the application still answers'
+    else:
+        assert holders == [(0,)] and tables == [(0,)]
+
+
 CHECKS = {name[len('check_'):]: fn for name, fn in globals().items() if name.startswith('check_')}
 
 

@@ -87,6 +87,22 @@ def test_cli_gives_the_library_findings_with_db_lock_and_redis_full(fault, run_p
         [r['prefix'] for r in lib['app-redis/redis.memory']['evidence']['top_prefixes']][:1]
 
 
+def test_cli_gives_the_library_holders_with_vacuum_held(fault, run_playbook, incident):
+    """issue 21: the xmin horizon holders come from the same query round on both paths."""
+    with fault('vacuum_held'):
+        found = both(run_playbook, incident, area='db')
+    lib, cli = found['library'], found['cli']
+    for f in (lib['app-db/pg.vacuum'], cli['app-db/pg.vacuum']):
+        assert f['status'] == 'warn' and f['evidence']['held_back'] is True, f
+    assert sorted(lib['app-db/pg.vacuum']['evidence']) == sorted(cli['app-db/pg.vacuum']['evidence'])
+    holders = [[(h['kind'], h['pid'], h['user'], h['application'], h['state'], h['past_threshold'])
+                for h in f['evidence']['xmin_holders'] if h['application'] == 'report-export']
+               for f in (lib['app-db/pg.vacuum'], cli['app-db/pg.vacuum'])]
+    assert holders[0] == holders[1] and len(holders[0]) == 1, holders
+    assert sorted(lib['app-db/pg.vacuum']['evidence']['xmin_holders'][0]) == \
+        sorted(cli['app-db/pg.vacuum']['evidence']['xmin_holders'][0])
+
+
 def test_cli_gives_the_library_findings_with_pool_exhaustion(fault, run_playbook, incident):
     with fault('pool_exhaustion'):
         time.sleep(32)  # the leaked sessions idle in transaction past the 30 s threshold in both reads

@@ -56,6 +56,8 @@ FAULTS = {
     'redis_save_failing': ('app-redis/redis.persistence', 'redis', None),
     # issue 21: the backend's own process at its open-files limit (host.fds names it): a restart gives them back
     'fd_leak': ('app-backend/host.fds', 'host', 'restart'),
+    # issue 21: vacuum held back by an idle REPEATABLE READ snapshot (report-export): kill_query of exactly its pid
+    'vacuum_held': ('app-db/pg.vacuum', 'db', 'kill_query'),
 }
 # CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 24 ~36 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs

@@ -94,6 +94,7 @@ FAULTS = [
     ('redis_slow', {'slow_responses'}, 'app-redis/redis.', 'SEV4'),
     ('redis_save_failing', {'gradual_degradation'}, 'app-redis/redis.persistence', 'SEV3'),
     ('fd_leak', {'gradual_degradation'}, 'app-backend/host.fds', 'SEV4'),
+    ('vacuum_held', {'gradual_degradation'}, 'app-db/pg.vacuum', 'SEV4'),
 ]
 
 
@@ -162,6 +163,12 @@ def test_fault_is_classified_and_diagnosed(fault, run_playbook, incident, receiv
         assert 'Descriptor leak in backend' in top['likely_cause'] and top['safety']['allowed'], top
         for hyp in dx['hypotheses']:  # the same process seen from the lab's other hosts is not "unknown"
             assert 'belongs to no known service' not in hyp['likely_cause'], hyp['likely_cause']
+    if fault_name == 'vacuum_held':  # issue 21: kill_query of exactly the report-export pid, never a restart of db
+        vacuum = [f for f in out['findings'] if f['check'] == 'pg.vacuum'][0]
+        assert vacuum['status'] == 'warn' and vacuum['evidence']['held_back'] is True, vacuum
+        holder = [h for h in vacuum['evidence']['xmin_holders'] if h['application'] == 'report-export'][0]
+        assert top['action'] == 'kill_query' and '-e pg_terminate_pids=%s' % holder['pid'] in top['first_action'], top
+        assert 'report-export' in top['likely_cause']
     assert_no_secrets(incident, out['res'])
 
 

@@ -16,7 +16,7 @@ FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'triage')
 CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
        'backends': ['app-backend'], 'backend_services': ['backend'], 'backend_service': 'backend', 'tls_service': 'proxy',
        'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
-       'critical_paths': ['/api/orders', '/api/sessions']}
+       'critical_paths': ['/api/orders', '/api/sessions'], 'app_roles': {'db': ['app']}}
 
 # fault -> (acceptable first patterns, a substring of the first hypothesis' evidence, first-action fragment, severity floor)
 EXPECTED = {
@@ -44,6 +44,8 @@ EXPECTED = {
     'redis_save_failing': ({'gradual_degradation'}, 'app-redis/redis.persistence', '-e area=redis', None),
     # issue 21: the backend's own process at its open-files limit (a descriptor leak): restart the backend
     'fd_leak': ({'gradual_degradation'}, 'app-backend/host.fds', '-e remediation_action=restart', None),
+    # issue 21: vacuum held back by an idle REPEATABLE READ snapshot of the app role: kill_query of exactly its pid
+    'vacuum_held': ({'gradual_degradation'}, 'app-db/pg.vacuum', '-e remediation_action=kill_query', None),
     # issue 20 (live over stale): tls_renewed triaged seconds after db_password_rotated was healed: the auth failures
     # in pg.log are still fresh but every application error has recovered; the certificate is what needs doing
     'tls_renewed_after_rotation': ({'gradual_degradation'}, 'net.tls_expiry', '-e remediation_action=apply_cert', None),

@@ -134,7 +134,8 @@ def test_collect_reads_pg_stat_statements_only_where_installed():
     present = Conn({"extname = 'pg_stat_statements'": [ext]})
     area.collect(present)
     read = [s for s in present.log if 'FROM pg_stat_statements' in s]
-    assert len(read) == 1 and 'total_time' in read[0] and 'total_exec_time' not in read[0]  # PostgreSQL 12 names
+    assert len(read) == 2 and 'total_time' in read[0] and 'total_exec_time' not in read[0]  # PostgreSQL 12 names
+    assert 'ORDER BY temp_blks_written DESC' in read[1]  # the statements spilling most to temporary files
 
 
 def test_slot_retaining_wal_is_an_escalation_naming_the_slot_never_a_restart_or_drop():

@@ -16,7 +16,8 @@ LAB = os.path.join(os.path.dirname(__file__), '..', 'lab', 'vars', 'lab.yml')
 CTX = {'incident_id': 'INC-20261127-0412-7d10', 'inventory': 'inventory/lab', 'playbook_dir': 'playbooks',
        'backends': ['app-backend'], 'backend_services': ['backend'], 'backend_service': 'backend', 'tls_service': 'proxy',
        'endpoints': ['/api/orders', '/api/products', '/api/sessions', '/api/payments'],
-       'critical_paths': ['/api/orders', '/api/sessions'], 'owners': {'db': 'platform', 'backend': 'platform'}}
+       'critical_paths': ['/api/orders', '/api/sessions'], 'owners': {'db': 'platform', 'backend': 'platform'},
+       'app_roles': {'db': ['app']}}
 
 # lab fault -> (the top hypothesis' action: None means an investigation/escalation, the service it acts on)
 TABLE = {
@@ -44,6 +45,7 @@ TABLE = {
     'redis_maxclients': ('kill_clients', 'redis'),       # client_slots: end the holders' connections, never restart redis
     'redis_save_failing': (None, 'redis'),               # save_failing: name the directory, never restart redis
     'fd_leak': ('restart', 'backend'),                   # fd_exhausted: its own process at its open-files limit
+    'vacuum_held': ('kill_query', 'db'),                 # vacuum_held: end the idle snapshot holder's pid, never restart
 }
 
 
@@ -119,6 +121,9 @@ def fds(host, service, process, pid, count, limit):
 
 HBA = 'FATAL: no pg_hba.conf entry for host "127.0.0.9", user "app", database "app"'
 
+VACUUM_HELD = f('app-db', 'pg.vacuum', 'warn', 'vacuum held back: 30,000 dead tuples in public.lab_vacuum', 'db',
+                held_back=True, holding_pids=[4242])
+
 # (case, findings of the service, action, claims, allowed?, refusing class)
 CASES = [
     ('password refused: the server is up', [HEALTHY_DB, pg_error('FATAL: password authentication failed for user "app"')],
@@ -143,6 +148,11 @@ CASES = [
      'restart', ('fd_exhausted',), False, None),
     ('a sandboxed limit is not exhaustion', [HEALTHY_DB, fds('app-db', 'db', 'sshd', 77, 12, 1)],
      'restart', ('fd_exhausted',), False, None),
+    ('vacuum held back allows kill_query of the holder', [HEALTHY_DB, VACUUM_HELD], 'kill_query', ('vacuum_held',), True,
+     None),
+    ('vacuum held back never restarts the database', [HEALTHY_DB, VACUUM_HELD], 'restart', (), False, 'vacuum_held'),
+    ('vacuum held back with the database down still restarts it', [pg_error('connection refused'), VACUUM_HELD],
+     'restart', (), True, None),
 ]
 
 

@@ -108,13 +108,31 @@ SELECT
             EXTRACT(EPOCH FROM (now() - last_autovacuum))::float8 AS last_autovacuum_age_s,
             EXTRACT(EPOCH FROM (now() - last_vacuum))::float8 AS last_vacuum_age_s
      FROM pg_stat_user_tables WHERE n_dead_tup > 0 ORDER BY n_dead_tup DESC LIMIT %(limit)s) t) AS tables,
+  (SELECT coalesce(json_agg(h), '[]'::json) FROM (
+     SELECT * FROM (
+       SELECT 'session' AS kind, a.pid, a.usename::text AS "user", a.application_name::text AS application, a.state,
+              coalesce(r.rolsuper, false) AS superuser, greatest(age(a.backend_xmin), age(a.backend_xid))::bigint AS xid_age,
+              EXTRACT(EPOCH FROM (now() - a.xact_start))::float8 AS age_s,
+              EXTRACT(EPOCH FROM (now() - a.state_change))::float8 AS state_age_s, NULL::text AS name
+       FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
+       WHERE a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+         AND (a.backend_xmin IS NOT NULL OR a.backend_xid IS NOT NULL)
+       UNION ALL
+       SELECT 'prepared', NULL, p.owner::text, NULL, 'prepared', false, age(p.transaction)::bigint,
+              EXTRACT(EPOCH FROM (now() - p.prepared))::float8, NULL, p.gid::text
+       FROM pg_prepared_xacts p
+       UNION ALL
+       SELECT 'slot', s.active_pid, NULL, NULL, CASE WHEN s.active THEN 'active' ELSE 'inactive' END, false,
+              greatest(age(s.xmin), age(s.catalog_xmin))::bigint, NULL, NULL, s.slot_name::text
+       FROM pg_replication_slots s WHERE s.xmin IS NOT NULL OR s.catalog_xmin IS NOT NULL) x
+     ORDER BY xid_age DESC NULLS LAST, age_s DESC NULLS LAST LIMIT %(limit)s) h) AS xmin_holders,
   current_setting('autovacuum') AS autovacuum,
   current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age
 """
 
 SQL_TEMP = """
 SELECT datname::text AS database, temp_files::bigint AS temp_files, temp_bytes::bigint AS temp_bytes,
-       EXTRACT(EPOCH FROM (now() - stats_reset))::float8 AS stats_reset_age_s
+       EXTRACT(EPOCH FROM (now() - stats_reset))::float8 AS stats_reset_age_s, current_setting('work_mem') AS work_mem
 FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY temp_bytes DESC LIMIT %(limit)s
 """
 
@@ -134,6 +152,13 @@ SELECT queryid::text AS queryid, calls::bigint AS calls, total_exec_time::float8
 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT %(limit)s
 """
 SQL_STATEMENTS_12 = SQL_STATEMENTS.replace('total_exec_time', 'total_time').replace('mean_exec_time', 'mean_time')
+# the statements that spill most to temporary files (pg.temp's culprits; same columns on 12 and later)
+SQL_STATEMENTS_TEMP = """
+SELECT queryid::text AS queryid, calls::bigint AS calls, temp_blks_written::bigint AS temp_blks_written,
+       (temp_blks_written * current_setting('block_size')::bigint)::bigint AS temp_bytes, left(query, %(query_chars)s) AS query
+FROM pg_stat_statements WHERE temp_blks_written > 0 ORDER BY temp_blks_written DESC LIMIT %(limit)s
+"""
+TEMP_STATEMENT_ROWS = 3
 
 VIEW_ROWS = 10  # rows each catalog view keeps (slots, replicas, databases, tables, statements)
 XID_WRAP = 2 ** 31
@@ -179,6 +204,8 @@ def collect(conn, query_chars=500):
     if ext and ext.get('on_search_path'):  # only where the extension is installed: its view exists
         sql = SQL_STATEMENTS if (ext.get('server_version_num') or 0) >= 130000 else SQL_STATEMENTS_12
         run_one('statements', sql, {'query_chars': min(query_chars, STATEMENT_CHARS), 'limit': VIEW_ROWS})
+        run_one('statements_temp', SQL_STATEMENTS_TEMP, {'query_chars': min(query_chars, STATEMENT_CHARS),
+                                                         'limit': TEMP_STATEMENT_ROWS})
     data['executed_queries'] = executed
     return data
 
@@ -468,30 +495,85 @@ def evaluate_replication(host, service, repl, t, window_s, error=None):
     return finding('pg.replication', host, service, status, '; '.join(parts), evidence)
 
 
+def _holder(h, t):
+    """One xmin horizon holder as evidence (text from the database cut with _q) and whether it is past the threshold:
+    a session or a prepared transaction older than vacuum_xmin_holder_warn_seconds, an inactive slot (no consumer
+    advances its xmin)."""
+    kind = h.get('kind')
+    age = h.get('age_s')
+    row = {'kind': kind, 'pid': h.get('pid'), 'user': _q(h.get('user'), 64) if h.get('user') is not None else None,
+           'application': _q(h.get('application'), 64) if h.get('application') else None,
+           'state': _q(h.get('state'), 40) if h.get('state') else None, 'superuser': bool(h.get('superuser')),
+           'xid_age': h.get('xid_age'), 'age_s': round(age, 1) if age is not None else None,
+           'state_age_s': round(h['state_age_s'], 1) if h.get('state_age_s') is not None else None,
+           'name': _q(h.get('name'), 64) if h.get('name') else None}
+    if kind == 'slot':
+        row['past_threshold'] = row['state'] == 'inactive'
+    else:
+        row['past_threshold'] = age is not None and age >= t['vacuum_xmin_holder_warn_seconds']
+    return row
+
+
+def describe_holder(h):
+    """'pid 42 (app report-export, idle in transaction, 6 min)', 'prepared transaction "x" (app, 2 h)', 'slot ...'."""
+    if h.get('kind') == 'slot':
+        return 'replication slot %s (%s%s)' % (h.get('name'), h.get('state') or '?',
+                                               ', pid %s' % h['pid'] if h.get('pid') else '')
+    if h.get('kind') == 'prepared':
+        return 'prepared transaction %s (owner %s, %s)' % (h.get('name'), h.get('user') or '?', timefmt.duration(h.get('age_s')))
+    return 'pid %s (%s%s%s, %s, transaction %s old)' % (
+        h.get('pid'), h.get('user') or '?', ' ' + h['application'] if h.get('application') else '',
+        ', superuser' if h.get('superuser') else '', h.get('state') or '?', timefmt.duration(h.get('age_s')))
+
+
 def evaluate_vacuum(host, service, vac, t, error=None):
     """pg.vacuum: transaction ID age per database against 2^31 (wraparound: the server stops assigning IDs near
-    it), and the tables with the most dead tuples with their last autovacuum (evidence; the age rates)."""
+    it), the tables with the most dead tuples with their last autovacuum, and what holds the xmin horizon back
+    (sessions with a snapshot or a transaction ID, prepared transactions, replication slots' xmin/catalog_xmin).
+
+    Rated by the age (warn/crit) and, held back: warn when a table has vacuum_dead_tuples_warn dead tuples or more
+    AND a holder is past its threshold (a session or prepared transaction older than vacuum_xmin_holder_warn_seconds,
+    an inactive slot holding xmin): vacuum cannot remove tuples that holder may still see."""
     if error or vac is None:
         return not_checked('pg.vacuum', host, service, error or 'no answer')
     databases = [dict(d, pct_of_wraparound=pct(d.get('xid_age') or 0, XID_WRAP)) for d in vac.get('databases') or []]
     tables = vac.get('tables') or []
+    holders = [_holder(h, t) for h in vac.get('xmin_holders') or [] if isinstance(h, dict)]
     oldest = databases[0] if databases else {}
     oldest_pct = oldest.get('pct_of_wraparound')
     status = level(oldest_pct, t['xid_age_warn_pct'], t['xid_age_crit_pct']) if databases else 'unknown'
     summary = 'oldest transaction ID age %s in %s (%s of 2^31)' % (
         '{:,}'.format(oldest.get('xid_age') or 0), _q(oldest.get('database'), 64), fmt_pct(oldest_pct)) \
         if databases else 'no database visible'
-    if tables:
+    bloated = [tb for tb in tables if (tb.get('dead_tuples') or 0) >= t['vacuum_dead_tuples_warn']]
+    holding = [h for h in holders if h['past_threshold']]
+    held_back = bool(bloated and holding)
+    if held_back:
+        top = bloated[0]
+        summary = 'vacuum held back: %s dead tuples in %s (live %s, last autovacuum %s%s) cannot be removed while ' \
+                  '%s holds the xmin horizon%s; %s' % (
+                      '{:,}'.format(top.get('dead_tuples') or 0), _q(top.get('table'), 80),
+                      '{:,}'.format(top.get('live_tuples') or 0), _age(top.get('last_autovacuum_age_s')),
+                      ' ago' if top.get('last_autovacuum_age_s') is not None else '', describe_holder(holding[0]),
+                      ' (and %d more)' % (len(holding) - 1) if len(holding) > 1 else '', summary)
+        status = worst([status, 'warn'])
+    elif tables:
         top = tables[0]
         summary += '; most dead tuples: %s %s (live %s, last autovacuum %s%s)' % (
             _q(top.get('table'), 80), '{:,}'.format(top.get('dead_tuples') or 0), '{:,}'.format(top.get('live_tuples') or 0),
             _age(top.get('last_autovacuum_age_s')), ' ago' if top.get('last_autovacuum_age_s') is not None else '')
+    if holders and not held_back:
+        summary += '; oldest xmin holder: %s' % describe_holder(holders[0])
     if vac.get('autovacuum') == 'off':
         summary += '; autovacuum is off'
         status = worst([status, 'warn'])
     evidence = {'databases': databases, 'tables': tables, 'autovacuum': vac.get('autovacuum'),
                 'autovacuum_freeze_max_age': vac.get('autovacuum_freeze_max_age'),
-                'xid_age_warn_pct': t['xid_age_warn_pct'], 'xid_age_crit_pct': t['xid_age_crit_pct']}
+                'xid_age_warn_pct': t['xid_age_warn_pct'], 'xid_age_crit_pct': t['xid_age_crit_pct'],
+                'xmin_holders': holders, 'held_back': held_back,
+                'holding_pids': sorted({h['pid'] for h in holding if h['kind'] == 'session' and isinstance(h.get('pid'), int)}),
+                'dead_tuples_warn': t['vacuum_dead_tuples_warn'],
+                'xmin_holder_warn_seconds': t['vacuum_xmin_holder_warn_seconds']}
     return finding('pg.vacuum', host, service, status, summary, evidence)
 
 
@@ -513,8 +595,10 @@ def evaluate_temp(host, service, temp, t, error=None):
                                        top.get('temp_files') or 0) if total_bytes else '')
     if over:
         summary += '; past %s: %s' % (human_bytes(t['temp_bytes_warn']), ', '.join(_q(d.get('database'), 64) for d in over[:3]))
+    if over and top.get('work_mem'):
+        summary += ' (work_mem %s)' % _q(top.get('work_mem'), 16)
     evidence = {'databases': temp, 'temp_files': total_files, 'temp_bytes': total_bytes,
-                'temp_bytes_warn': t['temp_bytes_warn']}
+                'temp_bytes_warn': t['temp_bytes_warn'], 'work_mem': _q(top.get('work_mem'), 16) if top.get('work_mem') else None}
     return finding('pg.temp', host, service, status, summary, evidence)
 
 
@@ -522,7 +606,7 @@ STATEMENTS_HINT = ('pg_stat_statements is not installed in this database: add it
                    '(restart needed) and run CREATE EXTENSION pg_stat_statements; to see the top statements')
 
 
-def evaluate_statements(host, service, ext, statements, error=None, ext_error=None):
+def evaluate_statements(host, service, ext, statements, error=None, ext_error=None, temp_statements=None):
     """pg.statements: the top statements by total execution time when pg_stat_statements is installed in the
     probed database. Not installed (or not loaded) is ok with a hint, never a failure. Statement texts are the
     server's (normalized, $1 for values), cut to STATEMENT_CHARS: data, never templated."""
@@ -530,8 +614,11 @@ def evaluate_statements(host, service, ext, statements, error=None, ext_error=No
         return not_checked('pg.statements', host, service, ext_error)
     if not ext:
         return finding('pg.statements', host, service, 'ok', 'pg_stat_statements not installed (no top statements)',
-                       {'installed': False, 'hint': STATEMENTS_HINT, 'statements': []})
-    base = {'installed': True, 'version': ext.get('version'), 'schema': ext.get('schema'), 'statements': []}
+                       {'installed': False, 'hint': STATEMENTS_HINT, 'statements': [], 'top_temp': []})
+    base = {'installed': True, 'version': ext.get('version'), 'schema': ext.get('schema'), 'statements': [],
+            'top_temp': [{'queryid': r.get('queryid'), 'calls': r.get('calls'), 'temp_blks_written': r.get('temp_blks_written'),
+                          'temp_bytes': r.get('temp_bytes'), 'query': _q(r.get('query'), STATEMENT_CHARS)}
+                         for r in temp_statements or [] if isinstance(r, dict) and r.get('temp_blks_written')]}
     if not ext.get('on_search_path'):
         base['hint'] = 'pg_stat_statements is installed in schema %s, not on the probe role\'s search_path' % _q(
             ext.get('schema'), 64)
@@ -609,6 +696,8 @@ THRESHOLD_SPEC = dict(
     xid_age_warn_pct=dict(type='float', default=50),
     xid_age_crit_pct=dict(type='float', default=75),
     temp_bytes_warn=dict(type='int', default=107374182400),
+    vacuum_dead_tuples_warn=dict(type='int', default=100000),
+    vacuum_xmin_holder_warn_seconds=dict(type='float', default=300),
 )
 PAIRS = (('connections_warn_pct', 'connections_crit_pct'), ('long_query_seconds', 'long_query_crit_seconds'),
          ('lock_wait_warn_seconds', 'lock_wait_crit_seconds'), ('disk_warn_pct', 'disk_crit_pct'),
@@ -725,7 +814,7 @@ def view_findings(host, service, data, t, window_s):
         evaluate_vacuum(host, service, data.get('vacuum'), t, errors.get('vacuum')),
         evaluate_temp(host, service, data.get('temp'), t, errors.get('temp')),
         evaluate_statements(host, service, data.get('statements_ext'), data.get('statements'),
-                            errors.get('statements'), errors.get('statements_ext')),
+                            errors.get('statements'), errors.get('statements_ext'), data.get('statements_temp')),
     ]
 
 

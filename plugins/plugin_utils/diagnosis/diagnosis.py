@@ -79,7 +79,7 @@ BAD = contract.BAD
 
 # The keys of the context diagnose() reads (plugins/action/diagnose.py build_context).
 CONTEXT_KEYS = ('incident_id', 'inventory', 'playbook_dir', 'backends', 'backend_services', 'backend_service',
-                'backend_identities', 'endpoints', 'critical_paths', 'tls_service', 'owners')
+                'backend_identities', 'endpoints', 'critical_paths', 'tls_service', 'owners', 'app_roles')
 # The fields of the diagnosis document (diagnosis.json) and of each of its hypotheses.
 DOCUMENT_FIELDS = ('incident_id', 'title', 'healthy', 'counts', 'findings_total', 'affected_services', 'severity_floor',
                    'severity_reasons', 'recent_deploys', 'unknown', 'hypotheses', 'summary')
@@ -1009,9 +1009,110 @@ def rule_fd_exhaustion(findings, ctx, cmd):
     return out
 
 
+def vacuum_holders(finding, ctx):
+    """(killable, others): the xmin horizon holders of a held-back pg.vacuum past their threshold. Killable: a client
+    session of one of the service's application roles (postgres.app_roles), not a superuser, idle in transaction
+    (it holds a snapshot and does nothing: ending it loses no work in progress). Others: a replication slot, a
+    prepared transaction, a superuser's or another role's session, an active statement - a person decides."""
+    app_roles = set((ctx.get('app_roles') or {}).get(finding.get('service')) or [])
+    killable, others = [], []
+    for holder in _ev(finding).get('xmin_holders') or []:
+        if not isinstance(holder, dict) or not holder.get('past_threshold'):
+            continue
+        ok = (holder.get('kind') == 'session' and isinstance(holder.get('pid'), int) and not holder.get('superuser')
+              and str(holder.get('state') or '').startswith('idle in transaction') and holder.get('user') in app_roles
+              and plain_value(holder.get('user')))
+        (killable if ok else others).append(holder)
+    return killable, others
+
+
+def _holder_text(holder):
+    """A holder as data for a person (names escaped: they are the database's and its clients' text)."""
+    kind = holder.get('kind')
+    if kind == 'slot':
+        return 'replication slot %s (%s)' % (safety.as_data(holder.get('name')), holder.get('state') or '?')
+    if kind == 'prepared':
+        return 'prepared transaction %s (owner %s, %s s old)' % (
+            safety.as_data(holder.get('name')), safety.as_data(holder.get('user')), int(holder.get('age_s') or 0))
+    return 'pid %s (role %s, application %s, %s%s, transaction %s s old)' % (
+        holder.get('pid'), safety.as_data(holder.get('user')), safety.as_data(holder.get('application') or ''),
+        safety.as_data(holder.get('state') or '?', allow=' '), ', superuser' if holder.get('superuser') else '',
+        int(holder.get('age_s') or 0))
+
+
+def rule_vacuum_held(findings, ctx, cmd):
+    """Vacuum held back (pg.vacuum warn with held_back, areas/postgres.py): a table's dead tuples cannot be removed
+    while an old snapshot or transaction holds the xmin horizon; the table bloats and queries slow down gradually.
+    When every holder past the threshold is an application session idle in transaction, kill_query ends exactly
+    those pids (autovacuum then removes the dead tuples); otherwise (a slot, a prepared transaction, a superuser,
+    an active statement) an escalation naming the holder and who owns it. Never a restart of the database: it
+    would end every session to release one."""
+    out = []
+    for finding in _bad(findings, 'pg.vacuum'):
+        if _ev(finding).get('held_back') is not True:
+            continue
+        service = finding.get('service') or 'db'
+        killable, others = vacuum_holders(finding, ctx)
+        if not killable and not others:
+            continue
+        latency = [f for f in _bad(findings, 'health.endpoint', 'app.errors') if _slow(f)]
+        named = '; '.join(_holder_text(h) for h in (others + killable)[:3])
+        cause = 'Vacuum held back on %s: dead tuples cannot be removed while %s holds the xmin horizon' % (service, named)
+        if killable and not others:
+            pids = sorted({h['pid'] for h in killable})
+            ages = [float(h.get('state_age_s') if h.get('state_age_s') is not None else h.get('age_s') or 0)
+                    for h in killable]
+            extra = [('pg_terminate_pids', pids), ('pg_terminate_states', 'idle in transaction'),
+                     ('pg_terminate_roles', sorted({h['user'] for h in killable})),
+                     ('pg_terminate_min_age', int(min(ages)) if ages else 0)]
+            out.append(_hypothesis(
+                'gradual_degradation', cause, [finding] + latency, 0.8,
+                cmd.remediate('kill_query', service, extra=extra),
+                then='End the idle transaction%s holding the snapshot (pid %s): %s; autovacuum then removes the dead '
+                     'tuples (or run VACUUM on the table); then find why the client leaves its transaction open' % (
+                         '' if len(pids) == 1 else 's', ', '.join(str(p) for p in pids),
+                         cmd.remediate('kill_query', service, apply=True, extra=extra)),
+                service=service, action='kill_query', symptom=[finding], claims=('vacuum_held',)))
+            continue
+        hyp = _hypothesis('gradual_degradation', cause, [finding] + latency, 0.7, cmd.investigate('db'),
+                          service=service, action=None)
+        hyp['escalation'] = safety.vacuum_escalation(service, [_holder_text(h) for h in others + killable], ctx)
+        hyp['then'] = hyp['escalation']
+        out.append(hyp)
+    return out
+
+
+def rule_temp_spill(findings, ctx, cmd):
+    """Temporary files past postgres_temp_bytes_warn (pg.temp warn, areas/postgres.py): sorts and hashes larger than
+    work_mem spill to disk, slowing those queries and filling the data directory. pg.statements names the statement
+    writing the most temporary blocks when pg_stat_statements is installed. No automated action: raising work_mem
+    (per role or per query) or changing the query or its index is the owner's decision; a restart frees nothing."""
+    out = []
+    for finding in _bad(findings, 'pg.temp'):
+        service = finding.get('service') or 'db'
+        statements = [f for f in _by(findings, 'pg.statements') if f.get('host') == finding.get('host')]
+        top = None
+        for stmt in statements:
+            rows = [r for r in _ev(stmt).get('top_temp') or [] if isinstance(r, dict)]
+            if rows:
+                top = rows[0]
+                break
+        work_mem = _ev(finding).get('work_mem')
+        hyp = _hypothesis(
+            'gradual_degradation',
+            'Queries spill to temporary files on %s (%s)%s' % (
+                service, one_line(finding.get('summary'), 120),
+                ('; most by statement %s' % safety.as_data(top.get('query'), 80, allow=' ')) if top else ''),
+            [finding] + _bad(findings, 'pg.disk'), 0.55, cmd.investigate('db'), service=service, action=None)
+        hyp['escalation'] = safety.temp_escalation(service, top, work_mem, ctx)
+        hyp['then'] = hyp['escalation']
+        out.append(hyp)
+    return out
+
+
 RULES = (rule_error_spike_after_deploy, rule_backend_down, rule_memory_growth, rule_slow_responses,
          rule_gradual_degradation, rule_partial_failures, rule_db_auth_failures, rule_wal_retained_by_slot,
-         rule_redis_save_failing, rule_fd_exhaustion)
+         rule_redis_save_failing, rule_fd_exhaustion, rule_vacuum_held, rule_temp_spill)
 
 
 def evidence_of(doc, action, service=None):

@@ -46,6 +46,8 @@ EVIDENCE_ACTIONS = {
     'client_slots': ('kill_query', 'kill_clients'),  # too many clients: end the holders, never restart the server
     'wal_retained': (),                       # an inactive replication slot keeps WAL: a person decides on the slot
     'save_failing': (),                       # Redis cannot write its snapshot: fix the directory, never restart
+    'vacuum_held': ('kill_query',),           # an old snapshot holds vacuum back: end that session, never restart
+    'temp_spill': (),                         # queries spill past work_mem to temp files: the owner tunes, never restart
 }
 
 # What a person must do, per class that allows no automated action.
@@ -57,6 +59,10 @@ ESCALATION = {
                     'consumer that owns it)',
     'save_failing': 'Redis cannot write its snapshot: free space in or fix the permissions of its directory, then '
                     'BGSAVE',
+    'vacuum_held': 'an old snapshot holds the xmin horizon: end the holder (its owner decides for a slot, a prepared '
+                   'transaction or a running statement), then VACUUM',
+    'temp_spill': 'queries spill past work_mem to temporary files: raise work_mem for the role or query, or change the '
+                  'query or its index',
 }
 
 _ERROR_CLASSES = (
@@ -170,6 +176,10 @@ def own_evidence(findings, service, ctx=None):
                 classes.setdefault(kind, finding)
         elif check == 'pg.replication' and status in contract.BAD and contract.evidence(finding).get('inactive_retaining'):
             classes.setdefault('wal_retained', finding)  # the database is up; a slot's consumer is not
+        elif check == 'pg.vacuum' and status in contract.BAD and contract.evidence(finding).get('held_back') is True:
+            classes.setdefault('vacuum_held', finding)  # the database is up; one session's snapshot holds vacuum
+        elif check == 'pg.temp' and status in contract.BAD:
+            classes.setdefault('temp_spill', finding)  # the database is up; its queries spill past work_mem
         elif check == 'redis.persistence' and status == 'crit':
             classes.setdefault('save_failing', finding)  # Redis is up; its snapshot directory is not writable
         elif check == 'host.oom' and status in contract.BAD:
@@ -269,6 +279,32 @@ def save_escalation(service, finding, ctx=None):
             'writes refused with MISCONF resume then.' % (service, owner_of(service, ctx), service, where))
 
 
+def vacuum_escalation(service, holders, ctx=None):
+    """The escalation for vacuum held back by a holder no automated action may end: the holders (already as data),
+    what ending each costs, who owns the service. Never a restart."""
+    named = '; '.join(list(holders or [])[:3]) or 'an old snapshot'
+    return ('Do not restart %s: it would end every session to release one snapshot. Vacuum is held back by %s. '
+            'Escalate to %s (owner of %s): a replication slot - start its consumer or drop it '
+            '(pg_drop_replication_slot, breaks the consumer); a prepared transaction - COMMIT PREPARED or ROLLBACK '
+            'PREPARED once its coordinator is known; a session - ask its owner, then pg_terminate_backend(pid); '
+            'then VACUUM the table.' % (service, named, owner_of(service, ctx), service))
+
+
+def temp_escalation(service, statement, work_mem, ctx=None):
+    """The escalation for queries spilling to temporary files: the statement writing the most temporary blocks
+    (its text as data, from pg_stat_statements), work_mem, who owns the service. Never a restart."""
+    if statement:
+        what = 'statement %s (queryid %s, %s temporary blocks written over %s calls)' % (
+            as_data(statement.get('query'), 120, allow=' '), as_data(statement.get('queryid'), 24),
+            statement.get('temp_blks_written'), statement.get('calls'))
+    else:
+        what = 'the statements (install pg_stat_statements to name them; log_temp_files logs each spill)'
+    return ('Do not restart %s: it frees nothing and the spills come back with the queries. Escalate to %s (owner of '
+            '%s): %s spills past work_mem %s; raise work_mem for that role or query (ALTER ROLE ... SET work_mem, '
+            'SET LOCAL work_mem) within the memory budget, or change the query or its index.' % (
+                service, owner_of(service, ctx), service, what, as_data(work_mem or '?', 16)))
+
+
 def judge(action, service, findings, ctx=None, reasons=()):
     """May this action run against this service, on this evidence?
 
@@ -296,6 +332,11 @@ def judge(action, service, findings, ctx=None, reasons=()):
             slots = contract.evidence(own['wal_retained']).get('inactive_retaining') or []
             return {'allowed': False, 'reason': 'an inactive replication slot retains WAL: a restart frees none of it',
                     'classes': classes, 'kind': 'wal_retained', 'escalation': slot_escalation(service, slots, ctx)}
+        if 'vacuum_held' in own and not [k for k in allowed_by if k in ('down', 'crashing', 'hung')]:
+            return {'allowed': False, 'reason': 'vacuum is held back by an old snapshot: a restart ends every session to '
+                                                'release one', 'classes': classes, 'kind': 'vacuum_held',
+                    'escalation': 'End the session that holds the snapshot (kill_query of its pid) or escalate its '
+                                  'owner, never restart %s' % service}
         if 'save_failing' in own and not [k for k in allowed_by if k in ('down', 'crashing', 'hung')]:
             return {'allowed': False, 'reason': 'the last background save failed: a restart loses the writes since '
                                                 'the last good save', 'classes': classes, 'kind': 'save_failing',

@@ -6,6 +6,8 @@ lock:  one 'report-job' session of the app role takes an ACCESS EXCLUSIVE lock o
 chain: a lock chain of three app sessions: 'chain-holder-a' holds orders (ACCESS EXCLUSIVE) and sleeps;
        'chain-holder-b' holds products in an open transaction and waits for orders (then sleeps, still
        holding products); 'chain-waiter-c' waits for products.
+snapshot: one 'report-export' session of the app role opens a REPEATABLE READ transaction, reads, and stays
+       idle in transaction holding its snapshot (the xmin horizon): vacuum cannot remove dead tuples made after it.
 foreign: FOREIGN_SESSIONS sessions of the app role, application_name 'batch-exporter', each
        BEGIN; SELECT 1 and then idle in transaction (connection slots held by another client).
 """
@@ -46,6 +48,15 @@ def foreign():
         time.sleep(60)
 
 
+def snapshot():
+    conn = psycopg.connect(BASE + " user=app password=%s application_name=report-export" % os.environ["APP_DB_PASSWORD"])
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    conn.execute("SELECT count(*) FROM orders")  # the snapshot is taken here and held until the transaction ends
+    print("fault holding a snapshot", flush=True)
+    while True:
+        time.sleep(60)
+
+
 def chain(app_pw):
     steps = [("chain-holder-a", ["BEGIN", "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", "SELECT pg_sleep(3600)"], False),
              ("chain-holder-b", ["BEGIN", "LOCK TABLE products IN ACCESS EXCLUSIVE MODE",
@@ -62,6 +73,8 @@ def chain(app_pw):
 def main():
     if sys.argv[1:] == ["foreign"]:
         return foreign()
+    if sys.argv[1:] == ["snapshot"]:
+        return snapshot()
     if sys.argv[1:] == ["chain"]:
         return chain(os.environ["APP_DB_PASSWORD"])
     app_pw, analyst_pw = os.environ["APP_DB_PASSWORD"], os.environ["ANALYST_DB_PASSWORD"]
