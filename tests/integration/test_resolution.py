@@ -59,7 +59,7 @@ FAULTS = {
     # issue 21: vacuum held back by an idle REPEATABLE READ snapshot (report-export): kill_query of exactly its pid
     'vacuum_held': ('app-db/pg.vacuum', 'db', 'kill_query'),
 }
-# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 24 ~36 min. `make test` runs
+# CI cost: each fault costs ~90 s (inject, triage, apply, investigate, heal), all 25 ~38 min. `make test` runs
 # the faults whose first action is new code (~5 min); `make test-resolution` (RESOLUTION_FAULTS=all) runs
 # every fault; RESOLUTION_FAULTS=a,b picks some.
 # pg_slot_retained: ~25 s (an escalation: inject, triage, heal)
