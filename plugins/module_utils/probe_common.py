@@ -141,6 +141,18 @@ def one_line(text, limit=240):
     return first
 
 
+def tail_file(path, max_bytes):
+    """(the last max_bytes of a file as text from its first whole line, whether it was cut): a log's tail, bounded."""
+    with open(path, 'rb') as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - max_bytes))
+        data = handle.read(max_bytes)
+    text = data.decode('utf-8', 'replace')
+    cut = size > max_bytes
+    return (text.split('\n', 1)[1] if cut and '\n' in text else text), cut
+
+
 def combine(findings):
     """One finding per (host, check): the worst service's status and summary, every service in evidence.
 

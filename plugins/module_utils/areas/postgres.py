@@ -23,7 +23,7 @@ __metaclass__ = type
 import re
 import time
 
-from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils import pg_common, probe_common, timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.docker_api import DockerClient, DockerError
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
@@ -978,13 +978,7 @@ def evaluate_log(host, service, parsed, source, window_s, error=None, now=None, 
 
 
 def _tail_file(path, max_bytes):
-    with open(path, 'rb') as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - max_bytes))
-        data = handle.read(max_bytes)
-    text = data.decode('utf-8', 'replace')
-    return text.split('\n', 1)[1] if size > max_bytes and '\n' in text else text
+    return probe_common.tail_file(path, max_bytes)[0]
 
 
 def find_log_file(p, conn_logfile=None):

@@ -23,7 +23,7 @@ import os
 import re
 import time
 
-from ansible_collections.sre.incident_response.plugins.module_utils import host_sockets, redis_common, timefmt
+from ansible_collections.sre.incident_response.plugins.module_utils import host_sockets, probe_common, redis_common, timefmt
 from ansible_collections.sre.incident_response.plugins.module_utils.findings import STATUS_RANK, make_finding as finding, worst
 from ansible_collections.sre.incident_response.plugins.module_utils.probe_common import (
     fmt_pct, human_bytes, level, one_line, pct, thresholds_of, window_seconds)
@@ -742,15 +742,8 @@ def _clock(ts):
 
 
 def tail_file(path, max_bytes=LOG_MAX_BYTES):
-    """(the last max_bytes of a file as text from its first whole line, whether it was cut)."""
-    with open(path, 'rb') as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - max_bytes))
-        data = handle.read(max_bytes)
-    text = data.decode('utf-8', 'replace')
-    cut = size > max_bytes
-    return (text.split('\n', 1)[1] if cut and '\n' in text else text), cut
+    """(the last max_bytes of the Redis log as text from its first whole line, whether it was cut)."""
+    return probe_common.tail_file(path, max_bytes)
 
 
 def log_path(config):
