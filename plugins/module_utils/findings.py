@@ -182,7 +182,7 @@ EVIDENCE = {
     # the monitor on when it is off)
     'redis.latency': _ERROR + ('monitor_threshold_ms', 'events', 'events[].event', 'events[].latest_ts',
                                'events[].latest_ms', 'events[].max_ms', 'events[].age_s', 'events[].within_window',
-                               'events[].window_max_ms', 'events[].window_spikes', 'events[].status', 'events_in_window',
+                               'events[].window_max_ms', 'events[].window_spikes', 'events[].isolated', 'events[].status', 'events_in_window',
                                'window_s', 'warn_ms', 'crit_ms', 'hint'),
     # areas/redis.evaluate_log: the warning lines (#) of the server's log file of the window grouped by message
     # (groups[].rated_status and stopped_ago_s: a kind that stopped or recovered, so rated ok; note: why the log was

@@ -536,11 +536,17 @@ def latency_check(client, host, service, data, t, now=None):
     return evaluate_latency(host, service, events, monitor, t, history, now)
 
 
-def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=None, error=None):
+# A single latency spike under latency_crit_ms that is older than this and did not repeat is noise, not a symptom
+# (a stall of a loaded machine, a fork); it stays in the evidence (as an isolated slowlog entry does).
+LATENCY_LIVE_S = 120
+
+
+def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=None, error=None, live_s=LATENCY_LIVE_S):
     """redis.latency from LATENCY LATEST: an event whose latest spike is inside the window rates by the worst spike
     of the window (LATENCY HISTORY when read, else its latest) against latency_warn_ms / latency_crit_ms; events
-    older than the window are history (evidence, ok). A monitor that is off (threshold 0) is ok with a note saying
-    how to turn it on: it is not a fault of the server."""
+    older than the window are history (evidence, ok). One isolated spike under latency_crit_ms, older than live_s
+    and not repeated, is not rated (a stall that is not happening now). A monitor that is off (threshold 0) is ok
+    with a note saying how to turn it on: it is not a fault of the server."""
     now = time.time() if now is None else now
     window = t['window_seconds']
     evidence = {'monitor_threshold_ms': monitor_ms, 'events': [], 'events_in_window': 0, 'window_s': window,
@@ -558,6 +564,10 @@ def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=Non
             item['window_max_ms'] = max([s[1] or 0 for s in samples] + [event['latest_ms'] or 0])
             item['window_spikes'] = len(samples) or 1
             item['status'] = level(item['window_max_ms'], t['latency_warn_ms'], t['latency_crit_ms'])
+            item['isolated'] = (item['window_spikes'] == 1 and item['age_s'] > live_s
+                                and item['window_max_ms'] < t['latency_crit_ms'])
+            if item['isolated']:
+                item['status'] = 'ok'
             rated.append(item)
         else:
             item['status'] = 'ok'
@@ -577,6 +587,13 @@ def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=Non
             'monitor threshold unknown' if monitor_ms is None else 'monitor now off')
         return finding('redis.latency', host, service, 'ok', 'no latency event in the window (%s)%s' % (
             monitor, history_text), evidence)
+    isolated = [e for e in rated if e['isolated']]
+    if isolated and len(isolated) == len(rated):
+        top = max(isolated, key=lambda e: e['window_max_ms'])
+        return finding('redis.latency', host, service, 'ok', 'one isolated latency spike in the window, %s %d ms %s ago, '
+                       'not since: not rated (under %s ms)%s' % (top['event'], top['window_max_ms'],
+                                                                 timefmt.duration(top['age_s']), t['latency_crit_ms'],
+                                                                 history_text), evidence)
     status = worst([e['status'] for e in rated])
     top = max(rated, key=lambda e: e['window_max_ms'])
     text = '%d latency event%s in the window, worst %s %d ms %s ago%s' % (
