@@ -536,16 +536,16 @@ def latency_check(client, host, service, data, t, now=None):
     return evaluate_latency(host, service, events, monitor, t, history, now)
 
 
-# A single latency spike under latency_crit_ms that is older than this and did not repeat is noise, not a symptom
-# (a stall of a loaded machine, a fork); it stays in the evidence (as an isolated slowlog entry does).
+# Latency spikes under latency_crit_ms whose latest is older than this are not happening now: the monitor records
+# every stall of the server, a loaded machine's and a fork's too, so they stay in the evidence, not rated.
 LATENCY_LIVE_S = 120
 
 
 def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=None, error=None, live_s=LATENCY_LIVE_S):
     """redis.latency from LATENCY LATEST: an event whose latest spike is inside the window rates by the worst spike
     of the window (LATENCY HISTORY when read, else its latest) against latency_warn_ms / latency_crit_ms; events
-    older than the window are history (evidence, ok). One isolated spike under latency_crit_ms, older than live_s
-    and not repeated, is not rated (a stall that is not happening now). A monitor that is off (threshold 0) is ok
+    older than the window are history (evidence, ok). An event under latency_crit_ms whose latest spike is older
+    than live_s is not rated (a stall that is not happening now; live over stale). A monitor that is off (threshold 0) is ok
     with a note saying how to turn it on: it is not a fault of the server."""
     now = time.time() if now is None else now
     window = t['window_seconds']
@@ -564,8 +564,7 @@ def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=Non
             item['window_max_ms'] = max([s[1] or 0 for s in samples] + [event['latest_ms'] or 0])
             item['window_spikes'] = len(samples) or 1
             item['status'] = level(item['window_max_ms'], t['latency_warn_ms'], t['latency_crit_ms'])
-            item['isolated'] = (item['window_spikes'] == 1 and item['age_s'] > live_s
-                                and item['window_max_ms'] < t['latency_crit_ms'])
+            item['isolated'] = item['age_s'] > live_s and item['window_max_ms'] < t['latency_crit_ms']
             if item['isolated']:
                 item['status'] = 'ok'
             rated.append(item)
@@ -590,10 +589,11 @@ def evaluate_latency(host, service, events, monitor_ms, t, history=None, now=Non
     isolated = [e for e in rated if e['isolated']]
     if isolated and len(isolated) == len(rated):
         top = max(isolated, key=lambda e: e['window_max_ms'])
-        return finding('redis.latency', host, service, 'ok', 'one isolated latency spike in the window, %s %d ms %s ago, '
-                       'not since: not rated (under %s ms)%s' % (top['event'], top['window_max_ms'],
-                                                                 timefmt.duration(top['age_s']), t['latency_crit_ms'],
-                                                                 history_text), evidence)
+        return finding('redis.latency', host, service, 'ok', '%d latency event%s in the window, worst %s %d ms, the '
+                       'latest %s ago, none since: not rated (under %s ms)%s' % (
+                           len(isolated), '' if len(isolated) == 1 else 's', top['event'], top['window_max_ms'],
+                           timefmt.duration(min(e['age_s'] for e in isolated)), t['latency_crit_ms'], history_text),
+                       evidence)
     status = worst([e['status'] for e in rated])
     top = max(rated, key=lambda e: e['window_max_ms'])
     text = '%d latency event%s in the window, worst %s %d ms %s ago%s' % (
