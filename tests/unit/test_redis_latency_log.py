@@ -287,6 +287,11 @@ def test_a_stall_the_application_does_not_feel_ranks_below_an_expiring_certifica
     findings = with_finding(load('tls_renewed'), latency_finding(ms=430))
     top = dx.diagnose(findings, CTX)['hypotheses'][0]
     assert top['action'] == 'apply_cert', top
+    # also with application errors of the same minutes (CI: the heal's errors were still in the window)
+    errors = [f for f in load('tls_renewed') if f['check'] == 'app.errors'][0]
+    slow_errors = dict(errors, status='warn', summary='latency 2.1 s p95; 20 ERROR lines in 15m')
+    top = dx.diagnose(with_finding(findings, slow_errors), CTX)['hypotheses'][0]
+    assert top['action'] == 'apply_cert', top
 
 
 def test_save_failing_hypothesis_carries_the_log_lines():

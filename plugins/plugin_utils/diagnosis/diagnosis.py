@@ -487,9 +487,10 @@ def rule_slow_responses(findings, ctx, cmd):
         out.append(_hypothesis(
             'slow_responses', 'Redis stalls (latency monitor: %s %s ms in the window)' % (
                 safety.as_data(top.get('event') or '?', 40), int(top.get('window_max_ms') or 0)),
-            # a stall the application does not feel (no slow endpoint, no slow-request errors) is noise below any
-            # signal: a Redis DEL/FLUSH or fork of seconds ago must not outrank an expiring certificate
-            stalls + latency, 0.6 if latency else 0.4, cmd.investigate('redis'),
+            # a stall without slow commands is an investigation, below any signal with an action: a Redis DEL/FLUSH or
+            # fork of seconds ago (application errors of the same minutes as company) must not outrank an expiring
+            # certificate
+            stalls + latency, 0.4, cmd.investigate('redis'),
             then='The events name the stall (command, fork, expire-cycle, aof-*): see LATENCY DOCTOR on the server',
             service=service, action=None))
     deps = [f for f in _bad(findings, 'dependency.reachability') if _LAT_RE.search(f.get('summary') or '')]
