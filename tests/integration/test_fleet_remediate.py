@@ -336,6 +336,15 @@ def _triage_then_apply_first_action(incident, check, action):
     return top, applied
 
 
+def assert_host_check_ok_on_a_fresh_investigation(incident, key):
+    """After the fix: investigate.yml -e area=host rates the check (host/check) ok, and no secret was written."""
+    res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='host'), timeout=300)
+    assert res.rc == 0, res
+    found = _findings(incident)[key]
+    assert found['status'] == 'ok', found
+    no_secrets(incident)
+
+
 @pytest.mark.fleet_full
 def test_unit_failed_is_resolved_by_the_printed_restart(fleet_fault, incident):
     """unit_failed: app-backend.service left failed by systemd; the printed first action (restart of the backend)
@@ -347,11 +356,7 @@ def test_unit_failed_is_resolved_by_the_printed_restart(fleet_fault, incident):
         state = unit('web-1', 'app-backend.service', 'ActiveState', 'SubState', 'Result')
         assert (state['ActiveState'], state['SubState'], state['Result']) == ('active', 'running', 'success'), state
         assert http(FleetEnv.base_url + '/health/ready') == 200
-        res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='host'), timeout=300)
-        assert res.rc == 0, res
-        units = _findings(incident)['web-1/host.units']
-        assert units['status'] == 'ok', units
-        no_secrets(incident)
+        assert_host_check_ok_on_a_fresh_investigation(incident, 'web-1/host.units')
 
 
 @pytest.mark.fleet_full
@@ -368,9 +373,5 @@ def test_oom_kill_is_resolved_by_the_printed_restart(fleet_fault, incident):
         assert after[0] != before[0] and after[2] == 'active', (before, after)
         assert oom_counter() == 0, 'a restarted unit has a fresh cgroup'
         assert http(FleetEnv.base_url + '/health/ready') == 200
-        res = fleet_run('playbooks/investigate.yml', dict(incident['vars'], area='host'), timeout=300)
-        assert res.rc == 0, res
-        oom = _findings(incident)['web-1/host.oom']
-        assert oom['status'] == 'ok', oom
-        no_secrets(incident)
+        assert_host_check_ok_on_a_fresh_investigation(incident, 'web-1/host.oom')
     assert oom_counter() == 0
